@@ -1,0 +1,135 @@
+"""Consent: when to ask, what to say, and recording the developer's decision."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from send_metrics import config
+from send_metrics.config import Settings, State
+from send_metrics.errors import ConfigError
+
+
+def is_interactive() -> bool:
+    """A person is at a terminal: stdin and stderr are TTYs and no CI variable is set."""
+    from send_metrics.context import ci_vendor
+
+    try:
+        ttys = os.isatty(sys.stdin.fileno()) and os.isatty(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return ttys and not ci_vendor()[0]
+
+
+def needs_asking(state: State, settings: Settings) -> bool:
+    """No usable decision, or one made under an older consent version."""
+    return state.decision is None or state.consent_version < settings.consent_version
+
+
+def collecting(state: State, settings: Settings) -> bool:
+    """Whether this developer has said yes to the current consent version."""
+    return state.granted and not needs_asking(state, settings)
+
+
+def disclosure(settings: Settings) -> str:
+    """The full text shown before asking, built from the shipped schema's field list."""
+    from send_metrics.event import field_groups
+
+    intro = settings.consent_message or (
+        f"{settings.app} would like to record anonymous usage metrics when you run its "
+        "commands, to learn which ones are used, how long they take and how often they fail.")
+    lines = [*textwrap.wrap(intro, 78), "", "Each run records exactly these fields:"]
+    for group, fields in field_groups():
+        names = ", ".join(name for name, _ in fields)
+        lines.extend(textwrap.wrap(f"{group}: {names}", 78, initial_indent="  ",
+                                   subsequent_indent="    "))
+    lines += [
+        "Never: command arguments, environment variables, paths, user or host names,",
+        "branch names, remote URLs, or the command's output.",
+        "`send_metrics schema` explains every field; `send_metrics preview -- CMD` shows an event.",
+    ]
+    if settings.privacy_url:
+        lines.append(f"Privacy: {settings.privacy_url}")
+    lines.append("Change your mind any time: `send_metrics opt-out` (deletes your id and data) "
+                 "or `send_metrics opt-in`.")
+    lines.append("Set DO_NOT_TRACK=1 to silence send_metrics everywhere.")
+    return "\n".join(lines)
+
+
+def ask(settings: Settings) -> bool:
+    """Show the disclosure on stderr and read one answer: only `y` or `yes` grants."""
+    from send_metrics.runner import Interrupted
+
+    sys.stderr.write("\n" + disclosure(settings) + "\nShare usage metrics? [y/N] ")
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except (Interrupted, KeyboardInterrupt, OSError, ValueError):
+        sys.stderr.write("\n")
+        return False
+    if not answer.endswith("\n"):
+        sys.stderr.write("\n")
+    return answer.strip().lower() in ("y", "yes")
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise read-modify-write of the state among concurrent wrappers and commands."""
+    import fcntl
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path.parent / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot write in {path.parent} ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def record(settings: Settings, granted: bool) -> State:
+    """Record a decision; a grant keeps a still-valid id, else makes a new random one."""
+    from send_metrics.event import new_uuid4
+
+    path = config.state_path(settings.app)
+    try:
+        with _locked(path):
+            try:
+                previous = config.read_state(path)
+            except ConfigError:
+                previous = State()
+            anonymous_id = ""
+            if granted:
+                anonymous_id = previous.anonymous_id if previous.granted else new_uuid4()
+            state = State("granted" if granted else "declined", _now(),
+                          settings.consent_version, anonymous_id)
+            config.write_state(path, state)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path} ({exc.strerror or exc})") from None
+    return state
+
+
+def opt_out(settings: Settings) -> tuple[State, bool]:
+    """Decline, forget the id, and delete the local queue and history; True if data was deleted."""
+    from send_metrics import store
+
+    state = record(settings, granted=False)
+    return state, store.wipe(config.data_dir(settings.app))
+
+
+def reset(settings: Settings) -> None:
+    """Forget the decision (and repair a broken state file) so the next interactive run asks."""
+    path = config.state_path(settings.app)
+    with _locked(path):
+        config.remove_state(path)

@@ -1,0 +1,165 @@
+"""The one event, `command_run`: its fields, built in one place, and its shipped JSON Schema."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from send_metrics import __version__
+from send_metrics.context import GitFacts, MachineFacts
+from send_metrics.runner import ChildResult
+
+SCHEMA_VERSION = 1
+EVENT_NAME = "command_run"
+MAX_TEXT = 200  # characters kept of a command name or an allow-listed argument
+
+
+@dataclass(frozen=True)
+class Event:
+    """Every field that can leave the machine; the schema documents exactly these."""
+
+    schema_version: int
+    event: str
+    message_id: str
+    anonymous_id: str
+    app: str
+    app_version: str
+    tool_version: str
+    consent_version: int
+    command: str
+    command_args: list[str] | None
+    command_type: str
+    start_time: str
+    duration_ms: float
+    exit_code: int | None
+    signal: str | None
+    interrupted: bool
+    cpu_user_s: float
+    cpu_system_s: float
+    peak_memory_bytes: int
+    git_work_tree: bool | None
+    git_commit_time: str | None
+    git_on_default_branch: bool | None
+    git_dirty: bool | None
+    git_behind_upstream: int | None
+    git_remote_hash: str | None
+    os: str
+    os_release: str
+    arch: str
+    python_version: str
+    cpu_count: int | None
+    memory_total_bytes: int | None
+    ci: bool
+    ci_vendor: str | None
+    container: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the event is from: the app and the developer's anonymous id."""
+
+    anonymous_id: str
+    app: str
+    app_version: str
+    consent_version: int
+
+
+def new_uuid4() -> str:
+    """A random UUID (version 4) without importing `uuid`, which costs milliseconds at start."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def clean_text(text: str, limit: int = MAX_TEXT) -> str:
+    """Valid UTF-8 (undecodable bytes become U+FFFD), no control characters, bounded length."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    text = "".join(ch if ch.isprintable() else "\ufffd" for ch in text[: limit * 2])
+    return text[:limit]
+
+
+def command_name(argv0: str) -> str:
+    """The program's basename: never its directory, which may name the user."""
+    return clean_text(argv0.replace("\\", "/").rstrip("/").rpartition("/")[2] or argv0)
+
+
+def _signal_name(signum: int | None) -> str | None:
+    if not signum:
+        return None
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"SIG{signum}"
+
+
+def build_event(identity: Identity, command: str, args: list[str] | None, command_type: str,
+                result: ChildResult, git: GitFacts | None, machine: MachineFacts) -> Event:
+    """Assemble the event from plain facts; the only place an event is made."""
+    git = git or GitFacts()
+    start = datetime.fromtimestamp(result.start_epoch, UTC)
+    return Event(
+        schema_version=SCHEMA_VERSION,
+        event=EVENT_NAME,
+        message_id=new_uuid4(),
+        anonymous_id=identity.anonymous_id,
+        app=clean_text(identity.app),
+        app_version=clean_text(identity.app_version),
+        tool_version=__version__,
+        consent_version=identity.consent_version,
+        command=clean_text(command) or "?",
+        command_args=[clean_text(a) for a in args] if args is not None else None,
+        command_type=command_type,
+        start_time=start.isoformat(timespec="milliseconds"),
+        duration_ms=result.duration_ms,
+        exit_code=result.exit_code,
+        signal=_signal_name(result.signal),
+        interrupted=result.interrupted,
+        cpu_user_s=result.cpu_user_s,
+        cpu_system_s=result.cpu_system_s,
+        peak_memory_bytes=result.peak_memory_bytes,
+        git_work_tree=git.work_tree,
+        git_commit_time=git.commit_time,
+        git_on_default_branch=git.on_default_branch,
+        git_dirty=git.dirty,
+        git_behind_upstream=git.behind_upstream,
+        git_remote_hash=git.remote_hash,
+        os=machine.os,
+        os_release=clean_text(machine.os_release),
+        arch=machine.arch,
+        python_version=machine.python_version,
+        cpu_count=machine.cpu_count,
+        memory_total_bytes=machine.memory_total_bytes,
+        ci=machine.ci,
+        ci_vendor=machine.ci_vendor,
+        container=machine.container,
+    )
+
+
+def schema_text() -> str:
+    """The shipped JSON Schema, as text."""
+    from importlib import resources
+
+    return resources.files("send_metrics").joinpath("schema.json").read_text(encoding="utf-8")
+
+
+def schema() -> dict[str, Any]:
+    """The shipped JSON Schema, parsed."""
+    return json.loads(schema_text())
+
+
+def field_groups() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The schema's fields by group, as (group, [(field, description)]), for the disclosure."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for name, spec in schema()["properties"].items():
+        groups.setdefault(spec["x-group"], []).append((name, spec["description"]))
+    return list(groups.items())

@@ -1,0 +1,139 @@
+"""What `status` and `stats` report: plain data from the config, the state and the store."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from send_metrics import config, sinks, store
+from send_metrics.config import Settings
+from send_metrics.errors import MetricsError
+
+# Every variable that changes what send_metrics does; `status` names the ones in force.
+OVERRIDES = ("DO_NOT_TRACK", "SEND_METRICS_DISABLED", "SEND_METRICS_CONFIG",
+             "SEND_METRICS_ENDPOINT", "SEND_METRICS_DEBUG", "OTEL_EXPORTER_OTLP_ENDPOINT",
+             "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS",
+             "OTEL_EXPORTER_OTLP_LOGS_HEADERS", "OTEL_EXPORTER_OTLP_TIMEOUT",
+             "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "XDG_CONFIG_HOME", "XDG_DATA_HOME")
+_SECRET_VARS = ("HEADERS",)
+
+
+def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """The lines of `send_metrics status`, as (label, value); secrets are masked."""
+    from send_metrics import consent
+    from send_metrics.context import ci_vendor
+
+    lines: list[tuple[str, str]] = []
+    state_file = config.state_path(settings.app)
+    try:
+        state = config.read_state(state_file)
+        decision = state.decision or "not asked yet"
+        if state.decision and consent.needs_asking(state, settings):
+            decision += f" (consent version {state.consent_version} is older than "
+            decision += f"{settings.consent_version}: you will be asked again)"
+        elif state.decided_at:
+            decision += f" on {state.decided_at}"
+    except MetricsError as exc:
+        state = config.State()
+        decision = f"unreadable: {exc} (`send_metrics reset` repairs it)"
+    if config.metrics_disabled():
+        decision += "; overridden: disabled by DO_NOT_TRACK or SEND_METRICS_DISABLED"
+    elif ci_vendor()[0]:
+        decision += "; CI detected: runs here are never collected"
+    lines.append(("decision", decision))
+    lines.append(("anonymous id", state.anonymous_id or "(none)"))
+    lines.append(("consent version", str(settings.consent_version)))
+    lines.append(("operator config", str(settings.path) if settings.path
+                  else "(none found: defaults, local sink)"))
+    lines.extend(("config problem", p) for p in problems)
+    lines.append(("state file", str(state_file)))
+    data = config.data_dir(settings.app)
+    lines.append(("history and queue", str(store.db_path(data))))
+    debug = config.env_flag("SEND_METRICS_DEBUG")
+    try:
+        target = sinks.resolve(settings)
+        endpoint = target.shown if target else "(none: nothing leaves this machine)"
+    except MetricsError as exc:
+        target, endpoint = None, str(exc)
+    lines.append(("sink", settings.sink + (" (SEND_METRICS_DEBUG: events printed, not sent)"
+                                           if debug else "")))
+    lines.append(("endpoint", endpoint))
+    if settings.sink == "segment":
+        lines.append(("write key", "set (hidden)" if settings.write_key else "(not set)"))
+    lines.append(("deadline", f"{settings.deadline:g} s"))
+    if store.db_path(data).exists():
+        try:
+            db = store.Store(store.db_path(data))
+            counts = db.counts()
+            runs = len(db.history())
+            db.close()
+            lines.append(("runs recorded", str(runs)))
+            lines.append(("queued events", str(counts.queued)))
+            lines.append(("dropped events", f"{counts.dropped_rejected} rejected by the endpoint, "
+                          f"{counts.dropped_overflow} over the queue bound, "
+                          f"{counts.dropped_expired} too old"))
+            if counts.last_delivery:
+                lines.append(("last delivery", counts.last_delivery))
+            if counts.last_error:
+                lines.append(("last error", counts.last_error))
+            if counts.not_before > time.time():
+                wait = counts.not_before - time.time()
+                lines.append(("waiting", f"the endpoint asked to wait {wait:.0f} s more"))
+        except MetricsError as exc:
+            lines.append(("store", str(exc)))
+    else:
+        lines.append(("queued events", "0 (no local data)"))
+    in_force = []
+    for name in OVERRIDES:
+        if os.environ.get(name):
+            shown = "***" if any(s in name for s in _SECRET_VARS) else os.environ[name]
+            if name.endswith("ENDPOINT"):
+                shown = sinks.mask_url(shown)
+            in_force.append(f"{name}={shown}")
+    lines.append(("environment overrides", ", ".join(in_force) or "(none)"))
+    return lines
+
+
+@dataclass(frozen=True)
+class CommandStats:
+    """One line of `send_metrics stats`."""
+
+    command: str
+    runs: int
+    failures: int
+    median_ms: float
+    p95_ms: float
+    last_run: str
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile: a value that was really observed."""
+    import math
+
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def stats(settings: Settings) -> list[CommandStats]:
+    """Per command: runs, failures, median and p95 duration, last run; from the local history."""
+    import statistics
+
+    path = store.db_path(config.data_dir(settings.app))
+    if not path.exists():
+        return []
+    db = store.Store(path)
+    try:
+        rows = db.history()
+    finally:
+        db.close()
+    by_command: dict[str, list[tuple[str, float, int]]] = {}
+    for command, start, duration, failed in rows:
+        by_command.setdefault(command, []).append((start, duration, failed))
+    result = []
+    for command, runs in sorted(by_command.items()):
+        durations = sorted(d for _, d, _ in runs)
+        result.append(CommandStats(command, len(runs), sum(f for _, _, f in runs),
+                                   statistics.median(durations), _percentile(durations, 0.95),
+                                   max(s for s, _, _ in runs)))
+    return result

@@ -1,0 +1,177 @@
+"""Start the wrapped child, pass signals on to it, wait for it, measure it, and end like it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from send_metrics.errors import CommandNotFound
+
+# Signals a user sends to stop a command; they must reach the child, never kill the wrapper.
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+_WAITED = {*FORWARDED, signal.SIGCHLD}
+_SI_KERNEL = 0x80  # Linux si_code of signals the terminal sends to the whole foreground group
+_CORE_SIGNALS = {signal.SIGQUIT, signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE,
+                 signal.SIGILL, signal.SIGSYS, signal.SIGTRAP, signal.SIGXCPU, signal.SIGXFSZ}
+# Python ignores these at start-up; a directly run command would see them at their default.
+_RESTORED = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
+                  if hasattr(signal, name))
+
+
+class Interrupted(BaseException):
+    """Raised in the wrapper when the user interrupts it after the child has ended."""
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    """What happened to the child: how it ended, when, how long, and what it used."""
+
+    exit_code: int | None
+    signal: int | None
+    interrupted: bool
+    start_epoch: float
+    duration_ms: float
+    cpu_user_s: float
+    cpu_system_s: float
+    peak_memory_bytes: int
+
+    @property
+    def status(self) -> int:
+        """The shell's view of the outcome: the exit code, or 128+N for death by signal N."""
+        return self.exit_code if self.exit_code is not None else 128 + (self.signal or 0)
+
+
+def _on_interrupt(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+class Child:
+    """One running child process; create it with `start`, then `wait`, then `release`."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None):
+        self._use_sigwait = hasattr(signal, "sigtimedwait")
+        self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
+        self._old_handlers: dict[int, object] = {}
+        self.interrupted = False
+        self.start_epoch = time.time()
+        self._start = time.monotonic()
+        try:
+            self.pid = os.posix_spawnp(
+                argv[0], argv, os.environ if env is None else env,
+                setsigmask=self._old_mask, setsigdef=_RESTORED,
+            )
+        except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
+            name = argv[0]
+            if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+                raise CommandNotFound(f"{name}: command not found", 127) from None
+            raise CommandNotFound(f"{name}: {exc.strerror or exc}", 126) from None
+        if not self._use_sigwait:
+            self._install_forwarders()
+
+    def _forward(self, signum: int, kernel_sent: bool) -> None:
+        self.interrupted = True
+        # A signal the terminal sent to our whole process group has reached the child already;
+        # sending it again would make "press Ctrl-C twice to force" programs force.
+        if kernel_sent:
+            return
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _install_forwarders(self) -> None:
+        """Portable fallback where sigtimedwait is missing (macOS): handlers that forward."""
+        def handler(signum: int, _frame: object) -> None:
+            from_terminal = signum in (signal.SIGINT, signal.SIGQUIT) and _foreground()
+            self._forward(signum, from_terminal)
+
+        for sig in FORWARDED:
+            self._old_handlers[sig] = signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
+
+    def wait(self) -> ChildResult:
+        """Wait for the child, forwarding the user's signals; never raises for a signal."""
+        while True:
+            pid, status, usage = os.wait4(self.pid, 0 if not self._use_sigwait else os.WNOHANG)
+            if pid:
+                break
+            info = signal.sigtimedwait(_WAITED, 1.0)
+            if info is not None and info.si_signo != signal.SIGCHLD:
+                self._forward(info.si_signo, info.si_code == _SI_KERNEL)
+        duration_ms = (time.monotonic() - self._start) * 1000.0
+        exit_code = os.waitstatus_to_exitcode(status)
+        signum = -exit_code if exit_code < 0 else None
+        peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+        return ChildResult(
+            exit_code=None if signum else exit_code,
+            signal=signum,
+            interrupted=self.interrupted or signum in FORWARDED,
+            start_epoch=self.start_epoch,
+            duration_ms=round(duration_ms, 3),
+            cpu_user_s=round(usage.ru_utime, 6),
+            cpu_system_s=round(usage.ru_stime, 6),
+            peak_memory_bytes=int(peak),
+        )
+
+    def release(self) -> None:
+        """After the child ended: drop signals meant for it; a new one interrupts our own work."""
+        if self._use_sigwait:
+            while signal.sigtimedwait(_WAITED, 0) is not None:
+                pass
+        for sig in FORWARDED:
+            signal.signal(sig, _on_interrupt)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
+
+
+def _foreground() -> bool:
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
+    """A daemon thread that never receives our signals, so they always reach the main thread."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+    try:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return thread
+
+
+def exit_like(result: ChildResult) -> None:
+    """End the wrapper as the child ended: same exit code, or death by the same signal."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    if result.signal:
+        sig = result.signal
+        if sig in _CORE_SIGNALS:
+            import resource
+
+            try:
+                resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            except (OSError, ValueError):
+                pass
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass  # SIGKILL and SIGSTOP keep their default anyway
+        try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
+            os.kill(os.getpid(), sig)
+            time.sleep(0.05)
+        except (OSError, ValueError):
+            pass
+    # Abandoned delivery threads must not hold the exit up; everything durable is committed.
+    os._exit(result.status)

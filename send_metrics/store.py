@@ -1,0 +1,218 @@
+"""The local SQLite store: the developer's own history of runs and the undelivered queue."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from send_metrics.errors import StoreError
+
+DB_NAME = "metrics.sqlite3"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS history (
+    message_id TEXT PRIMARY KEY,
+    command TEXT NOT NULL,
+    start_time TEXT NOT NULL,
+    duration_ms REAL NOT NULL,
+    failed INTEGER NOT NULL,
+    event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_command ON history (command);
+CREATE TABLE IF NOT EXISTS queue (
+    message_id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    lease_until REAL NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_created ON queue (created);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+# Counters kept in `meta`; each is shown by `status`.
+DROPPED_REJECTED = "dropped_rejected"
+DROPPED_OVERFLOW = "dropped_overflow"
+DROPPED_EXPIRED = "dropped_expired"
+LAST_ERROR = "last_error"
+LAST_DELIVERY = "last_delivery"
+NOT_BEFORE = "not_before"
+
+
+@dataclass(frozen=True)
+class Counts:
+    """The queue's state as `status` shows it."""
+
+    queued: int
+    dropped_rejected: int
+    dropped_overflow: int
+    dropped_expired: int
+    last_error: str
+    last_delivery: str
+    not_before: float
+
+
+def db_path(data_dir: Path) -> Path:
+    """The store's file inside an app's data directory."""
+    return data_dir / DB_NAME
+
+
+class Store:
+    """One connection to the store; every method is one short transaction."""
+
+    def __init__(self, path: Path, busy_timeout: float = 1.0):
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            if self._db.execute("PRAGMA user_version").fetchone()[0] != 1:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                with self._write():
+                    for statement in _SCHEMA.split(";"):
+                        self._db.execute(statement)
+                    self._db.execute("PRAGMA user_version = 1")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open {path} ({_reason(exc)})") from None
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            pass
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot write {self.path} ({_reason(exc)})") from None
+
+    def _bump(self, db: sqlite3.Connection, key: str, by: int) -> None:
+        if by:
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                       "DO UPDATE SET value = CAST(value AS INTEGER) + ?", (key, str(by), by))
+
+    def _set(self, db: sqlite3.Connection, key: str, value: str) -> None:
+        db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                   "DO UPDATE SET value = excluded.value", (key, value))
+
+    def record(self, event: dict, *, queue: bool, max_events: int = 1000,
+               max_age_days: float = 30.0) -> None:
+        """Add a run to the history and, for a network sink, to the queue, within its bounds."""
+        text = json.dumps(event, separators=(",", ":"), sort_keys=True)
+        failed = int(event.get("exit_code") != 0)
+        now = time.time()
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO history VALUES (?, ?, ?, ?, ?, ?)",
+                       (event["message_id"], event["command"], event["start_time"],
+                        event["duration_ms"], failed, text))
+            if not queue:
+                return
+            db.execute("INSERT OR IGNORE INTO queue (message_id, created, event) VALUES (?, ?, ?)",
+                       (event["message_id"], now, text))
+            expired = db.execute("DELETE FROM queue WHERE created < ?",
+                                 (now - max_age_days * 86400,)).rowcount
+            self._bump(db, DROPPED_EXPIRED, expired)
+            over = db.execute("SELECT COUNT(*) FROM queue").fetchone()[0] - max_events
+            if over > 0:
+                db.execute("DELETE FROM queue WHERE message_id IN (SELECT message_id FROM queue "
+                           "ORDER BY created, rowid LIMIT ?)", (over,))
+                self._bump(db, DROPPED_OVERFLOW, over)
+
+    def claim(self, limit: int, lease_s: float) -> list[dict]:
+        """Take up to `limit` queued events, oldest first, that no other process is sending."""
+        now = time.time()
+        with self._write() as db:
+            rows = db.execute("SELECT message_id, event FROM queue WHERE lease_until < ? "
+                              "ORDER BY created, rowid LIMIT ?", (now, limit)).fetchall()
+            db.executemany("UPDATE queue SET lease_until = ?, attempts = attempts + 1 "
+                           "WHERE message_id = ?", [(now + lease_s, r[0]) for r in rows])
+        return [json.loads(r[1]) for r in rows]
+
+    def delivered(self, ids: list[str]) -> None:
+        """Events the endpoint accepted leave the queue for good."""
+        with self._write() as db:
+            db.executemany("DELETE FROM queue WHERE message_id = ?", [(i,) for i in ids])
+            self._set(db, LAST_DELIVERY, _utc_now())
+            db.execute("DELETE FROM meta WHERE key IN (?, ?)", (LAST_ERROR, NOT_BEFORE))
+
+    def failed(self, ids: list[str], error: str, retry_after: float | None) -> None:
+        """Events that may succeed later stay queued; the endpoint is left alone while it asks."""
+        with self._write() as db:
+            db.executemany("UPDATE queue SET lease_until = 0 WHERE message_id = ?",
+                           [(i,) for i in ids])
+            self._set(db, LAST_ERROR, f"{_utc_now()} {error}")
+            if retry_after:
+                self._set(db, NOT_BEFORE, str(time.time() + retry_after))
+
+    def rejected(self, ids: list[str], error: str) -> None:
+        """Events the endpoint refused for good are dropped and counted, never silently."""
+        with self._write() as db:
+            db.executemany("DELETE FROM queue WHERE message_id = ?", [(i,) for i in ids])
+            self._bump(db, DROPPED_REJECTED, len(ids))
+            self._set(db, LAST_ERROR, f"{_utc_now()} {error}")
+
+    def counts(self) -> Counts:
+        """Queued and dropped counts and the last delivery error, for `status`."""
+        try:
+            queued = self._db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
+            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.path} ({_reason(exc)})") from None
+        return Counts(queued, int(meta.get(DROPPED_REJECTED, 0)),
+                      int(meta.get(DROPPED_OVERFLOW, 0)), int(meta.get(DROPPED_EXPIRED, 0)),
+                      meta.get(LAST_ERROR, ""), meta.get(LAST_DELIVERY, ""),
+                      float(meta.get(NOT_BEFORE, 0)))
+
+    def history(self) -> list[tuple[str, str, float, int]]:
+        """Every recorded run as (command, start_time, duration_ms, failed), oldest first."""
+        try:
+            return self._db.execute("SELECT command, start_time, duration_ms, failed FROM history "
+                                    "ORDER BY start_time, rowid").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.path} ({_reason(exc)})") from None
+
+    def events(self) -> list[dict]:
+        """Every recorded event as stored, oldest first (what was or will be sent)."""
+        try:
+            rows = self._db.execute("SELECT event FROM history ORDER BY start_time, rowid")
+            return [json.loads(r[0]) for r in rows.fetchall()]
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.path} ({_reason(exc)})") from None
+
+
+def wipe(data_dir: Path) -> bool:
+    """Delete the history and queue files; True when there was something to delete."""
+    found = False
+    base = db_path(data_dir)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.unlink(f"{base}{suffix}")
+            found = True
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot delete {base}{suffix} ({exc.strerror or exc})") from None
+    return found
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__

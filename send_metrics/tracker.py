@@ -1,0 +1,276 @@
+"""The life of one wrapped run: start the child, gather while it runs, ask, record, deliver."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from send_metrics import config, runner
+from send_metrics.config import Settings, State
+from send_metrics.errors import CommandNotFound, MetricsError
+
+ACTIVE_VAR = "SEND_METRICS_ACTIVE"  # set for the child: a wrapped run inside is not counted twice
+PLACEHOLDER_ID = "00000000-0000-4000-8000-000000000000"  # preview before any opt-in
+_MAKE_NO_RUN = set("nqt")  # make's --just-print, --question and --touch: no real run happens
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to run and how to name it in the event."""
+
+    argv: list[str]
+    command: str
+    args: list[str] = field(default_factory=list)
+    command_type: str = "command"
+    dry_run: bool = False
+
+
+def warn(message: str) -> None:
+    """Our one line on stderr: never a traceback, never more than a line per problem."""
+    try:
+        sys.stderr.write(f"send_metrics: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def make_flags(makeflags: str) -> set[str]:
+    """The single-letter flags of the calling make, from MAKEFLAGS (e.g. 'n' under make -n)."""
+    words = makeflags.partition(" -- ")[0].split()
+    letters: set[str] = set()
+    for i, word in enumerate(words):
+        if word.startswith("--"):
+            continue
+        if word.startswith("-") or i == 0:
+            letters.update(word.lstrip("-"))
+    return letters
+
+
+def make_spec(target: str, variables: list[str], make: str | None = None,
+              makefile: str | None = None, dry_run: bool = False) -> Callable[[Settings], RunSpec]:
+    """`make impl-TARGET` with the calling make's binary and makefile; VAR=value passed on."""
+
+    def build(settings: Settings) -> RunSpec:
+        argv = [make or os.environ.get("MAKE") or "make", "--no-print-directory"]
+        if makefile:
+            argv += ["-f", makefile]
+        argv += [f"{settings.impl_prefix}{target}", *variables]
+        return RunSpec(argv, target, list(variables), "make", dry_run)
+
+    return build
+
+
+def command_spec(argv: list[str], name: str | None = None,
+                 dry_run: bool = False) -> Callable[[Settings], RunSpec]:
+    """Any command; it is named by --name or its program's basename, never its path."""
+    from send_metrics.event import command_name
+
+    def build(_settings: Settings) -> RunSpec:
+        return RunSpec(list(argv), name or command_name(argv[0]), list(argv[1:]), "command",
+                       dry_run)
+
+    return build
+
+
+def _nothing_to_record(spec: RunSpec) -> bool:
+    """Nested in another wrapper, switched off by the user, or make is not really running."""
+    if spec.dry_run:
+        return False
+    if os.environ.get(ACTIVE_VAR) or config.metrics_disabled():
+        return True
+    return spec.command_type == "make" and bool(
+        make_flags(os.environ.get("MAKEFLAGS", "")) & _MAKE_NO_RUN)
+
+
+def _exec_plain(argv: list[str]) -> NoReturn:
+    """Become the command: used when nothing is to be recorded by this process."""
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        warn(f"{argv[0]}: command not found" if isinstance(exc, FileNotFoundError)
+             else f"{argv[0]}: {exc.strerror or exc}")
+        os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
+
+
+class _Gatherer:
+    """Context facts gathered on a thread while the child runs (only once consent is known)."""
+
+    def __init__(self, app: str):
+        self.app = app
+        self.git: Any = None
+        self.machine: Any = None
+        self.thread = runner.start_thread(self._work, "send_metrics-gather")
+
+    def _work(self) -> None:
+        from send_metrics import context, event, sinks, store  # noqa: F401 - warm imports
+
+        self.machine = context.machine_facts()
+        self.git = context.git_facts(self.app)
+
+    def join(self, until: float) -> tuple[Any, Any]:
+        self.thread.join(max(0.0, until - time.monotonic()))
+        if self.machine is None:
+            from send_metrics import context
+
+            self.machine = context.machine_facts()
+        return self.git, self.machine
+
+
+def _read_state(settings: Settings, problems: list[str]) -> State:
+    try:
+        return config.read_state(config.state_path(settings.app))
+    except MetricsError as exc:
+        problems.append(f"{exc}; treated as no decision (`send_metrics reset` repairs it)")
+        return State()
+
+
+def execute(build: Callable[[Settings], RunSpec]) -> NoReturn:
+    """Run the command as if directly, record it if the developer agreed, end as it ended."""
+    loaded = config.load_settings()
+    settings = loaded.settings
+    spec = build(settings)
+    if _nothing_to_record(spec):
+        _exec_plain(spec.argv)
+    problems = list(loaded.problems)
+    env = {**os.environ, ACTIVE_VAR: "1"}
+    try:
+        child = runner.Child(spec.argv, env)
+    except CommandNotFound as exc:
+        for line in problems:
+            warn(line)
+        warn(str(exc))
+        os._exit(exc.exit_code)
+    state = _read_state(settings, problems)
+    from send_metrics import consent
+
+    gatherer = None
+    if spec.dry_run or consent.collecting(state, settings):
+        gatherer = _Gatherer(settings.app)
+    result = child.wait()
+    child.release()
+    try:
+        for line in problems:
+            warn(line)
+        _after(spec, settings, state, result, gatherer)
+    except runner.Interrupted:
+        pass  # a second interrupt: stop reporting now; a recorded event waits in the queue
+    except MetricsError as exc:
+        warn(str(exc))
+    except Exception as exc:  # the metrics path must never change the command's outcome
+        warn(f"internal error ({type(exc).__name__}); the command's result is unchanged")
+    runner.exit_like(result)
+
+
+def _after(spec: RunSpec, settings: Settings, state: State, result: runner.ChildResult,
+           gatherer: _Gatherer | None) -> None:
+    from send_metrics import consent
+
+    if spec.dry_run:
+        identity_id = state.anonymous_id if consent.collecting(state, settings) else PLACEHOLDER_ID
+        event = _build(spec, settings, identity_id, result, gatherer,
+                       time.monotonic() + settings.deadline)
+        import json
+
+        sys.stdout.write(json.dumps(event, indent=2) + "\n")
+        return
+    if gatherer is None:
+        if not consent.needs_asking(state, settings) or not consent.is_interactive():
+            return  # declined, or nobody to ask: nothing is collected
+        granted = consent.ask(settings)
+        state = consent.record(settings, granted)
+        if not granted:
+            sys.stderr.write(f"send_metrics: nothing recorded; `send_metrics opt-in` to change "
+                             f"your mind. Settings: {config.state_path(settings.app)}\n")
+            return
+        sys.stderr.write("send_metrics: thank you; `send_metrics opt-out` stops it any time.\n")
+        gatherer = _Gatherer(settings.app)
+    deadline = time.monotonic() + settings.deadline
+    event = _build(spec, settings, state.anonymous_id, result, gatherer, deadline - 0.2)
+    report(event, settings, deadline)
+
+
+def _build(spec: RunSpec, settings: Settings, anonymous_id: str, result: runner.ChildResult,
+           gatherer: _Gatherer | None, until: float) -> dict[str, Any]:
+    from send_metrics.event import Identity, build_event
+
+    git, machine = gatherer.join(until) if gatherer else (None, None)
+    args = spec.args if spec.command in settings.allow_args else None
+    identity = Identity(anonymous_id, settings.app, settings.app_version, settings.consent_version)
+    return build_event(identity, spec.command, args, spec.command_type, result, git,
+                       machine).to_dict()
+
+
+def report(event: dict[str, Any], settings: Settings, deadline: float) -> None:
+    """Store the event in the history and queue, then deliver the queue until the deadline."""
+    from send_metrics import sinks, store
+
+    debug = config.env_flag("SEND_METRICS_DEBUG")
+    target = None if debug else sinks.resolve(settings)
+    # Not closed: the process ends right after, and an abandoned sender may still be using it.
+    db = store.Store(store.db_path(config.data_dir(settings.app)))
+    db.record(event, queue=target is not None, max_events=settings.queue_max_events,
+              max_age_days=settings.queue_max_age_days)
+    if debug:
+        import json
+
+        sys.stderr.write("send_metrics debug: " + json.dumps(event) + "\n")
+    if target is not None:
+        error = flush(db, target, deadline)
+        if error:
+            warn(f"{error}; the event is queued for a later run or `send_metrics flush`")
+
+
+def flush(db: Any, target: Any, deadline: float, batch: int = 100) -> str | None:
+    """Deliver queued events oldest first until done or the deadline; the last error, if any."""
+    outcome: dict[str, Any] = {"error": None, "sent": 0}
+    if db.counts().not_before > time.time():
+        return "the endpoint asked to wait (Retry-After)"
+
+    def work() -> None:
+        from send_metrics import sinks
+
+        while time.monotonic() < deadline:
+            events = db.claim(batch, lease_s=max(5.0, deadline - time.monotonic() + 5.0))
+            if not events:
+                return
+            stop = False
+
+            def on_result(ids: list[str], exc: Any) -> None:
+                nonlocal stop
+                if exc is None:
+                    db.delivered(ids)
+                    outcome["sent"] += len(ids)
+                elif exc.retry:
+                    db.failed(ids, str(exc), exc.retry_after)
+                    outcome["error"] = str(exc)
+                    stop = True
+                else:
+                    db.rejected(ids, str(exc))
+                    outcome["error"] = f"{exc} (event dropped)"
+
+            try:
+                sinks.deliver(target, events, deadline, on_result)
+            except MetricsError as exc:
+                db.failed([e["message_id"] for e in events], str(exc), None)
+                outcome["error"] = str(exc)
+                return
+            if stop:
+                return
+
+    def guarded() -> None:
+        try:
+            work()
+        except MetricsError as exc:
+            outcome["error"] = str(exc)
+        except Exception as exc:
+            outcome["error"] = f"delivery failed ({type(exc).__name__})"
+
+    thread = runner.start_thread(guarded, "send_metrics-send")
+    thread.join(max(0.0, deadline - time.monotonic()))
+    if thread.is_alive():
+        return "the endpoint did not answer within report.deadline"
+    return outcome["error"]

@@ -1,0 +1,263 @@
+"""`run` and `wrap` behave like the command they wrap: status, signals, stdio, terminals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pexpect
+import psutil
+import pytest
+
+from tests.conftest import SEND_METRICS, assert_no_traceback, history, opt_in, sm
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 7, 127, 130, 143])
+def test_exit_status_is_the_childs(code: int) -> None:
+    result = sm("run", "--", "sh", "-c", f"exit {code}")
+    assert result.returncode == code
+    assert result.stderr == ""
+
+
+def test_exit_seven_and_sigterm_are_recorded_and_shown_by_stats(home: Path) -> None:
+    opt_in()
+    seven = sm("run", "--", "sh", "-c", "exit 7")
+    killed = sm("run", "--", "sh", "-c", "kill -TERM $$")
+    assert seven.returncode == 7
+    assert killed.returncode == -signal.SIGTERM
+    events = history(home)
+    assert [(e["exit_code"], e["signal"], e["interrupted"]) for e in events] == [
+        (7, None, False), (None, "SIGTERM", True)]
+    start = datetime.fromisoformat(events[0]["start_time"])
+    assert start.utcoffset().total_seconds() == 0
+    assert events[0]["duration_ms"] >= 0
+    stats = sm("stats")
+    assert stats.returncode == 0
+    line = next(x for x in stats.stdout.splitlines() if x.startswith("sh "))
+    assert line.split()[1:3] == ["2", "2"]
+
+
+def test_unknown_program_gives_the_shells_answer() -> None:
+    result = sm("run", "--", "no-such-program-xyz")
+    assert result.returncode == 127
+    assert result.stderr.strip() == "send_metrics: no-such-program-xyz: command not found"
+
+
+def test_not_executable_is_126(tmp_path: Path) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text("echo hi\n")
+    result = sm("run", "--", str(script))
+    assert result.returncode == 126
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert_no_traceback(result.stderr)
+
+
+def test_binary_stdout_passes_byte_for_byte() -> None:
+    payload = bytes(range(256)) * 4096
+    code = "import sys; sys.stdout.buffer.write(bytes(range(256)) * 4096)"
+    result = subprocess.run([SEND_METRICS, "run", "--", sys.executable, "-c", code],
+                            capture_output=True, timeout=30)
+    assert result.returncode == 0
+    assert result.stdout == payload
+
+
+def test_stdin_is_passed_through() -> None:
+    result = sm("run", "--", "sh", "-c", "read line; echo got:$line", input="hello there\n")
+    assert result.stdout == "got:hello there\n"
+
+
+def test_child_sees_a_terminal() -> None:
+    code = "import sys; print('tty', sys.stdin.isatty(), sys.stdout.isatty(), sys.stderr.isatty())"
+    child = pexpect.spawn(SEND_METRICS, ["run", "--", sys.executable, "-c", code], timeout=20)
+    child.expect(r"tty (\w+) (\w+) (\w+)")
+    assert child.match.groups() == (b"True", b"True", b"True")
+    child.expect(r"\[y/N\] ")  # a terminal and no decision yet: the wrapper asks, once
+    child.sendline("n")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def _start_sleeper(tmp_path: Path, script: str) -> tuple[subprocess.Popen, int]:
+    """Start the wrapper around a shell script; return it and the child's pid once ready."""
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([SEND_METRICS, "run", "--", "sh", "-c",
+                             f"echo $$ > {ready}.tmp; mv {ready}.tmp {ready}; {script}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(500):
+        if ready.exists():
+            return proc, int(ready.read_text())
+        time.sleep(0.01)
+    proc.kill()
+    raise AssertionError("child never started")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT],
+                         ids=lambda s: s.name)
+def test_signal_to_wrapper_reaches_child_and_wrapper_dies_the_same(
+        tmp_path: Path, home: Path, sig: signal.Signals) -> None:
+    opt_in()
+    proc, child_pid = _start_sleeper(tmp_path, "exec sleep 30")
+    proc.send_signal(sig)
+    _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == -sig
+    assert not psutil.pid_exists(child_pid) or psutil.Process(child_pid).status() == "zombie"
+    assert_no_traceback(err)
+    [event] = history(home)
+    assert event["signal"] == sig.name
+    assert event["interrupted"] is True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_signal_to_child_ends_wrapper_by_same_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    proc, child_pid = _start_sleeper(tmp_path, "exec sleep 30")
+    os.kill(child_pid, sig)
+    _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == -sig
+    assert_no_traceback(err)
+
+
+def test_wrapper_outlives_a_child_that_handles_the_signal(tmp_path: Path, home: Path) -> None:
+    opt_in()
+    proc, _pid = _start_sleeper(
+        tmp_path, "trap 'echo cleaning up; exit 5' TERM; while :; do sleep 0.05; done")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 5
+    assert "cleaning up" in out
+    assert_no_traceback(err)
+    [event] = history(home)
+    assert (event["exit_code"], event["signal"], event["interrupted"]) == (5, None, True)
+
+
+def test_ctrl_c_in_a_terminal_reaches_the_child_once(tmp_path: Path, home: Path) -> None:
+    """The terminal signals the whole group; forwarding again would count two Ctrl-Cs."""
+    opt_in()
+    script = ("n=0; trap 'n=$((n+1))' INT; echo ready; sleep 1; sleep 1; "
+              "echo interrupts:$n; exit 3")
+    child = pexpect.spawn(SEND_METRICS, ["run", "--", "sh", "-c", script], timeout=20)
+    child.expect("ready")
+    time.sleep(0.3)
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert b"interrupts:1" in child.before
+    assert b"Traceback" not in child.before
+    assert child.exitstatus == 3
+    [event] = history(home)
+    assert event["interrupted"] is True
+
+
+MAKEFILE = """\
+THIS := $(firstword $(MAKEFILE_LIST))
+WRAP = +@send_metrics wrap --make='$(MAKE)' -f '$(THIS)'
+dev.%: ; $(WRAP) $@
+
+impl-dev.hello: ; @echo "hello FOO=$(FOO)"
+impl-dev.fail: ; @echo failing >&2; exit 1
+impl-dev.read: ; @read line; echo "read:$$line"
+impl-dev.outer: ; @$(MAKE) --no-print-directory -f '$(THIS)' dev.inner; echo outer done
+impl-dev.inner: ; @echo inner ran
+impl-dev.a: ; @$(MAKE) --no-print-directory -f '$(THIS)' leaf.a1 leaf.a2 && $(BARRIER) a b
+impl-dev.b: ; @$(BARRIER) b a
+leaf.%: ; @echo leaf $*
+BARRIER = sh -c 'touch "$(MARKS)/$$1"; i=0; while [ ! -e "$(MARKS)/$$2" ]; do \
+  i=$$((i+1)); [ $$i -gt 200 ] && echo "no $$2 while $$1 ran" && exit 9; sleep 0.05; done' x
+"""
+
+
+@pytest.fixture
+def makefile(tmp_path: Path) -> Path:
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    path = folder / "Makefile"
+    path.write_text(MAKEFILE)
+    return path
+
+
+def make(makefile: Path, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["make", "-f", str(makefile), *args], capture_output=True, text=True,
+                          timeout=60, **kwargs)
+
+
+def test_wrap_with_makefile_elsewhere_and_variables(makefile: Path, home: Path) -> None:
+    opt_in()
+    result = make(makefile, "dev.hello", "FOO=bar")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello FOO=bar\n"
+    assert "Entering directory" not in result.stdout + result.stderr
+    [event] = history(home)
+    assert (event["command"], event["command_type"], event["exit_code"]) == (
+        "dev.hello", "make", 0)
+
+
+def test_wrap_passes_its_own_variables(makefile: Path) -> None:
+    result = sm("wrap", "-f", str(makefile), "dev.hello", "FOO=from-wrap")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello FOO=from-wrap\n"
+
+
+def test_wrap_failing_recipe(makefile: Path, home: Path) -> None:
+    opt_in()
+    result = make(makefile, "dev.fail")
+    assert result.returncode == 2
+    assert "failing" in result.stderr
+    assert_no_traceback(result.stderr)
+    [event] = history(home)
+    assert (event["command"], event["exit_code"]) == ("dev.fail", 2)
+
+
+def test_wrap_stdin_reaches_the_recipe(makefile: Path) -> None:
+    result = make(makefile, "dev.read", input="typed line\n")
+    assert result.stdout == "read:typed line\n"
+
+
+def test_make_dry_run_shows_the_real_recipe_and_records_nothing(makefile: Path,
+                                                                home: Path) -> None:
+    opt_in()
+    result = make(makefile, "-n", "dev.hello")
+    assert result.returncode == 0
+    assert 'echo "hello FOO="' in result.stdout
+    assert history(home) == []
+
+
+def test_nested_wrapped_target_is_counted_once(makefile: Path, home: Path) -> None:
+    opt_in()
+    result = make(makefile, "dev.outer")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "inner ran\nouter done\n"
+    assert [e["command"] for e in history(home)] == ["dev.outer"]
+
+
+def test_parallel_wrapped_targets_share_the_jobserver(makefile: Path, tmp_path: Path,
+                                                      home: Path) -> None:
+    """dev.a and dev.b wait for each other: this passes only if make runs them at once."""
+    opt_in()
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    result = make(makefile, "-j4", "dev.a", "dev.b", f"MARKS={marks}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "jobserver unavailable" not in result.stderr
+    assert "leaf a1" in result.stdout and "leaf a2" in result.stdout
+    assert sorted(e["command"] for e in history(home)) == ["dev.a", "dev.b"]
+
+
+def test_wrap_rejects_non_variable_arguments() -> None:
+    result = sm("wrap", "dev.hello", "not-a-variable")
+    assert result.returncode == 2
+    assert "VAR=value" in result.stderr
+    assert_no_traceback(result.stderr)
+
+
+def test_python_dash_m_works() -> None:
+    result = subprocess.run([sys.executable, "-m", "send_metrics", "run", "--", "sh", "-c",
+                             "exit 4"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 4
+    version = subprocess.run([sys.executable, "-m", "send_metrics", "--version"],
+                             capture_output=True, text=True, timeout=30)
+    assert version.returncode == 0 and "send_metrics" in version.stdout
