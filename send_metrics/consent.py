@@ -48,16 +48,19 @@ def disclosure(settings: Settings) -> str:
         names = ", ".join(name for name, _ in fields)
         lines.extend(textwrap.wrap(f"{group}: {names}", 78, initial_indent="  ",
                                    subsequent_indent="    "))
-    lines += [
-        "Never: command arguments, environment variables, paths, user or host names,",
-        "branch names, remote URLs, or the command's output.",
-        "`send_metrics schema` explains every field; `send_metrics preview -- CMD` shows an event.",
-    ]
+    never = ("Never: environment variables, paths, user or host names, branch names, remote "
+             "URLs, the command's output, or command arguments")
+    if settings.allow_args:
+        never += f" (except those of: {', '.join(settings.allow_args)})"
+    tail = [never + ".",
+            "`send_metrics schema` explains every field; `send_metrics preview -- CMD` shows "
+            "the exact event."]
     if settings.privacy_url:
-        lines.append(f"Privacy: {settings.privacy_url}")
-    lines.append("Change your mind any time: `send_metrics opt-out` (deletes your id and data) "
-                 "or `send_metrics opt-in`.")
-    lines.append("Set DO_NOT_TRACK=1 to silence send_metrics everywhere.")
+        tail.append(f"Privacy: {settings.privacy_url}")
+    tail += ["Change your mind any time: `send_metrics opt-out` (deletes your id and data) or "
+             "`send_metrics opt-in`. DO_NOT_TRACK=1 silences send_metrics everywhere."]
+    for paragraph in tail:
+        lines.extend(textwrap.wrap(paragraph, 78))
     return "\n".join(lines)
 
 

@@ -1,0 +1,328 @@
+"""Consent: asked once in a real terminal, remembered safely, every opt-out honoured."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.conftest import (
+    SEND_METRICS,
+    assert_no_traceback,
+    data_db,
+    history,
+    opt_in,
+    sm,
+    state_file,
+)
+
+PROMPT = r"\[y/N\] "
+
+
+def spawn(*args: str, env: dict[str, str] | None = None) -> pexpect.spawn:
+    """The wrapper in a real pseudo-terminal, as a developer runs it."""
+    return pexpect.spawn(SEND_METRICS, list(args), timeout=20,
+                         env={**os.environ, **(env or {})}, encoding="utf-8")
+
+
+def finish(child: pexpect.spawn) -> str:
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.before
+
+
+@pytest.mark.parametrize(("answer", "granted"), [
+    ("y", True), ("Yes", True), ("", False), ("n", False), ("eof", False), ("ctrl-c", False),
+], ids=["y", "Yes", "empty", "n", "eof", "ctrl-c"])
+def test_prompt_answers(home: Path, answer: str, granted: bool) -> None:
+    child = spawn("run", "--", "sh", "-c", "echo ran; exit 3")
+    child.expect("ran")
+    child.expect(PROMPT)
+    text = child.before
+    if answer == "eof":
+        child.sendeof()
+    elif answer == "ctrl-c":
+        child.sendintr()
+    else:
+        child.sendline(answer)
+    rest = finish(child)
+    assert child.exitstatus == 3, rest
+    assert "Traceback" not in rest
+    # The disclosure names every field the schema documents, and how to change one's mind.
+    from send_metrics.event import schema
+
+    flat = " ".join(text.split())
+    for field in schema()["properties"]:
+        assert field in flat
+    assert "send_metrics opt-out" in flat
+    path = state_file(home)
+    saved = tomllib.loads(path.read_text())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert saved["decision"] == ("granted" if granted else "declined")
+    assert saved["consent_version"] == 1
+    assert ("anonymous_id" in saved) is granted
+    events = history(home)
+    assert len(events) == (1 if granted else 0)
+    if granted:
+        assert events[0]["anonymous_id"] == saved["anonymous_id"]
+        assert events[0]["exit_code"] == 3
+
+
+def test_nobody_is_asked_twice(home: Path) -> None:
+    first = spawn("run", "--", "true")
+    first.expect(PROMPT)
+    first.sendline("n")
+    finish(first)
+    second = spawn("run", "--", "true")
+    out = finish(second)
+    assert "[y/N]" not in out
+    assert second.exitstatus == 0
+
+
+def test_raised_consent_version_asks_again(home: Path, tmp_path: Path) -> None:
+    opt_in()
+    (Path.cwd() / "send_metrics.toml").write_text("[consent]\nversion = 2\n"
+                                                  'privacy_url = "https://example.org/p"\n')
+    child = spawn("run", "--", "true")
+    child.expect(PROMPT)
+    assert "https://example.org/p" in child.before
+    child.sendline("y")
+    finish(child)
+    assert tomllib.loads(state_file(home).read_text())["consent_version"] == 2
+    assert len(history(home)) == 1
+
+
+@pytest.mark.parametrize("env", [
+    {"CI": "true"}, {"GITHUB_ACTIONS": "true"}, {"DO_NOT_TRACK": "1"},
+    {"SEND_METRICS_DISABLED": "1"}, {"DO_NOT_TRACK": "yes"},
+], ids=["CI", "github", "DO_NOT_TRACK", "SEND_METRICS_DISABLED", "DO_NOT_TRACK=yes"])
+def test_no_prompt_and_nothing_written_in_a_terminal_when_told(home: Path,
+                                                               env: dict[str, str]) -> None:
+    child = spawn("run", "--", "sh", "-c", "exit 4", env=env)
+    out = finish(child)
+    assert child.exitstatus == 4
+    assert "[y/N]" not in out
+    assert list(home.rglob("*")) == [home / ".config"] or not any(home.rglob("*.toml"))
+    assert not state_file(home).exists()
+    assert not data_db(home).exists()
+
+
+@pytest.mark.parametrize("env", [{"DO_NOT_TRACK": "1"}, {"SEND_METRICS_DISABLED": "true"}])
+def test_opt_out_variables_override_a_grant(home: Path, env: dict[str, str]) -> None:
+    opt_in()
+    before = state_file(home).read_bytes()
+    result = sm("run", "--", "true", env={**os.environ, **env})
+    assert result.returncode == 0
+    assert history(home) == []
+    assert state_file(home).read_bytes() == before
+
+
+@pytest.mark.parametrize("value", ["0", "false", ""])
+def test_do_not_track_zero_does_not_disable(home: Path, value: str) -> None:
+    opt_in()
+    sm("run", "--", "true", env={**os.environ, "DO_NOT_TRACK": value})
+    assert len(history(home)) == 1
+
+
+def test_piped_stdin_never_prompts_nor_writes(home: Path) -> None:
+    result = sm("run", "--", "sh", "-c", "cat; exit 5", input="data\n")
+    assert result.returncode == 5
+    assert result.stdout == "data\n"
+    assert result.stderr == ""
+    assert not state_file(home).exists()
+    assert not data_db(home).exists()
+
+
+def test_opt_out_deletes_id_queue_and_history_and_opt_in_makes_a_new_id(home: Path) -> None:
+    opt_in()
+    first_id = tomllib.loads(state_file(home).read_text())["anonymous_id"]
+    sm("run", "--", "true")
+    assert data_db(home).exists()
+    out = sm("opt-out")
+    assert out.returncode == 0
+    assert "deleted" in out.stdout
+    saved = tomllib.loads(state_file(home).read_text())
+    assert saved["decision"] == "declined" and "anonymous_id" not in saved
+    assert not data_db(home).exists()
+    sm("run", "--", "true")
+    assert history(home) == []
+    opt_in()
+    second_id = tomllib.loads(state_file(home).read_text())["anonymous_id"]
+    assert second_id != first_id
+
+
+def test_opt_in_shows_the_disclosure_and_asks(home: Path) -> None:
+    child = spawn("opt-in")
+    child.expect(r"Share usage metrics\? \[y/N\]: ")
+    assert "anonymous_id" in child.before
+    child.sendline("y")
+    out = finish(child)
+    assert child.exitstatus == 0
+    assert "usage metrics are on" in out
+    assert tomllib.loads(state_file(home).read_text())["decision"] == "granted"
+
+
+def test_opt_in_without_a_terminal_names_the_flag(home: Path) -> None:
+    result = sm("opt-in", input="")
+    assert result.returncode == 2
+    assert "--yes" in result.stderr
+    assert not state_file(home).exists()
+
+
+def test_reset_forgets_the_decision(home: Path) -> None:
+    opt_in()
+    assert sm("reset").returncode == 0
+    assert not state_file(home).exists()
+    child = spawn("run", "--", "true")
+    child.expect(PROMPT)
+    child.sendline("n")
+    finish(child)
+
+
+def test_twenty_wrappers_at_once_without_a_decision_write_nothing(home: Path) -> None:
+    procs = [subprocess.Popen([SEND_METRICS, "run", "--", "sh", "-c", f"exit {i % 3}"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for i in range(20)]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [i % 3 for i in range(20)]
+    assert all(err == b"" for _out, err in outputs)
+    assert not state_file(home).exists()
+    assert not data_db(home).exists()
+
+
+def test_twenty_concurrent_opt_ins_and_outs_leave_a_file_that_parses(home: Path) -> None:
+    def one(i: int) -> int:
+        verb = ["opt-in", "--yes"] if i % 2 else ["opt-out"]
+        return sm(*verb).returncode
+
+    with ThreadPoolExecutor(20) as pool:
+        assert list(pool.map(one, range(20))) == [0] * 20
+    saved = tomllib.loads(state_file(home).read_text())
+    assert saved["decision"] in ("granted", "declined")
+    assert ("anonymous_id" in saved) == (saved["decision"] == "granted")
+    assert not list(state_file(home).parent.glob(".metrics-*"))  # no temp file left behind
+    assert sm("status").returncode == 0
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(b"\x00\xff\xfe garbage \x89PNG\r\n")
+
+
+def _wrong_shape(path: Path) -> None:
+    path.write_text('decision = 42\nanonymous_id = ["not", "a", "uuid"]\n')
+
+
+def _directory(path: Path) -> None:
+    path.mkdir()
+    (path / "inside").write_text("x")
+
+
+@pytest.mark.parametrize("breaker", [_garbage, _wrong_shape, _directory],
+                         ids=["binary", "wrong-shape", "directory"])
+def test_corrupt_state_is_named_in_one_line_and_reset_repairs_it(home: Path, breaker) -> None:
+    path = state_file(home)
+    path.parent.mkdir(parents=True)
+    breaker(path)
+    result = sm("run", "--", "sh", "-c", "exit 6")
+    assert result.returncode == 6
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and "reset" in lines[0], result.stderr
+    status = sm("status")
+    assert status.returncode == 0 and "unreadable" in status.stdout
+    assert sm("reset").returncode == 0
+    assert not path.exists()
+    assert sm("run", "--", "true").stderr == ""
+    opt_in()
+    assert tomllib.loads(path.read_text())["decision"] == "granted"
+
+
+@pytest.fixture
+def read_only_config(home: Path):
+    """The config dir made unwritable: by mode, or for root by a read-only tmpfs over it."""
+    folder = state_file(home).parent
+    folder.mkdir(parents=True)
+    folder.chmod(0o500)
+    probe = folder / "probe"
+    try:
+        probe.write_text("x")
+    except PermissionError:
+        yield folder
+        folder.chmod(0o700)
+        return
+    probe.unlink()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot make a directory read-only here (root without mount)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+        folder.chmod(0o700)
+
+
+def test_read_only_config_dir(home: Path, read_only_config: Path) -> None:
+    child = spawn("run", "--", "sh", "-c", "exit 9")
+    child.expect(PROMPT)
+    child.sendline("y")
+    out = finish(child)
+    assert child.exitstatus == 9
+    assert "Traceback" not in out
+    assert "cannot write" in out and str(read_only_config) in out
+    result = sm("opt-in", "--yes")
+    assert result.returncode == 3
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert_no_traceback(result.stderr)
+
+
+def test_operator_config_problems_are_one_line_each_and_the_command_runs(home: Path) -> None:
+    Path("send_metrics.toml").write_text(
+        'app = "devstack"\n[consent]\nverison = 2\n[report]\ndeadline = "soon"\n')
+    opt_in()
+    result = sm("run", "--", "sh", "-c", "exit 1")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert "unknown key 'consent.verison'" in lines[0] and "did you mean 'version'" in lines[0]
+    assert "'report.deadline' must be a number" in lines[1]
+    assert all("send_metrics.toml" in line for line in lines)
+    assert len(history(home, "devstack")) == 1
+
+
+def test_unparseable_operator_config_still_runs_the_command(home: Path) -> None:
+    Path("send_metrics.toml").write_bytes(b"[report\n\xff")
+    result = sm("run", "--", "sh", "-c", "exit 2")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "send_metrics.toml" in result.stderr
+    assert_no_traceback(result.stderr)
+
+
+def test_config_is_found_upward_and_by_variable(home: Path, tmp_path: Path) -> None:
+    Path("send_metrics.toml").write_text('app = "upward"\n')
+    deep = Path("a/b")
+    deep.mkdir(parents=True)
+    opt_in_here = subprocess.run([SEND_METRICS, "opt-in", "--yes"], cwd=deep, capture_output=True)
+    assert opt_in_here.returncode == 0
+    assert state_file(home, "upward").exists()
+    other = tmp_path / "other.toml"
+    other.write_text('app = "byvar"\n')
+    subprocess.run([SEND_METRICS, "opt-in", "--yes"], cwd=deep, check=True, capture_output=True,
+                   env={**os.environ, "SEND_METRICS_CONFIG": str(other)})
+    assert state_file(home, "byvar").exists()
+
+
+def test_status_names_the_decision_paths_and_overrides(home: Path) -> None:
+    opt_in()
+    result = sm("status", env={**os.environ, "DO_NOT_TRACK": "1"})
+    assert result.returncode == 0
+    assert "granted" in result.stdout and "DO_NOT_TRACK=1" in result.stdout
+    assert str(state_file(home)) in result.stdout
+    assert sys.executable  # the CLI ran as a real process above
