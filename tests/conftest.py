@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -64,13 +69,13 @@ def state_file(home: Path, app: str = "send_metrics") -> Path:
 
 
 def history(home: Path, app: str = "send_metrics") -> list[dict]:
-    """The events in the local history, oldest first."""
+    """The events in the local history, oldest first, each validated against the schema."""
     path = data_db(home, app)
     if not path.exists():
         return []
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT event FROM history ORDER BY start_time, rowid").fetchall()
-    return [json.loads(r[0]) for r in rows]
+    return [validate(json.loads(r[0])) for r in rows]
 
 
 def queued(home: Path, app: str = "send_metrics") -> list[str]:
@@ -83,3 +88,143 @@ def queued(home: Path, app: str = "send_metrics") -> list[str]:
 
 def assert_no_traceback(text: str) -> None:
     assert "Traceback" not in text, text
+
+
+# ---- the event schema: every event a test sees is validated against the shipped schema ----
+
+def validate(event: dict) -> dict:
+    """Fail unless the event matches the JSON Schema shipped in the package."""
+    import jsonschema
+
+    from send_metrics.event import schema
+
+    jsonschema.Draft202012Validator(schema()).validate(event)
+    return event
+
+
+# ---- a real HTTP server on 127.0.0.1 that records what it receives ----
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+
+@dataclass
+class Collector:
+    """Loopback HTTP collector; `status`, `reply_headers` and `hang` shape its next answers."""
+
+    url: str = ""
+    status: int = 200
+    reply: bytes = b'{"success":true}'
+    reply_headers: dict[str, str] = field(default_factory=dict)
+    hang: bool = False
+    garbage: bool = False
+    requests: list[Received] = field(default_factory=list)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def ok(self) -> list[Received]:
+        return [r for r in self.requests if 200 <= r.status < 300]
+
+    def write_config(self, sink: str, folder: Path | None = None, **extra: object) -> Path:
+        """A send_metrics.toml in the working directory pointing `sink` at this server."""
+        lines = ["[report]", f'sink = "{sink}"', f'endpoint = "{self.url}"']
+        lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
+        path = (folder or Path.cwd()) / "send_metrics.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+
+def delivered_ids(requests: list[Received]) -> list[str]:
+    """Every message id in accepted requests, whatever the sink's format."""
+    ids: list[str] = []
+    for r in requests:
+        doc = r.json
+        if "batch" in doc:
+            ids += [m["messageId"] for m in doc["batch"]]
+        elif "messageId" in doc:
+            ids.append(doc["messageId"])
+        elif "resourceLogs" in doc:
+            for rl in doc["resourceLogs"]:
+                for sl in rl["scopeLogs"]:
+                    for rec in sl["logRecords"]:
+                        ids += [a["value"]["stringValue"] for a in rec["attributes"]
+                                if a["key"] == "log.record.uid"]
+        else:
+            ids.append(doc["message_id"])
+    return ids
+
+
+@pytest.fixture
+def collector():
+    state = Collector()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            body = self.rfile.read(length)
+            if state.hang:
+                state.requests.append(Received(self.path, dict(self.headers), body, 0))
+                state.released.wait(30)
+                self.close_connection = True
+                return
+            if state.garbage:
+                state.requests.append(Received(self.path, dict(self.headers), body, 0))
+                self.wfile.write(b"this is not HTTP at all\r\n\r\n")
+                self.close_connection = True
+                return
+            state.requests.append(Received(self.path, dict(self.headers), body, state.status))
+            self.send_response(state.status)
+            for key, value in state.reply_headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(state.reply)))
+            self.end_headers()
+            self.wfile.write(state.reply)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    for _ in range(100):  # bounded readiness wait
+        try:
+            socket.create_connection(("127.0.0.1", server.server_address[1]), 1).close()
+            break
+        except OSError:
+            time.sleep(0.02)
+    yield state
+    state.released.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def black_hole():
+    """A port that accepts connections (the kernel completes them) and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """A loopback port with nothing listening: connections are refused."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}"

@@ -1,0 +1,240 @@
+"""The event: every field documented, git and machine facts, nothing secret, preview and debug."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from send_metrics import context
+from send_metrics.event import Event, schema
+from tests.conftest import (
+    SEND_METRICS,
+    assert_no_traceback,
+    data_db,
+    delivered_ids,
+    history,
+    opt_in,
+    sm,
+    validate,
+)
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "A", "GIT_AUTHOR_EMAIL": "a@example.org",
+           "GIT_COMMITTER_NAME": "A", "GIT_COMMITTER_EMAIL": "a@example.org"}
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env={**os.environ, **GIT_ENV})
+    return done.stdout.strip()
+
+
+def make_repo(path: Path, branch: str = "main") -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", branch)
+    (path / "file.txt").write_text("one\n")
+    git(path, "add", "file.txt")
+    git(path, "commit", "-q", "-m", "first")
+    return path
+
+
+def test_schema_documents_exactly_the_fields_the_code_sends() -> None:
+    documented = set(schema()["properties"])
+    sent = {f.name for f in dataclasses.fields(Event)}
+    assert documented == sent
+    assert set(schema()["required"]) == sent
+    assert schema()["additionalProperties"] is False
+    for name, spec in schema()["properties"].items():
+        assert spec["description"] and spec["x-group"] and spec["x-identifying"], name
+
+
+def test_schema_command_prints_the_shipped_schema() -> None:
+    result = sm("schema")
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == schema()
+
+
+def test_an_event_from_a_real_run_in_a_repo(home: Path, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "remote", "add", "origin", "https://example.org/org/repo.git")
+    opt_in()
+    subprocess.run([SEND_METRICS, "run", "--", "sh", "-c", "exit 0"], cwd=repo, check=True)
+    [event] = history(home)
+    assert event["command"] == "sh" and event["command_args"] is None
+    assert event["git_work_tree"] is True and event["git_on_default_branch"] is True
+    assert event["git_dirty"] is False and event["git_behind_upstream"] is None
+    expected = context.remote_hash("https://example.org/org/repo", "send_metrics")
+    assert event["git_remote_hash"] == expected
+    assert event["os"] == "linux" and event["cpu_count"] == os.cpu_count()
+    assert event["memory_total_bytes"] > 0 and event["peak_memory_bytes"] > 0
+
+
+@pytest.mark.parametrize("branch", ["main", "master"])
+def test_git_default_branch_main_and_master(tmp_path: Path, branch: str) -> None:
+    repo = make_repo(tmp_path / "r", branch)
+    facts = context.git_facts("app", repo)
+    assert facts.work_tree is True and facts.on_default_branch is True
+    assert facts.commit_time and facts.commit_time.endswith("+00:00")
+    git(repo, "checkout", "-q", "-b", "feature")
+    assert context.git_facts("app", repo).on_default_branch is False
+
+
+def test_git_default_branch_from_the_remote_head(tmp_path: Path) -> None:
+    upstream = make_repo(tmp_path / "upstream", "trunk")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(upstream), str(clone))
+    facts = context.git_facts("app", clone)
+    assert facts.on_default_branch is True  # "trunk" is the default because origin/HEAD says so
+    assert facts.behind_upstream == 0
+    (upstream / "file.txt").write_text("two\n")
+    git(upstream, "commit", "-q", "-am", "second")
+    git(clone, "fetch", "-q")
+    assert context.git_facts("app", clone).behind_upstream == 1
+    git(clone, "checkout", "-q", "-b", "main")
+    assert context.git_facts("app", clone).on_default_branch is False
+
+
+def test_git_detached_dirty_and_no_upstream(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r")
+    (repo / "file.txt").write_text("changed\n")
+    facts = context.git_facts("app", repo)
+    assert facts.dirty is True and facts.behind_upstream is None and facts.remote_hash is None
+    git(repo, "stash", "-q")
+    git(repo, "checkout", "-q", "--detach")
+    facts = context.git_facts("app", repo)
+    assert (facts.on_default_branch, facts.dirty, facts.behind_upstream) == (False, False, None)
+
+
+def test_not_a_repository(tmp_path: Path) -> None:
+    facts = context.git_facts("app", tmp_path)
+    assert facts == context.GitFacts(work_tree=False)
+
+
+def test_git_missing_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = make_repo(tmp_path / "r")
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    assert context.git_facts("app", repo) == context.GitFacts()
+
+
+def test_git_that_hangs_costs_only_the_git_fields(fp, tmp_path: Path) -> None:
+    fp.register(["git", fp.any()], wait=30)
+    started = time.monotonic()
+    facts = context.git_facts("app", tmp_path, timeout=0.3)
+    assert facts == context.GitFacts()
+    assert time.monotonic() - started < 5  # bounded by the timeout, not by the hang
+
+
+def test_broken_git_costs_only_the_git_fields(fp, tmp_path: Path) -> None:
+    fp.register(["git", fp.any()], returncode=1, stderr="error: broken")
+    assert context.git_facts("app", tmp_path) == context.GitFacts()
+
+
+def test_remote_credentials_never_reach_the_hash() -> None:
+    plain = context.remote_hash("https://git.example.org/org/repo.git", "app")
+    assert context.remote_hash("https://user:tok@git.example.org/org/repo.git", "app") == plain
+    assert context.remote_hash("https://TOKEN@Git.Example.org/org/repo/", "app") == plain
+    assert context.remote_hash("git@github.com:org/repo.git", "app") == context.remote_hash(
+        "github.com:org/repo", "app")
+    assert context.remote_hash("https://git.example.org/org/repo", "other") != plain
+
+
+def test_arguments_only_for_allow_listed_commands(home: Path) -> None:
+    Path("send_metrics.toml").write_text('[collect]\nallow_args = ["echo"]\n')
+    opt_in()
+    sm("run", "--", "echo", "visible")
+    sm("run", "--", "sh", "-c", "exit 0")
+    events = history(home)
+    assert [e["command_args"] for e in events] == [["visible"], None]
+
+
+def test_name_and_basename_never_a_path(home: Path) -> None:
+    opt_in()
+    sm("run", "--", "/bin/sh", "-c", "true")
+    sm("run", "--name", "custom.name", "--", "true")
+    assert [e["command"] for e in history(home)] == ["sh", "custom.name"]
+
+
+def test_preview_prints_the_event_and_stores_nothing(home: Path) -> None:
+    result = sm("preview", "--", "sh", "-c", "echo out; exit 3")
+    assert result.returncode == 3
+    out, _, doc = result.stdout.partition("\n")
+    assert out == "out"
+    event = validate(json.loads(doc))
+    assert event["exit_code"] == 3 and event["command"] == "sh"
+    assert not data_db(home).exists()
+    assert not (home / ".config").exists()
+
+
+def test_dry_run_on_run_and_wrap(home: Path, tmp_path: Path) -> None:
+    opt_in()
+    result = sm("run", "--dry-run", "--", "true")
+    event = validate(json.loads(result.stdout))
+    assert event["anonymous_id"] != "00000000-0000-4000-8000-000000000000"
+    (tmp_path / "Makefile").write_text("impl-x: ; @echo recipe\n")
+    wrapped = sm("wrap", "--dry-run", "-f", str(tmp_path / "Makefile"), "x")
+    assert wrapped.stdout.startswith("recipe\n")
+    assert validate(json.loads(wrapped.stdout.partition("\n")[2]))["command"] == "x"
+    assert history(home) == []
+
+
+def test_debug_prints_instead_of_sending(home: Path, collector) -> None:
+    collector.write_config("http")
+    opt_in()
+    result = sm("run", "--", "true", env={**os.environ, "SEND_METRICS_DEBUG": "1"})
+    assert result.returncode == 0
+    line = result.stderr.strip()
+    assert line.startswith("send_metrics debug: ")
+    validate(json.loads(line.removeprefix("send_metrics debug: ")))
+    assert collector.requests == []
+
+
+CANARY = "c4n4ry-s3cr3t"
+
+
+def test_no_canary_leaves_the_process(tmp_path: Path, collector, monkeypatch) -> None:
+    """Secrets in arguments, environment, remote URL, branch, path and user name never leave."""
+    home = tmp_path / f"home-{CANARY}-user"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local/share"))
+    monkeypatch.setenv("USER", f"user-{CANARY}")
+    monkeypatch.setenv("LOGNAME", f"user-{CANARY}")
+    monkeypatch.setenv("API_TOKEN", f"env-{CANARY}")
+    repo = make_repo(tmp_path / f"work-{CANARY}-dir")
+    git(repo, "checkout", "-q", "-b", f"feature/{CANARY}")
+    git(repo, "remote", "add", "origin", f"https://bob:{CANARY}@git.example.org/{CANARY}.git")
+    (repo / "Makefile").write_text(
+        "dev.%: ; +@send_metrics wrap --make='$(MAKE)' $@\nimpl-dev.%: ; @true\n")
+    collector.write_config("http", repo)
+    subprocess.run([SEND_METRICS, "opt-in", "--yes"], cwd=repo, check=True, capture_output=True)
+    outputs = [
+        subprocess.run([SEND_METRICS, "run", "--", "sh", "-c", f": {CANARY}", f"arg-{CANARY}"],
+                       cwd=repo, capture_output=True, text=True),
+        subprocess.run(["make", "dev.x", f"TOKEN={CANARY}"], cwd=repo, capture_output=True,
+                       text=True),
+        subprocess.run([SEND_METRICS, "run", "--", str(repo / "no-such") + CANARY], cwd=repo,
+                       capture_output=True, text=True),
+    ]
+    for done in outputs[:2]:
+        assert done.returncode == 0, done.stderr
+        assert CANARY not in done.stdout + done.stderr
+    assert len(collector.ok()) == 2
+    for request in collector.requests:
+        assert CANARY not in request.body.decode() + json.dumps(request.headers)
+    events = history(home)
+    assert len(events) == 2
+    assert events[0]["git_work_tree"] is True and events[0]["git_on_default_branch"] is False
+    for suffix in ("", "-wal"):
+        raw = Path(f"{data_db(home)}{suffix}")
+        if raw.exists():
+            assert CANARY.encode() not in raw.read_bytes()
+    assert delivered_ids(collector.ok()) == [e["message_id"] for e in events]
+    assert_no_traceback(outputs[2].stderr)
