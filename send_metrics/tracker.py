@@ -227,6 +227,7 @@ def report(event: dict[str, Any], settings: Settings, deadline: float) -> None:
 def flush(db: Any, target: Any, deadline: float, batch: int = 100) -> str | None:
     """Deliver queued events oldest first until done or the deadline; the last error, if any."""
     outcome: dict[str, Any] = {"error": None, "sent": 0}
+    claimed: list[str] = []  # appended by the sender thread, read here
     if db.counts().not_before > time.time():
         return "the endpoint asked to wait (Retry-After)"
 
@@ -237,6 +238,7 @@ def flush(db: Any, target: Any, deadline: float, batch: int = 100) -> str | None
             events = db.claim(batch, lease_s=max(5.0, deadline - time.monotonic() + 5.0))
             if not events:
                 return
+            claimed.extend(e["message_id"] for e in events)
             stop = False
 
             def on_result(ids: list[str], exc: Any) -> None:
@@ -272,5 +274,13 @@ def flush(db: Any, target: Any, deadline: float, batch: int = 100) -> str | None
     thread = runner.start_thread(guarded, "send_metrics-send")
     thread.join(max(0.0, deadline - time.monotonic()))
     if thread.is_alive():
-        return "the endpoint did not answer within report.deadline"
+        error = "the endpoint did not answer within report.deadline"
+        # The sender is abandoned mid-request; free its claims so the next run or flush can
+        # send them at once. A separate connection: the sender may be inside a transaction.
+        from send_metrics import store
+
+        other = store.Store(db.path)
+        other.failed(claimed[:], error, None)
+        other.close()
+        return error
     return outcome["error"]

@@ -1,0 +1,264 @@
+"""Delivery: Segment, OTLP and HTTP bodies on a real loopback server; faults; the durable queue."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+from tests.conftest import (
+    SEND_METRICS,
+    assert_no_traceback,
+    delivered_ids,
+    history,
+    opt_in,
+    queued,
+    sm,
+    validate,
+)
+
+WRITE_KEY = "wk-C4NARY-never-shown"
+STUBS = str(Path(__file__).parent / "stubs")
+
+
+def timed_run(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess,
+                                                                      float]:
+    started = time.monotonic()
+    result = sm("run", "--", *args, env={**os.environ, **(env or {})})
+    return result, time.monotonic() - started
+
+
+def test_segment_track_body_and_basic_auth(home: Path, collector) -> None:
+    collector.write_config("segment", write_key=WRITE_KEY)
+    opt_in()
+    result = sm("run", "--", "sh", "-c", "exit 1")
+    assert result.returncode == 1 and result.stderr == ""
+    [request] = collector.requests
+    assert request.path == "/v1/track"
+    expected = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+    assert request.headers["Authorization"] == f"Basic {expected}"
+    body = request.json
+    [event] = history(home)
+    assert body["type"] == "track" and body["event"] == "command_run"
+    assert body["messageId"] == event["message_id"]
+    assert body["anonymousId"] == event["anonymous_id"]
+    assert body["timestamp"] == event["start_time"]
+    assert body["context"]["library"]["name"] == "send_metrics"
+    assert body["properties"]["exit_code"] == 1
+    assert validate({**body["properties"], "message_id": body["messageId"],
+                     "anonymous_id": body["anonymousId"], "event": body["event"]}) == event
+    assert queued(home) == []
+
+
+def test_segment_queue_goes_out_as_one_batch(home: Path, collector, dead_url: str) -> None:
+    Path("send_metrics.toml").write_text(
+        f'[report]\nsink = "segment"\nendpoint = "{dead_url}"\nwrite_key = "{WRITE_KEY}"\n')
+    opt_in()
+    for _ in range(3):
+        sm("run", "--", "true")
+    assert len(queued(home)) == 3
+    collector.write_config("segment", write_key=WRITE_KEY)
+    result = sm("flush")
+    assert result.returncode == 0, result.stderr
+    assert "Sent 3 of 3" in result.stdout
+    [request] = collector.requests
+    assert request.path == "/v1/batch"
+    assert delivered_ids(collector.ok()) == [e["message_id"] for e in history(home)]
+
+
+def test_otlp_body_is_a_valid_export_logs_request(home: Path, collector) -> None:
+    collector.write_config("otlp")
+    opt_in()
+    sm("run", "--", "sh", "-c", "exit 2")
+    [request] = collector.requests
+    assert request.path == "/v1/logs"
+    message = json_format.Parse(request.body, logs_service_pb2.ExportLogsServiceRequest())
+    [resource_logs] = message.resource_logs
+    resource = {a.key: a.value for a in resource_logs.resource.attributes}
+    assert resource["service.name"].string_value == "send_metrics"
+    assert resource["os.type"].string_value == "linux"
+    [record] = resource_logs.scope_logs[0].log_records
+    attrs = {a.key: a.value for a in record.attributes}
+    [event] = history(home)
+    assert record.event_name == "command_run"
+    assert attrs["process.exit.code"].int_value == 2
+    assert attrs["log.record.uid"].string_value == event["message_id"]
+    assert attrs["send_metrics.duration_ms"].double_value == event["duration_ms"]
+    assert record.time_unix_nano > 0
+
+
+def test_otlp_honours_the_standard_variables(home: Path, collector) -> None:
+    Path("send_metrics.toml").write_text('[report]\nsink = "otlp"\n')
+    opt_in()
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9/nowhere",
+           "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"{collector.url}/custom/logs",
+           "OTEL_EXPORTER_OTLP_HEADERS": "x-team=dev%20tools,authorization=Bearer%20tok"}
+    result, _ = timed_run("true", env=env)
+    assert result.returncode == 0 and result.stderr == ""
+    [request] = collector.requests
+    assert request.path == "/custom/logs"
+    assert request.headers["x-team"] == "dev tools"
+    assert request.headers["authorization"] == "Bearer tok"
+    status = sm("status", env={**os.environ, **env})
+    assert "tok" not in status.stdout and "OTEL_EXPORTER_OTLP_HEADERS=***" in status.stdout
+
+
+def test_otlp_base_endpoint_gets_the_logs_path(home: Path, collector) -> None:
+    Path("send_metrics.toml").write_text('[report]\nsink = "otlp"\n')
+    opt_in()
+    timed_run("true", env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"{collector.url}/base"})
+    assert [r.path for r in collector.requests] == ["/base/v1/logs"]
+
+
+def test_http_sink_body_is_the_event_with_headers(home: Path, collector) -> None:
+    Path("send_metrics.toml").write_text(
+        f'[report]\nsink = "http"\nendpoint = "{collector.url}/hook?x=1"\n'
+        'headers = { "X-Api-Key" = "hdr-secret" }\n')
+    opt_in()
+    sm("run", "--", "true")
+    [request] = collector.requests
+    assert request.path == "/hook?x=1"
+    assert request.headers["X-Api-Key"] == "hdr-secret"
+    assert request.json == history(home)[0]
+    status = sm("status")
+    assert "hdr-secret" not in status.stdout and "x=***" in status.stdout
+
+
+def test_send_metrics_endpoint_overrides_the_config(home: Path, collector, dead_url) -> None:
+    Path("send_metrics.toml").write_text(f'[report]\nsink = "segment"\nendpoint = "{dead_url}"\n')
+    opt_in()
+    timed_run("true", env={"SEND_METRICS_ENDPOINT": collector.url})
+    assert [r.path for r in collector.requests] == ["/v1/track"]
+
+
+def _configure(url: str, deadline: float = 1.0, **extra: str) -> None:
+    lines = ["[report]", 'sink = "segment"', f'endpoint = "{url}"', f'write_key = "{WRITE_KEY}"',
+             f"deadline = {deadline}"] + [f"{k} = {v}" for k, v in extra.items()]
+    Path("send_metrics.toml").write_text("\n".join(lines) + "\n")
+
+
+def _recover(home: Path, collector) -> None:
+    """The server is back: flush delivers every queued event exactly once."""
+    collector.status, collector.hang, collector.garbage = 200, False, False
+    collector.reply_headers.clear()
+    before = len(collector.ok())
+    _configure(collector.url)
+    result = sm("flush")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert queued(home) == []
+    ids = delivered_ids(collector.ok()[before:])
+    assert ids == [e["message_id"] for e in history(home)]
+
+
+@pytest.mark.parametrize("fault", ["refused", "black-hole", "dns-hang", "500", "garbage"])
+def test_faults_queue_the_event_within_the_deadline(home: Path, collector, black_hole: str,
+                                                    dead_url: str, fault: str) -> None:
+    url = {"refused": dead_url, "black-hole": black_hole, "dns-hang": "http://hang.test:9"}.get(
+        fault, collector.url)
+    collector.status = 500 if fault == "500" else 200
+    collector.garbage = fault == "garbage"
+    _configure(url, deadline=1.0)
+    opt_in()
+    env = {"PYTHONPATH": STUBS} if fault == "dns-hang" else {}
+    result, took = timed_run("sh", "-c", "exit 3", env=env)
+    assert result.returncode == 3
+    assert took < 1.0 + 1.5, f"{fault}: the wrapper took {took:.2f} s with a 1 s deadline"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "queued" in lines[0], result.stderr
+    assert WRITE_KEY not in result.stderr
+    assert_no_traceback(result.stderr)
+    assert queued(home) == [history(home)[0]["message_id"]]
+    status = sm("status")
+    assert "queued events:         1" in status.stdout and WRITE_KEY not in status.stdout
+    _recover(home, collector)
+
+
+def test_retry_after_is_honoured(home: Path, collector) -> None:
+    collector.status = 429
+    collector.reply_headers["Retry-After"] = "120"
+    _configure(collector.url)
+    opt_in()
+    sm("run", "--", "true")
+    assert len(collector.requests) == 1
+    second = sm("run", "--", "true")
+    assert "asked to wait" in second.stderr
+    assert len(collector.requests) == 1  # nothing sent while the endpoint asked us to wait
+    assert len(queued(home)) == 2
+    assert "asked to wait" in sm("status").stdout
+
+
+def test_a_400_is_dropped_and_counted(home: Path, collector) -> None:
+    collector.status = 400
+    _configure(collector.url)
+    opt_in()
+    result = sm("run", "--", "sh", "-c", "exit 0")
+    assert result.returncode == 0
+    assert "dropped" in result.stderr
+    assert queued(home) == []
+    status = sm("status").stdout
+    assert "1 rejected by the endpoint" in status and "HTTP 400" in status
+
+
+def test_the_next_run_delivers_the_queue_oldest_first(home: Path, collector, dead_url) -> None:
+    _configure(dead_url)
+    opt_in()
+    sm("run", "--", "true")
+    sm("run", "--", "false")
+    _configure(collector.url)
+    sm("run", "--", "sh", "-c", "exit 0")
+    assert delivered_ids(collector.ok()) == [e["message_id"] for e in history(home)]
+    assert queued(home) == []
+
+
+def test_two_hundred_offline_events_are_all_delivered_once(home: Path, collector,
+                                                          dead_url: str) -> None:
+    _configure(dead_url)
+    opt_in()
+
+    def one(i: int) -> int:
+        return subprocess.run([SEND_METRICS, "run", "--", "sh", "-c", f"exit {i % 2}"],
+                              capture_output=True).returncode
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(one, range(200))) == [i % 2 for i in range(200)]
+    assert len(queued(home)) == 200
+    _configure(collector.url)
+    result = sm("flush")
+    assert result.returncode == 0 and "Sent 200 of 200" in result.stdout
+    ids = delivered_ids(collector.ok())
+    assert len(ids) == 200 and len(set(ids)) == 200
+    assert set(ids) == {e["message_id"] for e in history(home)}
+
+
+def test_queue_bound_drops_the_oldest_and_counts_them(home: Path, dead_url: str) -> None:
+    _configure(dead_url, queue_max_events="3")
+    opt_in()
+    for _ in range(5):
+        sm("run", "--", "true")
+    events = history(home)
+    assert queued(home) == [e["message_id"] for e in events[2:]]
+    assert "2 over the queue bound" in sm("status").stdout
+
+
+def test_flush_reports_what_is_left_when_the_endpoint_is_down(home: Path, dead_url) -> None:
+    _configure(dead_url)
+    opt_in()
+    sm("run", "--", "true")
+    result = sm("flush", "--timeout", "1")
+    assert result.returncode == 4
+    assert "1 left" in result.stdout and "connection refused" in result.stderr
+    assert_no_traceback(result.stderr)
+
+
+def test_local_sink_sends_nothing(home: Path) -> None:
+    opt_in()
+    sm("run", "--", "true")
+    assert queued(home) == []
+    assert "nothing is ever sent" in sm("flush").stdout
