@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 from send_metrics import config
@@ -38,6 +36,8 @@ def collecting(state: State, settings: Settings) -> bool:
 
 def disclosure(settings: Settings) -> str:
     """The full text shown before asking, built from the shipped schema's field list."""
+    import textwrap
+
     from send_metrics.event import field_groups
 
     intro = settings.consent_message or (
@@ -98,6 +98,8 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _now() -> str:
+    from datetime import UTC, datetime
+
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
+from typing import NamedTuple
 
 GIT_TIMEOUT = 1.0  # seconds for all git probes of one run together
 # CI vendors by the variable each one sets; `CI` alone means an unnamed one.
@@ -23,8 +21,7 @@ CI_VENDORS = (
 )
 
 
-@dataclass(frozen=True)
-class GitFacts:
+class GitFacts(NamedTuple):
     """What we may say about the work tree; None where unknown. Never names, paths or URLs."""
 
     work_tree: bool | None = None
@@ -35,8 +32,7 @@ class GitFacts:
     remote_hash: str | None = None
 
 
-@dataclass(frozen=True)
-class MachineFacts:
+class MachineFacts(NamedTuple):
     """The machine, coarsely: nothing here names the user or the host."""
 
     os: str
@@ -50,8 +46,7 @@ class MachineFacts:
     container: bool
 
 
-@dataclass(frozen=True)
-class ProbeResult:
+class ProbeResult(NamedTuple):
     """The outcome of one small captured command."""
 
     returncode: int
@@ -60,6 +55,8 @@ class ProbeResult:
 
 def probe(argv: list[str], cwd: Path | None, timeout: float) -> ProbeResult | None:
     """Run a small command with captured output; None when it is missing, fails to run or hangs."""
+    import subprocess
+
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "SYSTEMROOT", "TMPDIR")}
     env.update(LC_ALL="C", GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
     try:
@@ -86,6 +83,8 @@ def strip_credentials(url: str) -> str:
 
 def remote_hash(url: str, app: str) -> str:
     """A salted hash of the credential-free remote: groups runs by repository, names none."""
+    import hashlib
+
     digest = hashlib.sha256(f"send_metrics/{app}/{strip_credentials(url)}".encode())
     return digest.hexdigest()[:16]
 

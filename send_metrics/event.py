@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from send_metrics import __version__
-from send_metrics.context import GitFacts, MachineFacts
-from send_metrics.runner import ChildResult
+
+if TYPE_CHECKING:
+    from send_metrics.context import GitFacts, MachineFacts
+    from send_metrics.runner import ChildResult
 
 SCHEMA_VERSION = 1
 EVENT_NAME = "command_run"
 MAX_TEXT = 200  # characters kept of a command name or an allow-listed argument
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     """Every field that can leave the machine; the schema documents exactly these."""
 
     schema_version: int
@@ -57,11 +55,10 @@ class Event:
     container: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     """Who the event is from: the app and the developer's anonymous id."""
 
     anonymous_id: str
@@ -105,7 +102,12 @@ def _signal_name(signum: int | None) -> str | None:
 def build_event(identity: Identity, command: str, args: list[str] | None, command_type: str,
                 result: ChildResult, git: GitFacts | None, machine: MachineFacts) -> Event:
     """Assemble the event from plain facts; the only place an event is made."""
-    git = git or GitFacts()
+    if git is None:
+        from send_metrics.context import GitFacts
+
+        git = GitFacts()
+    from datetime import UTC, datetime
+
     start = datetime.fromtimestamp(result.start_epoch, UTC)
     return Event(
         schema_version=SCHEMA_VERSION,
@@ -154,6 +156,8 @@ def schema_text() -> str:
 
 def schema() -> dict[str, Any]:
     """The shipped JSON Schema, parsed."""
+    import json
+
     return json.loads(schema_text())
 
 

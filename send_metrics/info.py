@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from send_metrics import config, sinks, store
 from send_metrics.config import Settings
@@ -95,8 +95,7 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
     return lines
 
 
-@dataclass(frozen=True)
-class CommandStats:
+class CommandStats(NamedTuple):
     """One line of `send_metrics stats`."""
 
     command: str

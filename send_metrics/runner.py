@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from send_metrics.errors import CommandNotFound
 
@@ -27,8 +27,7 @@ class Interrupted(BaseException):
     """Raised in the wrapper when the user interrupts it after the child has ended."""
 
 
-@dataclass(frozen=True)
-class ChildResult:
+class ChildResult(NamedTuple):
     """What happened to the child: how it ended, when, how long, and what it used."""
 
     exit_code: int | None

@@ -7,8 +7,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from send_metrics import __version__
@@ -38,15 +37,17 @@ OTLP_RECORD = {
 }
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """A resolved destination: sink, URLs and headers (which may hold secrets; never print them)."""
 
     sink: str
     url: str
     batch_url: str = ""
-    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    headers: dict[str, str] = {}  # noqa: RUF012 - a shared default, never mutated
     timeout: float | None = None
+
+    def __repr__(self) -> str:
+        return f"Target({self.sink!r}, {self.shown!r}, headers=***)"
 
     @property
     def shown(self) -> str:
@@ -228,7 +229,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class Connection:
-    """One keep-alive HTTP connection per host, with every wait bounded by a deadline."""
+    """Keep-alive HTTP connections, one per host, with every wait bounded by a deadline."""
 
     def __init__(self, deadline: float):
         self.deadline = deadline
@@ -240,6 +241,28 @@ class Connection:
             raise DeliveryError("deadline reached before the endpoint answered")
         return left
 
+    def _get(self, parts: SplitResult) -> Any:
+        import http.client
+
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        key = (parts.scheme, parts.hostname or "", port)
+        conn = self._conns.get(key)
+        if conn is None:
+            kind = (http.client.HTTPSConnection if parts.scheme == "https"
+                    else http.client.HTTPConnection)
+            conn = kind(parts.hostname, port, timeout=self._left())
+            self._conns[key] = conn
+        return conn
+
+    def prepare(self, url: str) -> None:
+        """Connect ahead of time (DNS, TCP, TLS) while the child runs; failures wait for post."""
+        try:
+            parts = urlsplit(url)
+            if parts.scheme in ("http", "https") and parts.hostname:
+                self._get(parts).connect()
+        except (OSError, ValueError, DeliveryError):
+            self.close()
+
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
         """POST a JSON body; return on 2xx, raise DeliveryError (retry or reject) otherwise."""
         import http.client
@@ -247,8 +270,6 @@ class Connection:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise DeliveryError(f"endpoint {mask_url(url)} is not an http(s) URL", retry=False)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        key = (parts.scheme, parts.hostname, port)
         all_headers = {"Content-Type": "application/json",
                        "User-Agent": f"send_metrics/{__version__}", **headers}
         if parts.username or parts.password:
@@ -258,30 +279,33 @@ class Connection:
             all_headers.setdefault("Authorization", f"Basic {token}")
         path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~") + (
             f"?{parts.query}" if parts.query else "")
-        conn = self._conns.get(key)
-        if conn is None:
-            kind = (http.client.HTTPSConnection if parts.scheme == "https"
-                    else http.client.HTTPConnection)
-            conn = kind(parts.hostname, port, timeout=self._left())
-            self._conns[key] = conn
-        try:
-            if conn.sock is not None:
-                conn.sock.settimeout(self._left())
-            else:
-                conn.timeout = self._left()
-            conn.request("POST", path, body=body, headers=all_headers)
-            if conn.sock is not None:
-                conn.sock.settimeout(self._left())
-            response = conn.getresponse()
-            response.read(MAX_RESPONSE_BYTES)
-            if not response.isclosed():
+        for attempt in (1, 2):
+            conn = self._get(parts)
+            reused = conn.sock is not None
+            try:
+                if reused:
+                    conn.sock.settimeout(self._left())
+                else:
+                    conn.timeout = self._left()
+                conn.request("POST", path, body=body, headers=all_headers)
+                if conn.sock is not None:
+                    conn.sock.settimeout(self._left())
+                response = conn.getresponse()
+                response.read(MAX_RESPONSE_BYTES)
+                if not response.isclosed():
+                    self.close()
+                break
+            except DeliveryError:
                 self.close()
-        except DeliveryError:
-            self.close()
-            raise
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            self.close()
-            raise DeliveryError(f"{mask_url(url)}: {_describe(exc)}") from None
+                raise
+            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+                self.close()
+                if reused and attempt == 1:
+                    continue  # the server closed an idle keep-alive connection: once more, fresh
+                raise DeliveryError(f"{mask_url(url)}: connection closed by the server") from None
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                self.close()
+                raise DeliveryError(f"{mask_url(url)}: {_describe(exc)}") from None
         status = response.status
         if 200 <= status < 300:
             return
@@ -315,11 +339,13 @@ def _describe(exc: BaseException) -> str:
 
 
 def deliver(target: Target, events: list[dict[str, Any]], deadline: float,
-            on_result: Callable[[list[str], DeliveryError | None], None]) -> None:
+            on_result: Callable[[list[str], DeliveryError | None], None],
+            conn: Connection | None = None) -> None:
     """Send events in as few requests as the sink allows; report each request's outcome."""
     if target.timeout:
         deadline = min(deadline, time.monotonic() + target.timeout)
-    conn = Connection(deadline)
+    conn = conn or Connection(deadline)
+    conn.deadline = deadline
     try:
         for url, ids, body in requests_for(target, events):
             try:

@@ -8,8 +8,8 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from send_metrics.errors import StoreError
 
@@ -43,8 +43,7 @@ LAST_DELIVERY = "last_delivery"
 NOT_BEFORE = "not_before"
 
 
-@dataclass(frozen=True)
-class Counts:
+class Counts(NamedTuple):
     """The queue's state as `status` shows it."""
 
     queued: int

@@ -6,8 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from send_metrics import config, runner
 from send_metrics.config import Settings, State
@@ -18,13 +17,12 @@ PLACEHOLDER_ID = "00000000-0000-4000-8000-000000000000"  # preview before any op
 _MAKE_NO_RUN = set("nqt")  # make's --just-print, --question and --touch: no real run happens
 
 
-@dataclass(frozen=True)
-class RunSpec:
+class RunSpec(NamedTuple):
     """What to run and how to name it in the event."""
 
     argv: list[str]
     command: str
-    args: list[str] = field(default_factory=list)
+    args: tuple[str, ...] = ()
     command_type: str = "command"
     dry_run: bool = False
 
@@ -59,7 +57,7 @@ def make_spec(target: str, variables: list[str], make: str | None = None,
         if makefile:
             argv += ["-f", makefile]
         argv += [f"{settings.impl_prefix}{target}", *variables]
-        return RunSpec(argv, target, list(variables), "make", dry_run)
+        return RunSpec(argv, target, tuple(variables), "make", dry_run)
 
     return build
 
@@ -70,7 +68,7 @@ def command_spec(argv: list[str], name: str | None = None,
     from send_metrics.event import command_name
 
     def build(_settings: Settings) -> RunSpec:
-        return RunSpec(list(argv), name or command_name(argv[0]), list(argv[1:]), "command",
+        return RunSpec(list(argv), name or command_name(argv[0]), tuple(argv[1:]), "command",
                        dry_run)
 
     return build
@@ -97,19 +95,31 @@ def _exec_plain(argv: list[str]) -> NoReturn:
 
 
 class _Gatherer:
-    """Context facts gathered on a thread while the child runs (only once consent is known)."""
+    """Work done on a thread while the child runs (only once consent is known): the imports and
+    connection the report needs, and the git and machine facts."""
 
-    def __init__(self, app: str):
-        self.app = app
+    def __init__(self, settings: Settings):
+        self.settings = settings
         self.git: Any = None
         self.machine: Any = None
+        self.target: Any = None
+        self.conn: Any = None
         self.thread = runner.start_thread(self._work, "send_metrics-gather")
 
     def _work(self) -> None:
         from send_metrics import context, event, sinks, store  # noqa: F401 - warm imports
 
+        if not config.env_flag("SEND_METRICS_DEBUG"):
+            try:
+                self.target = sinks.resolve(self.settings)
+            except MetricsError:
+                pass
         self.machine = context.machine_facts()
-        self.git = context.git_facts(self.app)
+        self.git = context.git_facts(self.settings.app)
+        if self.target is not None:  # last: a hanging DNS must not cost the facts above
+            conn = sinks.Connection(time.monotonic() + self.settings.deadline)
+            conn.prepare(self.target.url)
+            self.conn = conn
 
     def join(self, until: float) -> tuple[Any, Any]:
         self.thread.join(max(0.0, until - time.monotonic()))
@@ -149,7 +159,7 @@ def execute(build: Callable[[Settings], RunSpec]) -> NoReturn:
 
     gatherer = None
     if spec.dry_run or consent.collecting(state, settings):
-        gatherer = _Gatherer(settings.app)
+        gatherer = _Gatherer(settings)
     result = child.wait()
     child.release()
     try:
@@ -187,10 +197,10 @@ def _after(spec: RunSpec, settings: Settings, state: State, result: runner.Child
                              f"your mind. Settings: {config.state_path(settings.app)}\n")
             return
         sys.stderr.write("send_metrics: thank you; `send_metrics opt-out` stops it any time.\n")
-        gatherer = _Gatherer(settings.app)
+        gatherer = _Gatherer(settings)
     deadline = time.monotonic() + settings.deadline
     event = _build(spec, settings, state.anonymous_id, result, gatherer, deadline - 0.2)
-    report(event, settings, deadline)
+    report(event, settings, deadline, gatherer.conn if not gatherer.thread.is_alive() else None)
 
 
 def _build(spec: RunSpec, settings: Settings, anonymous_id: str, result: runner.ChildResult,
@@ -198,13 +208,13 @@ def _build(spec: RunSpec, settings: Settings, anonymous_id: str, result: runner.
     from send_metrics.event import Identity, build_event
 
     git, machine = gatherer.join(until) if gatherer else (None, None)
-    args = spec.args if spec.command in settings.allow_args else None
+    args = list(spec.args) if spec.command in settings.allow_args else None
     identity = Identity(anonymous_id, settings.app, settings.app_version, settings.consent_version)
     return build_event(identity, spec.command, args, spec.command_type, result, git,
                        machine).to_dict()
 
 
-def report(event: dict[str, Any], settings: Settings, deadline: float) -> None:
+def report(event: dict[str, Any], settings: Settings, deadline: float, conn: Any = None) -> None:
     """Store the event in the history and queue, then deliver the queue until the deadline."""
     from send_metrics import sinks, store
 
@@ -219,12 +229,12 @@ def report(event: dict[str, Any], settings: Settings, deadline: float) -> None:
 
         sys.stderr.write("send_metrics debug: " + json.dumps(event) + "\n")
     if target is not None:
-        error = flush(db, target, deadline)
+        error = flush(db, target, deadline, conn=conn)
         if error:
             warn(f"{error}; the event is queued for a later run or `send_metrics flush`")
 
 
-def flush(db: Any, target: Any, deadline: float, batch: int = 100) -> str | None:
+def flush(db: Any, target: Any, deadline: float, batch: int = 100, conn: Any = None) -> str | None:
     """Deliver queued events oldest first until done or the deadline; the last error, if any."""
     outcome: dict[str, Any] = {"error": None, "sent": 0}
     claimed: list[str] = []  # appended by the sender thread, read here
@@ -255,7 +265,7 @@ def flush(db: Any, target: Any, deadline: float, batch: int = 100) -> str | None
                     outcome["error"] = f"{exc} (event dropped)"
 
             try:
-                sinks.deliver(target, events, deadline, on_result)
+                sinks.deliver(target, events, deadline, on_result, conn)
             except MetricsError as exc:
                 db.failed([e["message_id"] for e in events], str(exc), None)
                 outcome["error"] = str(exc)
