@@ -40,7 +40,7 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
     if config.metrics_disabled():
         decision += "; overridden: disabled by DO_NOT_TRACK or SEND_METRICS_DISABLED"
     elif ci_vendor()[0]:
-        decision += "; CI detected: runs here are never collected"
+        decision += "; CI detected: never asks here"
     lines.append(("decision", decision))
     lines.append(("anonymous id", state.anonymous_id or "(none)"))
     lines.append(("consent version", str(settings.consent_version)))
