@@ -14,6 +14,7 @@ from typing import NamedTuple
 from send_metrics.errors import StoreError
 
 DB_NAME = "metrics.sqlite3"
+HISTORY_MAX = 10_000  # runs kept for `stats`; the oldest go first
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
     message_id TEXT PRIMARY KEY,
@@ -115,9 +116,11 @@ class Store:
         failed = int(event.get("exit_code") != 0)
         now = time.time()
         with self._write() as db:
-            db.execute("INSERT OR IGNORE INTO history VALUES (?, ?, ?, ?, ?, ?)",
-                       (event["message_id"], event["command"], event["start_time"],
-                        event["duration_ms"], failed, text))
+            added = db.execute("INSERT OR IGNORE INTO history VALUES (?, ?, ?, ?, ?, ?)",
+                               (event["message_id"], event["command"], event["start_time"],
+                                event["duration_ms"], failed, text)).lastrowid
+            if added and added > HISTORY_MAX:
+                db.execute("DELETE FROM history WHERE rowid <= ?", (added - HISTORY_MAX,))
             if not queue:
                 return
             db.execute("INSERT OR IGNORE INTO queue (message_id, created, event) VALUES (?, ?, ?)",

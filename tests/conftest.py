@@ -5,12 +5,14 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import random
 import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +92,33 @@ def assert_no_traceback(text: str) -> None:
     assert "Traceback" not in text, text
 
 
+@contextmanager
+def read_only(folder: Path):
+    """Make a directory unwritable: by its mode, or for root by mounting a read-only tmpfs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o500)
+    probe = folder / ".probe"
+    try:
+        probe.write_text("x")
+    except PermissionError:
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o700)
+        return
+    probe.unlink()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        folder.chmod(0o700)
+        pytest.skip("cannot make a directory read-only here (root without mount)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+        folder.chmod(0o700)
+
+
 # ---- the event schema: every event a test sees is validated against the shipped schema ----
 
 def validate(event: dict) -> dict:
@@ -126,6 +155,8 @@ class Collector:
     reply_headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
     garbage: bool = False
+    huge: bool = False  # claims a 1 GB body and streams it until the client goes away
+    fail_rate: float = 0.0  # this share of requests, at random, get a 500
     requests: list[Received] = field(default_factory=list)
     released: threading.Event = field(default_factory=threading.Event)
 
@@ -184,8 +215,22 @@ def collector():
                 self.wfile.write(b"this is not HTTP at all\r\n\r\n")
                 self.close_connection = True
                 return
-            state.requests.append(Received(self.path, dict(self.headers), body, state.status))
-            self.send_response(state.status)
+            if state.huge:
+                state.requests.append(Received(self.path, dict(self.headers), body, 200))
+                self.send_response(200)
+                self.send_header("Content-Length", str(1 << 30))
+                self.end_headers()
+                chunk = b"x" * 65536
+                try:
+                    for _ in range(1 << 14):
+                        self.wfile.write(chunk)
+                except OSError:
+                    pass
+                self.close_connection = True
+                return
+            status = 500 if random.random() < state.fail_rate else state.status
+            state.requests.append(Received(self.path, dict(self.headers), body, status))
+            self.send_response(status)
             for key, value in state.reply_headers.items():
                 self.send_header(key, value)
             self.send_header("Content-Type", "application/json")

@@ -19,6 +19,7 @@ from tests.conftest import (
     data_db,
     history,
     opt_in,
+    read_only,
     sm,
     state_file,
 )
@@ -245,27 +246,8 @@ def test_corrupt_state_is_named_in_one_line_and_reset_repairs_it(home: Path, bre
 
 @pytest.fixture
 def read_only_config(home: Path):
-    """The config dir made unwritable: by mode, or for root by a read-only tmpfs over it."""
-    folder = state_file(home).parent
-    folder.mkdir(parents=True)
-    folder.chmod(0o500)
-    probe = folder / "probe"
-    try:
-        probe.write_text("x")
-    except PermissionError:
+    with read_only(state_file(home).parent) as folder:
         yield folder
-        folder.chmod(0o700)
-        return
-    probe.unlink()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
-                             capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("cannot make a directory read-only here (root without mount)")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
-        folder.chmod(0o700)
 
 
 def test_read_only_config_dir(home: Path, read_only_config: Path) -> None:
