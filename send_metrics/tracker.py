@@ -245,7 +245,9 @@ def flush(db: Any, target: Any, deadline: float, batch: int = 100, conn: Any = N
         from send_metrics import sinks
 
         while time.monotonic() < deadline:
-            events = db.claim(batch, lease_s=max(5.0, deadline - time.monotonic() + 5.0))
+            # The lease outlives this process's deadline by a little: a wrapper killed while
+            # sending leaves its events to others soon after, never while it may still send.
+            events = db.claim(batch, lease_s=deadline - time.monotonic() + 2.0)
             if not events:
                 return
             claimed.extend(e["message_id"] for e in events)

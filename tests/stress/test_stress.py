@@ -97,7 +97,7 @@ def test_make_j16_500_runs_with_a_flaky_server_and_concurrent_flush(home: Path,
 
 
 def test_kill_minus_nine_at_random_moments(home: Path, collector) -> None:
-    _segment(collector.url)
+    _segment(collector.url, deadline=2.0)
     opt_in()
     rng = random.Random(7)
     killed = 0
@@ -111,7 +111,7 @@ def test_kill_minus_nine_at_random_moments(home: Path, collector) -> None:
         proc.communicate(timeout=30)
     assert killed > 5
     assert integrity(home) == "ok"
-    time.sleep(7)  # leases of wrappers killed while sending run out
+    time.sleep(4.5)  # leases of wrappers killed while sending run out (deadline + 2 s)
     after = sm("run", "--", "sh", "-c", "exit 3")
     assert after.returncode == 3 and after.stderr == ""
     assert sm("flush").returncode == 0
