@@ -191,7 +191,7 @@ def machine_facts() -> MachineFacts:
     return MachineFacts(
         os={"linux": "linux", "darwin": "darwin", "win32": "windows"}.get(sys.platform,
                                                                          sys.platform),
-        os_release=uname.release if uname else "",
+        os_release=(uname.release if uname else "")[:200],
         arch={"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch),
         python_version="{}.{}.{}".format(*sys.version_info[:3]),
         cpu_count=os.cpu_count(),

@@ -129,21 +129,8 @@ def build_event(identity: Identity, command: str, args: list[str] | None, comman
         cpu_user_s=result.cpu_user_s,
         cpu_system_s=result.cpu_system_s,
         peak_memory_bytes=result.peak_memory_bytes,
-        git_work_tree=git.work_tree,
-        git_commit_time=git.commit_time,
-        git_on_default_branch=git.on_default_branch,
-        git_dirty=git.dirty,
-        git_behind_upstream=git.behind_upstream,
-        git_remote_hash=git.remote_hash,
-        os=machine.os,
-        os_release=clean_text(machine.os_release),
-        arch=machine.arch,
-        python_version=machine.python_version,
-        cpu_count=machine.cpu_count,
-        memory_total_bytes=machine.memory_total_bytes,
-        ci=machine.ci,
-        ci_vendor=machine.ci_vendor,
-        container=machine.container,
+        **{f"git_{name}": value for name, value in git._asdict().items()},
+        **machine._asdict(),
     )
 
 

@@ -39,3 +39,8 @@ def test_every_documented_config_key_is_accepted(tmp_path: Path) -> None:
     path.write_text(toml)
     loaded = config.load_settings(path)
     assert loaded.problems == ()
+
+
+def test_the_checkout_ships_the_embedded_default() -> None:
+    """The README's first block must run with the local sink: no operator config at the top."""
+    assert not (ROOT / "send_metrics.toml").exists()
