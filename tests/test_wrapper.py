@@ -261,3 +261,24 @@ def test_python_dash_m_works() -> None:
     version = subprocess.run([sys.executable, "-m", "send_metrics", "--version"],
                              capture_output=True, text=True, timeout=30)
     assert version.returncode == 0 and "send_metrics" in version.stdout
+
+
+def test_portable_signal_path_without_sigtimedwait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where sigtimedwait is missing (macOS), handlers forward the signal instead."""
+    import threading
+
+    from send_metrics import runner
+
+    saved = {sig: signal.getsignal(sig) for sig in runner.FORWARDED}
+    monkeypatch.delattr(signal, "sigtimedwait")
+    try:
+        child = runner.Child(["sh", "-c", "exec sleep 30"])
+        assert not child._use_sigwait
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        result = child.wait()
+        child.release()
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    assert result.signal == signal.SIGTERM and result.interrupted
+    assert result.exit_code is None and result.status == 128 + signal.SIGTERM
