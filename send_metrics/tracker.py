@@ -37,15 +37,13 @@ def warn(message: str) -> None:
 
 
 def make_flags(makeflags: str) -> set[str]:
-    """The single-letter flags of the calling make, from MAKEFLAGS (e.g. 'n' under make -n)."""
-    words = makeflags.partition(" -- ")[0].split()
-    letters: set[str] = set()
-    for i, word in enumerate(words):
-        if word.startswith("--"):
-            continue
-        if word.startswith("-") or i == 0:
-            letters.update(word.lstrip("-"))
-    return letters
+    """The calling make's single-letter flags without arguments ('n' under make -n).
+
+    GNU make puts them all, without a dash, in MAKEFLAGS' first word ("ks -I/tmp -j2"); a
+    first word with a dash is an option with an argument, whose letters mean nothing here.
+    """
+    words = makeflags.split()
+    return set(words[0]) if words and not makeflags.startswith((" ", "-")) else set()
 
 
 def make_spec(target: str, variables: list[str], make: str | None = None,

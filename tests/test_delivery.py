@@ -182,24 +182,29 @@ def test_faults_queue_the_event_within_the_deadline(home: Path, collector, black
 
 def test_retry_after_is_honoured(home: Path, collector) -> None:
     collector.status = 429
-    collector.reply_headers["Retry-After"] = "120"
+    collector.reply_headers["Retry-After"] = "3"
     _configure(collector.url)
     opt_in()
-    sm("run", "--", "true")
+    first, took = timed_run("sh", "-c", "exit 6")
+    assert first.returncode == 6 and took < 1.0 + 1.5
+    assert "HTTP 429" in first.stderr and "queued" in first.stderr
     assert len(collector.requests) == 1
-    second = sm("run", "--", "true")
+    second, took = timed_run("true")
+    assert second.returncode == 0 and took < 1.0 + 1.5
     assert "asked to wait" in second.stderr
     assert len(collector.requests) == 1  # nothing sent while the endpoint asked us to wait
     assert len(queued(home)) == 2
     assert "asked to wait" in sm("status").stdout
+    time.sleep(3.2)
+    _recover(home, collector)
 
 
 def test_a_400_is_dropped_and_counted(home: Path, collector) -> None:
     collector.status = 400
     _configure(collector.url)
     opt_in()
-    result = sm("run", "--", "sh", "-c", "exit 0")
-    assert result.returncode == 0
+    result, took = timed_run("sh", "-c", "exit 0")
+    assert result.returncode == 0 and took < 1.0 + 1.5
     assert "dropped" in result.stderr
     assert queued(home) == []
     status = sm("status").stdout

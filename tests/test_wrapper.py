@@ -217,6 +217,24 @@ def test_wrap_stdin_reaches_the_recipe(makefile: Path) -> None:
     assert result.stdout == "read:typed line\n"
 
 
+@pytest.mark.parametrize(("makeflags", "letters"), [
+    ("n", {"n"}), ("ks -I/tmp", {"k", "s"}), (" -I/tmp/include -j2 --jobserver-auth=3,4", set()),
+    ("n -Otarget", {"n"}), ("", set()), (" -- FOO=bar", set()),
+])
+def test_make_flags(makeflags: str, letters: set[str]) -> None:
+    from send_metrics.tracker import make_flags
+
+    assert make_flags(makeflags) == letters
+
+
+def test_make_options_with_arguments_are_not_mistaken_for_dry_run(makefile: Path,
+                                                                  home: Path) -> None:
+    opt_in()
+    result = make(makefile, "-I", "/tmp/include", "-O", "dev.hello")
+    assert result.returncode == 0
+    assert [e["command"] for e in history(home)] == ["dev.hello"]
+
+
 def test_make_dry_run_shows_the_real_recipe_and_records_nothing(makefile: Path,
                                                                 home: Path) -> None:
     opt_in()

@@ -125,6 +125,30 @@ def test_kill_minus_nine_at_random_moments(home: Path, collector) -> None:
     assert integrity(home) == "ok"
 
 
+def test_kill_minus_nine_during_the_send(home: Path, collector) -> None:
+    """Killed while the server holds the request: sent again later, and accepted only once."""
+    collector.hang = True
+    _segment(collector.url, deadline=2.0)
+    opt_in()
+    proc = subprocess.Popen([SEND_METRICS, "run", "--", "true"], stderr=subprocess.PIPE)
+    for _ in range(500):
+        if collector.requests:
+            break
+        time.sleep(0.01)
+    assert collector.requests, "the wrapper never sent"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=10)
+    collector.hang = False
+    collector.released.set()
+    assert integrity(home) == "ok"
+    [event] = history(home)
+    assert queued(home) == [event["message_id"]]
+    time.sleep(4.5)  # the killed wrapper's lease (deadline + 2 s) runs out
+    assert sm("flush").returncode == 0
+    assert delivered_ids(collector.ok()) == [event["message_id"]]
+    assert queued(home) == []
+
+
 def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
 
