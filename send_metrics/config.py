@@ -86,7 +86,10 @@ def find_config(start: Path | None = None) -> Path | None:
     explicit = os.environ.get("SEND_METRICS_CONFIG")
     if explicit:
         return Path(explicit)
-    here = start or Path.cwd()
+    try:
+        here = start or Path.cwd()
+    except OSError:
+        return None  # the working directory was deleted: defaults apply
     for folder in (here, *here.parents):
         candidate = folder / CONFIG_NAME
         if candidate.is_file():

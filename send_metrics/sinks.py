@@ -92,6 +92,8 @@ def resolve(settings: Settings, environ: dict[str, str] | None = None) -> Target
     if sink == "local":
         return None
     if sink == "segment":
+        if not settings.write_key:
+            raise DeliveryError("report.sink is 'segment' but report.write_key is not set")
         base = (override or settings.endpoint or DEFAULT_ENDPOINTS["segment"]).rstrip("/")
         auth = base64.b64encode(f"{settings.write_key}:".encode()).decode()
         headers = {**settings.headers, "Authorization": f"Basic {auth}"}

@@ -217,10 +217,18 @@ def report(event: dict[str, Any], settings: Settings, deadline: float, conn: Any
     from send_metrics import sinks, store
 
     debug = config.env_flag("SEND_METRICS_DEBUG")
-    target = None if debug else sinks.resolve(settings)
+    networked = settings.sink != "local" and not debug
+    target, error = None, None
+    if networked:
+        try:
+            target = sinks.resolve(settings)
+        except MetricsError as exc:
+            error = str(exc)  # the operator's config is incomplete: keep the event for later
     # Not closed: the process ends right after, and an abandoned sender may still be using it.
-    db = store.Store(store.db_path(config.data_dir(settings.app)))
-    db.record(event, queue=target is not None, max_events=settings.queue_max_events,
+    # Waiting for a lock held by other wrappers counts against the deadline too.
+    db = store.Store(store.db_path(config.data_dir(settings.app)),
+                     busy_timeout=max(0.05, deadline - time.monotonic()))
+    db.record(event, queue=networked, max_events=settings.queue_max_events,
               max_age_days=settings.queue_max_age_days)
     if debug:
         import json
@@ -228,8 +236,8 @@ def report(event: dict[str, Any], settings: Settings, deadline: float, conn: Any
         sys.stderr.write("send_metrics debug: " + json.dumps(event) + "\n")
     if target is not None:
         error = flush(db, target, deadline, conn=conn)
-        if error:
-            warn(f"{error}; the event is queued for a later run or `send_metrics flush`")
+    if error:
+        warn(f"{error}; the event is queued for a later run or `send_metrics flush`")
 
 
 def flush(db: Any, target: Any, deadline: float, batch: int = 100, conn: Any = None) -> str | None:
@@ -289,8 +297,11 @@ def flush(db: Any, target: Any, deadline: float, batch: int = 100, conn: Any = N
         # send them at once. A separate connection: the sender may be inside a transaction.
         from send_metrics import store
 
-        other = store.Store(db.path)
-        other.failed(claimed[:], error, None)
-        other.close()
+        try:
+            other = store.Store(db.path, busy_timeout=0.2)
+            other.failed(claimed[:], error, None)
+            other.close()
+        except MetricsError:
+            pass  # the claims' short lease runs out on its own
         return error
     return outcome["error"]

@@ -132,7 +132,7 @@ def test_http_sink_body_is_the_event_with_headers(home: Path, collector) -> None
 
 
 def test_send_metrics_endpoint_overrides_the_config(home: Path, collector, dead_url) -> None:
-    Path("send_metrics.toml").write_text(f'[report]\nsink = "segment"\nendpoint = "{dead_url}"\n')
+    _configure(dead_url)
     opt_in()
     timed_run("true", env={"SEND_METRICS_ENDPOINT": collector.url})
     assert [r.path for r in collector.requests] == ["/v1/track"]
@@ -267,3 +267,14 @@ def test_local_sink_sends_nothing(home: Path) -> None:
     sm("run", "--", "true")
     assert queued(home) == []
     assert "nothing is ever sent" in sm("flush").stdout
+
+
+def test_segment_without_a_write_key_queues_and_says_so(home: Path, collector) -> None:
+    Path("send_metrics.toml").write_text(
+        f'[report]\nsink = "segment"\nendpoint = "{collector.url}"\n')
+    opt_in()
+    result = sm("run", "--", "sh", "-c", "exit 1")
+    assert result.returncode == 1
+    assert "write_key is not set" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert collector.requests == []
+    assert len(queued(home)) == 1
