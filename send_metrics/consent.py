@@ -14,14 +14,16 @@ from send_metrics.errors import ConfigError
 
 
 def is_interactive() -> bool:
-    """A person is at a terminal: stdin and stderr are TTYs and no CI variable is set."""
+    """A person is at a terminal: stdin and stderr are TTYs, no CI variable is set, and we are
+    in the foreground (a background job that read the terminal would be stopped by SIGTTIN)."""
     from send_metrics.context import ci_vendor
+    from send_metrics.runner import in_foreground
 
     try:
         ttys = os.isatty(sys.stdin.fileno()) and os.isatty(sys.stderr.fileno())
     except (OSError, ValueError, AttributeError):
         return False
-    return ttys and not ci_vendor()[0]
+    return ttys and in_foreground() and not ci_vendor()[0]
 
 
 def needs_asking(state: State, settings: Settings) -> bool:

@@ -87,7 +87,7 @@ class Child:
     def _install_forwarders(self) -> None:
         """Portable fallback where sigtimedwait is missing (macOS): handlers that forward."""
         def handler(signum: int, _frame: object) -> None:
-            from_terminal = signum in (signal.SIGINT, signal.SIGQUIT) and _foreground()
+            from_terminal = signum in (signal.SIGINT, signal.SIGQUIT) and in_foreground()
             self._forward(signum, from_terminal)
 
         for sig in FORWARDED:
@@ -128,7 +128,8 @@ class Child:
         signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
 
 
-def _foreground() -> bool:
+def in_foreground() -> bool:
+    """Whether we are in the foreground process group of the terminal on stdin."""
     try:
         return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
     except (OSError, ValueError, AttributeError):

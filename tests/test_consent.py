@@ -76,6 +76,15 @@ def test_prompt_answers(home: Path, answer: str, granted: bool) -> None:
         assert events[0]["exit_code"] == 3
 
 
+def test_a_background_job_is_not_asked(home: Path) -> None:
+    """With job control a background job reading the terminal would be stopped (SIGTTIN)."""
+    child = pexpect.spawn("sh", ["-c", f"set -m; {SEND_METRICS} run -- sh -c 'exit 4' & "
+                                 "wait $!; echo status=$?"], timeout=20, encoding="utf-8")
+    out = finish(child)
+    assert "status=4" in out and "[y/N]" not in out
+    assert not state_file(home).exists()
+
+
 def test_nobody_is_asked_twice(home: Path) -> None:
     first = spawn("run", "--", "true")
     first.expect(PROMPT)
