@@ -1,0 +1,44 @@
+"""Makefile.example, as shipped: instrumented targets work with and without send_metrics."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.conftest import history, opt_in
+
+EXAMPLE = Path(__file__).parent.parent / "Makefile.example"
+
+
+def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["make", "-f", str(EXAMPLE), *args], capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def test_example_targets_are_recorded_once_each(home: Path) -> None:
+    opt_in()
+    assert make("dev.up.lms").returncode == 0
+    provision = make("dev.provision")
+    assert provision.returncode == 0
+    assert provision.stdout.splitlines() == ["pulling image for lms", "pulling image for cms",
+                                             "provisioning lms cms"]
+    failing = make("dev.fail")
+    assert failing.returncode == 2 and "fails on purpose" in failing.stderr
+    assert [(e["command"], e["exit_code"]) for e in history(home)] == [
+        ("dev.up.lms", 0), ("dev.provision", 0), ("dev.fail", 2)]
+    assert "granted" in make("metrics-status").stdout
+
+
+def test_example_runs_where_send_metrics_is_not_installed(tmp_path: Path) -> None:
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for tool in ("make", "sh", "sleep", "grep", "sed"):
+        os.symlink(shutil.which(tool), bare / tool)
+    env = {"PATH": str(bare), "HOME": os.environ["HOME"]}
+    result = make("dev.up.lms", "dev.provision", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "starting lms" in result.stdout and "provisioning lms cms" in result.stdout
+    skipped = make("metrics-opt-in", env=env)
+    assert skipped.returncode == 0 and "not installed" in skipped.stdout
