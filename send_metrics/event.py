@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 EVENT_NAME = "command_run"
 MAX_TEXT = 200  # characters kept of a command name or an allow-listed argument
+MAX_ARGS_TEXT = 4000  # characters of allow-listed arguments in all: an event stays under 32 KB
 
 
 class Event(NamedTuple):
@@ -88,6 +89,18 @@ def command_name(argv0: str) -> str:
     return clean_text(argv0.replace("\\", "/").rstrip("/").rpartition("/")[2] or argv0)
 
 
+def _bounded_args(args: list[str]) -> list[str]:
+    kept: list[str] = []
+    total = 0
+    for arg in args:
+        text = clean_text(arg)
+        total += len(text)
+        if total > MAX_ARGS_TEXT:
+            break
+        kept.append(text)
+    return kept
+
+
 def _signal_name(signum: int | None) -> str | None:
     if not signum:
         return None
@@ -119,7 +132,7 @@ def build_event(identity: Identity, command: str, args: list[str] | None, comman
         tool_version=__version__,
         consent_version=identity.consent_version,
         command=clean_text(command) or "?",
-        command_args=[clean_text(a) for a in args] if args is not None else None,
+        command_args=_bounded_args(args) if args is not None else None,
         command_type=command_type,
         start_time=start.isoformat(timespec="milliseconds"),
         duration_ms=result.duration_ms,

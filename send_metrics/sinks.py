@@ -16,7 +16,6 @@ from send_metrics.errors import DeliveryError
 
 DEFAULT_ENDPOINTS = {"segment": "https://api.segment.io", "otlp": "http://localhost:4318"}
 SEGMENT_MAX_BATCH_BYTES = 480_000  # Segment allows 500 KB a batch; keep a margin for the envelope
-SEGMENT_MAX_EVENT_BYTES = 32_000  # and 32 KB an event
 OTLP_MAX_RECORDS = 500
 MAX_RESPONSE_BYTES = 65_536  # more than this of a reply is never read
 
@@ -186,9 +185,7 @@ def _segment_bodies(events: list[dict[str, Any]]) -> Iterator[tuple[bool, list[s
     ids: list[str] = []
     size = 0
     for event in events:
-        item = json.dumps(segment_message(event)).encode()
-        if len(item) > SEGMENT_MAX_EVENT_BYTES:
-            item = json.dumps(segment_message({**event, "command_args": None})).encode()
+        item = json.dumps(segment_message(event)).encode()  # under 32 KB: see event.py
         if chunk and size + len(item) > SEGMENT_MAX_BATCH_BYTES:
             yield True, ids, b'{"batch":[' + b",".join(chunk) + b"]}"
             chunk, ids, size = [], [], 0

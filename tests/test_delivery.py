@@ -278,3 +278,25 @@ def test_segment_without_a_write_key_queues_and_says_so(home: Path, collector) -
     assert "write_key is not set" in result.stderr and len(result.stderr.splitlines()) == 1
     assert collector.requests == []
     assert len(queued(home)) == 1
+
+
+def test_segment_batches_stay_within_the_size_limits() -> None:
+    """Segment takes at most 500 KB a batch and 32 KB an event; the queue is split to fit."""
+    import json
+
+    from send_metrics import sinks
+    from send_metrics.config import Settings
+
+    target = sinks.resolve(Settings(sink="segment", write_key="k", endpoint="http://x"))
+    event = json.loads(sm("preview", "--", "true").stdout)
+    events = [{**event, "message_id": f"{i:08d}-0000-4000-8000-000000000000",
+               "command_args": ["\u00e9" * 200] * 20} for i in range(2000)]
+    requests = list(sinks.requests_for(target, events))
+    assert len(requests) > 1
+    assert all(len(body) <= 500_000 for _url, _ids, body in requests)
+    assert all(url.endswith("/v1/batch") for url, _ids, _body in requests)
+    sent = [i for _url, ids, _body in requests for i in ids]
+    assert sent == [e["message_id"] for e in events]
+    for _url, _ids, body in requests:
+        for message in json.loads(body)["batch"]:
+            assert len(json.dumps(message)) <= 32_000

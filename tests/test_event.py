@@ -153,6 +153,16 @@ def test_arguments_only_for_allow_listed_commands(home: Path) -> None:
     assert [e["command_args"] for e in events] == [["visible"], None]
 
 
+def test_allow_listed_arguments_are_bounded(home: Path) -> None:
+    Path("send_metrics.toml").write_text('[collect]\nallow_args = ["echo"]\n')
+    opt_in()
+    sm("run", "--", "echo", *(["x" * 300] * 40))
+    [event] = history(home)
+    assert all(len(a) == 200 for a in event["command_args"])
+    assert sum(map(len, event["command_args"])) <= 4000
+    assert len(json.dumps(event)) < 32_000
+
+
 def test_name_and_basename_never_a_path(home: Path) -> None:
     opt_in()
     sm("run", "--", "/bin/sh", "-c", "true")
