@@ -183,13 +183,13 @@ def stats() -> None:
     if not rows:
         click.echo("No runs recorded yet (nothing is recorded before you opt in).")
         return
-    header = ("command", "runs", "failures", "median", "p95", "last run")
+    header = ("command", "runs", "failures", "median", "p95", "last run (UTC)")
     table = [header] + [(r.command, str(r.runs), str(r.failures), _seconds(r.median_ms),
                          _seconds(r.p95_ms), r.last_run[:19].replace("T", " ")) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
-        click.echo("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
+        click.echo("  ".join(cell.ljust(w) if i in (0, len(header) - 1) else cell.rjust(w)
+                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
 
 
 def _seconds(ms: float) -> str:
