@@ -18,6 +18,7 @@ DEFAULT_ENDPOINTS = {"segment": "https://api.segment.io", "otlp": "http://localh
 SEGMENT_MAX_BATCH_BYTES = 480_000  # Segment allows 500 KB a batch; keep a margin for the envelope
 OTLP_MAX_RECORDS = 500
 MAX_RESPONSE_BYTES = 65_536  # more than this of a reply is never read
+MAX_IDLE_S = 10.0  # an older prepared connection may have died (a laptop slept): open anew
 
 # Event fields as OTLP attributes, named after the OpenTelemetry semantic conventions where one
 # exists; the rest live under `send_metrics.`. Resource attributes describe app and machine.
@@ -233,6 +234,7 @@ class Connection:
     def __init__(self, deadline: float):
         self.deadline = deadline
         self._conns: dict[tuple[str, str, int], Any] = {}
+        self._opened: dict[tuple[str, str, int], float] = {}
 
     def _left(self) -> float:
         left = self.deadline - time.monotonic()
@@ -246,11 +248,15 @@ class Connection:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         key = (parts.scheme, parts.hostname or "", port)
         conn = self._conns.get(key)
+        if conn is not None and time.monotonic() - self._opened[key] > MAX_IDLE_S:
+            conn.close()
+            conn = None
         if conn is None:
             kind = (http.client.HTTPSConnection if parts.scheme == "https"
                     else http.client.HTTPConnection)
             conn = kind(parts.hostname, port, timeout=self._left())
             self._conns[key] = conn
+            self._opened[key] = time.monotonic()
         return conn
 
     def prepare(self, url: str) -> None:
@@ -321,6 +327,7 @@ class Connection:
             except OSError:
                 pass
         self._conns.clear()
+        self._opened.clear()
 
 
 def _describe(exc: BaseException) -> str:

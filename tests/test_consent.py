@@ -69,6 +69,8 @@ def test_prompt_answers(home: Path, answer: str, granted: bool) -> None:
     assert saved["decision"] == ("granted" if granted else "declined")
     assert saved["consent_version"] == 1
     assert ("anonymous_id" in saved) is granted
+    if granted:
+        assert stat.S_IMODE(data_db(home).stat().st_mode) == 0o600
     events = history(home)
     assert len(events) == (1 if granted else 0)
     if granted:

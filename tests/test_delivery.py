@@ -300,3 +300,35 @@ def test_segment_batches_stay_within_the_size_limits() -> None:
     for _url, _ids, body in requests:
         for message in json.loads(body)["batch"]:
             assert len(json.dumps(message)) <= 32_000
+
+
+def test_a_prepared_connection_closed_by_the_server_is_reopened_once() -> None:
+    """Connected while the command ran, closed by the server before use: one fresh retry."""
+    import socket
+    import threading
+
+    from send_metrics import sinks
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1/track"
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        first, _ = listener.accept()
+        first.close()  # an idle keep-alive connection the server gave up on
+        second, _ = listener.accept()
+        seen.append(second.recv(65536))
+        second.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        second.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    conn = sinks.Connection(time.monotonic() + 5)
+    conn.prepare(url)
+    time.sleep(0.2)
+    conn.post(url, b"{}", {})
+    server.join(5)
+    listener.close()
+    assert seen and seen[0].startswith(b"POST /v1/track HTTP/1.1")
