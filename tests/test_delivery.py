@@ -329,6 +329,7 @@ def test_a_prepared_connection_closed_by_the_server_is_reopened_once() -> None:
     conn.prepare(url)
     time.sleep(0.2)
     conn.post(url, b"{}", {})
+    conn.close()
     server.join(5)
     listener.close()
     assert seen and seen[0].startswith(b"POST /v1/track HTTP/1.1")
