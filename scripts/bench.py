@@ -121,6 +121,13 @@ def main() -> None:
     exe = shutil.which("send_metrics")
     if not exe:
         sys.exit("bench: send_metrics is not on PATH (pip install -e . first)")
+    # Measure what developers get: an install has its bytecode compiled (pip compiles it; an
+    # editable install writes it on first use unless PYTHONDONTWRITEBYTECODE forbids it).
+    import compileall
+
+    import send_metrics
+
+    compileall.compile_dir(Path(send_metrics.__file__).parent, quiet=1)
     root = Path(tempfile.mkdtemp(prefix="send_metrics-bench-"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Server)
     server.daemon_threads = True
