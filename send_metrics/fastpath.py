@@ -7,6 +7,13 @@ so click stays the one place that explains usage.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from send_metrics.config import Settings
+    from send_metrics.tracker import RunSpec
+
 
 def _options(args: list[str], takes_value: dict[str, str], flags: dict[str, str]
              ) -> tuple[dict[str, object], list[str]] | None:
@@ -35,21 +42,22 @@ def _options(args: list[str], takes_value: dict[str, str], flags: dict[str, str]
     return found, []
 
 
-def try_fast(argv: list[str]) -> int | None:
-    """Run `run`/`wrap`/`preview` directly when the call is plain; None hands it to click."""
+def parse(argv: list[str]) -> Callable[[Settings], RunSpec] | None:
+    """The run to make for a plain `run`/`wrap`/`preview` call; None for anything else."""
     if not argv or argv[0] not in ("run", "wrap", "preview"):
         return None
     from send_metrics import tracker
 
     verb, rest = argv[0], argv[1:]
     if verb in ("run", "preview"):
-        parsed = _options(rest, {"--name": "name"}, {"--dry-run": "dry_run"})
+        flags = {"--dry-run": "dry_run"} if verb == "run" else {}
+        parsed = _options(rest, {"--name": "name"} if verb == "run" else {}, flags)
         if parsed is None or not parsed[1] or parsed[1][0] != "--" or len(parsed[1]) < 2:
             return None
         opts, tail = parsed
         name = opts.get("name")
-        tracker.execute(tracker.command_spec(
-            tail[1:], str(name) if name else None, verb == "preview" or bool(opts.get("dry_run"))))
+        return tracker.command_spec(tail[1:], str(name) if name else None,
+                                    verb == "preview" or bool(opts.get("dry_run")))
     parsed = _options(rest, {"--make": "make", "--makefile": "makefile", "-f": "makefile"},
                       {"--dry-run": "dry_run"})
     if parsed is None or not parsed[1] or parsed[1][0] == "--":
@@ -57,7 +65,16 @@ def try_fast(argv: list[str]) -> int | None:
     opts, (target, *variables) = parsed
     if not target or any("=" not in v or v.startswith(("=", "-")) for v in variables):
         return None
-    tracker.execute(tracker.make_spec(
-        target, variables, opts.get("make") or None,  # type: ignore[arg-type]
-        opts.get("makefile") or None, bool(opts.get("dry_run"))))  # type: ignore[arg-type]
-    return None  # not reached: execute ends the process
+    make, makefile = opts.get("make"), opts.get("makefile")
+    return tracker.make_spec(target, variables, str(make) if make else None,
+                             str(makefile) if makefile else None, bool(opts.get("dry_run")))
+
+
+def try_fast(argv: list[str]) -> int | None:
+    """Run a plain `run`/`wrap`/`preview` call now (never returns); None hands it to click."""
+    build = parse(argv)
+    if build is None:
+        return None
+    from send_metrics import tracker
+
+    tracker.execute(build)

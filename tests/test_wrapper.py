@@ -320,3 +320,38 @@ def test_stats_median_and_p95_from_the_history(home: Path) -> None:
     assert row.last_run == "2026-11-24T10:00:20.000+00:00"
     shown = sm("stats").stdout.splitlines()
     assert shown[1].split() == ["true", "20", "4", "105ms", "190ms", "2026-11-24", "10:00:20"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--", "sh", "-c", "exit 1"],
+    ["run", "--name", "deploy", "--", "make", "x"],
+    ["run", "--name=deploy", "--dry-run", "--", "true"],
+    ["preview", "--", "ls", "-l"],
+    ["wrap", "dev.up"],
+    ["wrap", "--make=/usr/bin/make", "-f", "other.mk", "dev.up", "A=1", "B=two words"],
+    ["wrap", "--makefile", "x.mk", "--dry-run", "t"],
+], ids=lambda a: " ".join(a))
+def test_fast_path_and_click_read_arguments_alike(argv: list[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hot path's small parser must mean exactly what the click commands mean."""
+    from click.testing import CliRunner
+
+    from send_metrics import fastpath, tracker
+    from send_metrics.cli import cli
+    from send_metrics.config import Settings
+
+    fast = fastpath.parse(argv)
+    assert fast is not None
+    seen = []
+    monkeypatch.setattr(tracker, "execute", lambda build: seen.append(build(Settings())))
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 0, result.output
+    assert seen == [fast(Settings())]
+
+
+@pytest.mark.parametrize("argv", [["run", "sh"], ["run", "--help"], ["wrap", "t", "junk"],
+                                  ["wrap", "--bogus", "t"], ["status"], []])
+def test_anything_unusual_goes_to_click(argv: list[str]) -> None:
+    from send_metrics import fastpath
+
+    assert fastpath.parse(argv) is None
