@@ -41,6 +41,7 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
         decision += "; overridden: disabled by DO_NOT_TRACK or SEND_METRICS_DISABLED"
     elif ci_vendor()[0]:
         decision += "; CI detected: never asks here"
+    lines.append(("app", " ".join(filter(None, (settings.app, settings.app_version)))))
     lines.append(("decision", decision))
     lines.append(("anonymous id", state.anonymous_id or "(none)"))
     lines.append(("consent version", str(settings.consent_version)))
@@ -55,7 +56,7 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
         target = sinks.resolve(settings)
         endpoint = target.shown if target else "(none: nothing leaves this machine)"
     except MetricsError as exc:
-        target, endpoint = None, str(exc)
+        endpoint = str(exc)
     lines.append(("sink", settings.sink + (" (SEND_METRICS_DEBUG: events printed, not sent)"
                                            if debug else "")))
     lines.append(("endpoint", endpoint))

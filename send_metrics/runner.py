@@ -50,12 +50,11 @@ def _on_interrupt(signum: int, _frame: object) -> None:
 
 
 class Child:
-    """One running child process; create it with `start`, then `wait`, then `release`."""
+    """One child process: creating it starts it; then `wait`, then `release`."""
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None):
         self._use_sigwait = hasattr(signal, "sigtimedwait")
         self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
-        self._old_handlers: dict[int, object] = {}
         self.interrupted = False
         self.start_epoch = time.time()
         self._start = time.monotonic()
@@ -91,7 +90,7 @@ class Child:
             self._forward(signum, from_terminal)
 
         for sig in FORWARDED:
-            self._old_handlers[sig] = signal.signal(sig, handler)
+            signal.signal(sig, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
 
     def wait(self) -> ChildResult:
