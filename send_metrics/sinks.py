@@ -28,7 +28,7 @@ OTLP_RESOURCE = {
     "cpu_count": "send_metrics.host.cpu_count",
     "memory_total_bytes": "send_metrics.host.memory_total_bytes",
     "ci": "send_metrics.ci", "ci_vendor": "send_metrics.ci_vendor",
-    "container": "send_metrics.container", "tool_version": "telemetry.distro.version",
+    "container": "send_metrics.container",
 }
 OTLP_RECORD = {
     "message_id": "log.record.uid", "anonymous_id": "enduser.pseudo.id",
@@ -128,7 +128,10 @@ def segment_message(event: dict[str, Any]) -> dict[str, Any]:
         "messageId": event["message_id"],
         "timestamp": event["start_time"],
         "properties": properties,
-        "context": {"library": {"name": "send_metrics", "version": __version__}, "ip": "0.0.0.0"},  # noqa: S104
+        "context": {
+            "library": {"name": "send_metrics", "version": __version__},
+            "ip": "0.0.0.0",  # noqa: S104 - not a bind: tells Segment to record no address
+        },
     }
 
 
