@@ -14,31 +14,26 @@ STATE_NAME = "metrics.toml"
 DEFAULT_APP = "send_metrics"
 SINKS = ("segment", "otlp", "http", "local")
 
-# The operator config's every key: (type, default). Nested tables are dicts of the same.
-_SCHEMA: dict[str, Any] = {
-    "app": (str, DEFAULT_APP),
-    "app_version": (str, ""),
-    "consent": {
-        "version": (int, 1),
-        "privacy_url": (str, ""),
-        "message": (str, ""),
-    },
-    "report": {
-        "sink": (str, "local"),
-        "endpoint": (str, ""),
-        "write_key": (str, ""),
-        "headers": (dict, {}),
-        "deadline": (float, 2.0),
-        "queue_max_events": (int, 1000),
-        "queue_max_age_days": (float, 30.0),
-    },
-    "make": {
-        "impl_prefix": (str, "impl-"),
-    },
-    "collect": {
-        "allow_args": (list, []),
-    },
+# Every key of send_metrics.toml: its type, the Settings field it sets, and (optionally) a
+# check of its value with the words that explain it. Defaults live in Settings alone.
+_KEYS: dict[str, tuple[type, str, Any, str]] = {
+    "app": (str, "app", lambda v: v and not set(v) & set("/\\") and v not in (".", ".."),
+            "a plain name (no slashes)"),
+    "app_version": (str, "app_version", None, ""),
+    "consent.version": (int, "consent_version", lambda v: v >= 0, "0 or more"),
+    "consent.privacy_url": (str, "privacy_url", None, ""),
+    "consent.message": (str, "consent_message", None, ""),
+    "report.sink": (str, "sink", lambda v: v in SINKS, "one of " + ", ".join(SINKS)),
+    "report.endpoint": (str, "endpoint", None, ""),
+    "report.write_key": (str, "write_key", None, ""),
+    "report.headers": (dict, "headers", None, ""),
+    "report.deadline": (float, "deadline", lambda v: 0 < v <= 60, "between 0 and 60 seconds"),
+    "report.queue_max_events": (int, "queue_max_events", lambda v: v >= 1, "1 or more"),
+    "report.queue_max_age_days": (float, "queue_max_age_days", lambda v: v > 0, "above 0"),
+    "make.impl_prefix": (str, "impl_prefix", None, ""),
+    "collect.allow_args": (list, "allow_args", None, ""),
 }
+_TABLES = {key.partition(".")[0] for key in _KEYS if "." in key}
 
 
 # Data crossing modules is immutable NamedTuples rather than frozen dataclasses: importing
@@ -109,40 +104,41 @@ def _nearest(key: str, choices: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _validate(raw: dict[str, Any], schema: dict[str, Any], where: str, path: Path,
-              out: dict[str, Any], problems: list[str]) -> None:
+def _flatten(raw: dict[str, Any], path: Path, problems: list[str]) -> dict[str, Any]:
+    """The file's keys as dotted names; a table where a value belongs (or the reverse) is noted."""
+    flat: dict[str, Any] = {}
     for key, value in raw.items():
-        dotted = f"{where}{key}"
-        if key not in schema:
-            problems.append(f"{path}: unknown key '{dotted}'{_nearest(key, list(schema))}; ignored")
-            continue
-        spec = schema[key]
-        if isinstance(spec, dict):
+        if key in _TABLES:
             if not isinstance(value, dict):
-                problems.append(f"{path}: '{dotted}' must be a table; ignored")
+                problems.append(f"{path}: '{key}' must be a table; ignored")  # a known name
                 continue
-            _validate(value, spec, f"{dotted}.", path, out, problems)
-            continue
-        kind, _default = spec
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if ok and kind is list:
-            ok = all(isinstance(item, str) for item in value)
-        if ok and kind is dict:
-            ok = all(isinstance(item, str) for item in value.values())
-        if ok and dotted == "report.sink" and value not in SINKS:
-            problems.append(f"{path}: 'report.sink' must be one of {', '.join(SINKS)}, "
-                            f"not {value!r}; using 'local'")
-            continue
-        if ok and dotted == "report.deadline" and not 0 < value <= 60:
-            problems.append(f"{path}: 'report.deadline' must be between 0 and 60 seconds; ignored")
-            continue
-        if not ok:
-            problems.append(f"{path}: '{dotted}' must be {_expected(kind)}, "
-                            f"not {type(value).__name__}; ignored")
-            continue
-        out[dotted] = value
+            flat.update((f"{key}.{inner}", v) for inner, v in value.items())
+        else:
+            flat[key] = value
+    return flat
+
+
+def _check(dotted: str, value: Any, path: Path) -> tuple[Any, str | None]:
+    """The value as Settings wants it, or a one-line problem naming file, key and expectation."""
+    if dotted not in _KEYS:
+        shown = dotted.encode("unicode_escape").decode("ascii")  # one line, whatever the key
+        return None, f"{path}: unknown key '{shown}'{_nearest(dotted, list(_KEYS))}; ignored"
+    kind, _field, valid, words = _KEYS[dotted]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if ok and kind is list:
+        ok = all(isinstance(item, str) for item in value)
+        value = tuple(value)
+    if ok and kind is dict:
+        ok = all(isinstance(item, str) for item in value.values())
+        value = dict(value)
+    if not ok:
+        return None, (f"{path}: '{dotted}' must be {_expected(kind)}, not "
+                      f"{type(value).__name__}; ignored")
+    if valid is not None and not valid(value):
+        return None, f"{path}: '{dotted}' must be {words}, not {value!r}; ignored"
+    return value, None
 
 
 def load_settings(path: Path | None = None) -> Loaded:
@@ -158,33 +154,18 @@ def load_settings(path: Path | None = None) -> Loaded:
             raw = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        reason = (reason.splitlines() or ["unreadable"])[0]
         return Loaded(Settings(path=path), (f"{path}: cannot read operator config ({reason}); "
                                             "using defaults",))
-    values: dict[str, Any] = {}
     problems: list[str] = []
-    _validate(raw, _SCHEMA, "", path, values, problems)
-    app = values.get("app", DEFAULT_APP)
-    if not app or "/" in app or "\\" in app or app in (".", ".."):
-        problems.append(f"{path}: 'app' must be a plain name; using '{DEFAULT_APP}'")
-        app = DEFAULT_APP
-    settings = Settings(
-        app=app,
-        app_version=values.get("app_version", ""),
-        consent_version=values.get("consent.version", 1),
-        privacy_url=values.get("consent.privacy_url", ""),
-        consent_message=values.get("consent.message", ""),
-        sink=values.get("report.sink", "local"),
-        endpoint=values.get("report.endpoint", ""),
-        write_key=values.get("report.write_key", ""),
-        headers=dict(values.get("report.headers", {})),
-        deadline=values.get("report.deadline", 2.0),
-        queue_max_events=max(1, values.get("report.queue_max_events", 1000)),
-        queue_max_age_days=values.get("report.queue_max_age_days", 30.0),
-        impl_prefix=values.get("make.impl_prefix", "impl-"),
-        allow_args=tuple(values.get("collect.allow_args", ())),
-        path=path,
-    )
-    return Loaded(settings, tuple(problems))
+    fields: dict[str, Any] = {}
+    for dotted, value in _flatten(raw, path, problems).items():
+        checked, problem = _check(dotted, value, path)
+        if problem:
+            problems.append(problem)
+        else:
+            fields[_KEYS[dotted][1]] = checked
+    return Loaded(Settings(**fields, path=path), tuple(problems))
 
 
 def _home() -> Path:

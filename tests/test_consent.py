@@ -282,7 +282,8 @@ def test_operator_config_problems_are_one_line_each_and_the_command_runs(home: P
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2
-    assert "unknown key 'consent.verison'" in lines[0] and "did you mean 'version'" in lines[0]
+    assert "unknown key 'consent.verison'" in lines[0]
+    assert "did you mean 'consent.version'" in lines[0]
     assert "'report.deadline' must be a number" in lines[1]
     assert all("send_metrics.toml" in line for line in lines)
     assert len(history(home, "devstack")) == 1
@@ -318,3 +319,23 @@ def test_status_names_the_decision_paths_and_overrides(home: Path) -> None:
     assert "granted" in result.stdout and "DO_NOT_TRACK=1" in result.stdout
     assert str(state_file(home)) in result.stdout
     assert sys.executable  # the CLI ran as a real process above
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('app = "a/b"', "'app' must be a plain name"),
+    ("[report]\ndeadline = 0", "'report.deadline' must be between 0 and 60 seconds"),
+    ("[report]\nqueue_max_events = 0", "'report.queue_max_events' must be 1 or more"),
+    ('[report]\nsink = "kafka"', "'report.sink' must be one of segment, otlp, http, local"),
+    ("report = 3", "'report' must be a table"),
+    ("[collect]\nallow_args = [1]", "'collect.allow_args' must be a list of strings"),
+    ("[consent]\nversion = true", "'consent.version' must be an integer, not bool"),
+], ids=["app", "deadline", "queue", "sink", "table", "allow_args", "bool"])
+def test_operator_config_values_are_checked(tmp_path: Path, text: str, problem: str) -> None:
+    from send_metrics import config
+
+    path = tmp_path / "send_metrics.toml"
+    path.write_text(text + "\n")
+    loaded = config.load_settings(path)
+    [line] = loaded.problems
+    assert problem in line and str(path) in line
+    assert loaded.settings._replace(path=None) == config.Settings()
