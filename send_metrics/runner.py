@@ -15,6 +15,7 @@ from send_metrics.errors import CommandNotFound
 # Signals a user sends to stop a command; they must reach the child, never kill the wrapper.
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 _WAITED = {*FORWARDED, signal.SIGCHLD}
+_PR_SET_PDEATHSIG = 1
 _SI_KERNEL = 0x80  # Linux si_code of signals the terminal sends to the whole foreground group
 _CORE_SIGNALS = {signal.SIGQUIT, signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE,
                  signal.SIGILL, signal.SIGSYS, signal.SIGTRAP, signal.SIGXCPU, signal.SIGXFSZ}
@@ -59,10 +60,8 @@ class Child:
         self.start_epoch = time.time()
         self._start = time.monotonic()
         try:
-            self.pid = os.posix_spawnp(
-                argv[0], argv, os.environ if env is None else env,
-                setsigmask=self._old_mask, setsigdef=_RESTORED,
-            )
+            spawn = _spawn_tied if sys.platform == "linux" else _spawn
+            self.pid = spawn(argv, os.environ if env is None else env, self._old_mask)
         except OSError as exc:
             signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
             name = argv[0]
@@ -125,6 +124,46 @@ class Child:
         for sig in FORWARDED:
             signal.signal(sig, _on_interrupt)
         signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
+
+
+def _spawn(argv: list[str], env: object, mask: set[signal.Signals]) -> int:
+    """posix_spawn: the child gets the signal mask and dispositions a shell would give it."""
+    return os.posix_spawnp(argv[0], argv, env, setsigmask=mask, setsigdef=_RESTORED)
+
+
+def _spawn_tied(argv: list[str], env: object, mask: set[signal.Signals]) -> int:
+    """Linux: like _spawn, and the kernel sends the child SIGTERM should the wrapper die, even
+    by SIGKILL (PR_SET_PDEATHSIG), so killing the wrapper never leaves the command running."""
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # the child: only system calls from here to exec
+        try:
+            os.close(report_r)
+            prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+            if os.getppid() != parent:
+                os._exit(128 + signal.SIGTERM)  # the wrapper died before the tie was made
+            for sig in _RESTORED:
+                signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            os.execvpe(argv[0], argv, env)
+        except OSError as exc:
+            os.write(report_w, str(exc.errno or 0).encode())
+        finally:
+            os._exit(127)
+    os.close(report_w)
+    try:
+        failure = os.read(report_r, 32)  # empty once exec succeeded and closed the pipe
+    finally:
+        os.close(report_r)
+    if failure:
+        os.waitpid(pid, 0)
+        errno = int(failure)
+        raise OSError(errno, os.strerror(errno))
+    return pid
 
 
 def in_foreground() -> bool:

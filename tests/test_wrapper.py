@@ -122,6 +122,16 @@ def test_signal_to_child_ends_wrapper_by_same_signal(tmp_path: Path, sig: signal
     assert_no_traceback(err)
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_killing_the_wrapper_with_sigkill_does_not_orphan_the_child(tmp_path: Path) -> None:
+    proc, child_pid = _start_sleeper(tmp_path, "exec sleep 30")
+    child = psutil.Process(child_pid)
+    proc.kill()
+    proc.communicate(timeout=10)
+    gone, _alive = psutil.wait_procs([child], timeout=10)
+    assert gone, "the child outlived its killed wrapper"
+
+
 def test_wrapper_outlives_a_child_that_handles_the_signal(tmp_path: Path, home: Path) -> None:
     opt_in()
     proc, _pid = _start_sleeper(
