@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("--black-hole-pairs", type=int, default=15,
                         help="pairs for the black-hole scenario (each waits for the deadline)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--no-bytecode", action="store_true",
+                        help="measure with no bytecode cache (PYTHONDONTWRITEBYTECODE=1)")
     args = parser.parse_args()
 
     exe = shutil.which("send_metrics")
@@ -127,7 +129,11 @@ def main() -> None:
 
     import send_metrics
 
-    compileall.compile_dir(Path(send_metrics.__file__).parent, quiet=1)
+    package = Path(send_metrics.__file__).parent
+    if args.no_bytecode:
+        shutil.rmtree(package / "__pycache__", ignore_errors=True)
+    else:
+        compileall.compile_dir(package, quiet=1)
     root = Path(tempfile.mkdtemp(prefix="send_metrics-bench-"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Server)
     server.daemon_threads = True
@@ -152,6 +158,9 @@ def main() -> None:
                    "CI", "DO_NOT_TRACK", "MFLAGS")}
         env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
                    XDG_DATA_HOME=str(home / ".local/share"))
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        if args.no_bytecode:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
         if endpoint:
             (work / "send_metrics.toml").write_text(
                 f'[report]\nsink = "segment"\nendpoint = "{endpoint}"\nwrite_key = "bench"\n')
@@ -189,13 +198,14 @@ def main() -> None:
     shutil.rmtree(root, ignore_errors=True)
 
     machine = {"python": platform.python_version(), "cpus": os.cpu_count(),
-               "machine": platform.machine(), "pairs": args.pairs}
+               "machine": platform.machine(), "pairs": args.pairs,
+               "bytecode": "none" if args.no_bytecode else "compiled"}
     if args.json:
         print(json.dumps({"machine": machine, "rows": [asdict(r) for r in rows]}, indent=2))
         return
     print(f"send_metrics benchmark: Python {machine['python']}, {machine['cpus']} CPUs, "
           f"{args.pairs} pairs after {args.warmup} warm-up (black hole: "
-          f"{args.black_hole_pairs})")
+          f"{args.black_hole_pairs}), bytecode {machine['bytecode']}")
     header = ("scenario", "bare ms", "wrapped ms", "added ms (median)", "added ms (p90)",
               "ratio", "peak RSS MiB", "budget ms", "note")
     table = [header] + [(r.scenario, f"{r.bare_median_ms:.1f}", f"{r.wrapped_median_ms:.1f}",

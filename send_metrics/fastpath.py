@@ -7,12 +7,10 @@ so click stays the one place that explains usage.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from send_metrics.config import Settings
-    from send_metrics.tracker import RunSpec
+    from send_metrics.tracker import Builder
 
 
 def _options(args: list[str], takes_value: dict[str, str], flags: dict[str, str]
@@ -42,7 +40,7 @@ def _options(args: list[str], takes_value: dict[str, str], flags: dict[str, str]
     return found, []
 
 
-def parse(argv: list[str]) -> Callable[[Settings], RunSpec] | None:
+def parse(argv: list[str]) -> Builder | None:
     """The run to make for a plain `run`/`wrap`/`preview` call; None for anything else."""
     if not argv or argv[0] not in ("run", "wrap", "preview"):
         return None

@@ -46,26 +46,30 @@ def make_flags(makeflags: str) -> set[str]:
     return set(words[0]) if words and not makeflags.startswith((" ", "-")) else set()
 
 
+# A run to make, given a way to read the operator config: a plain command does not need it
+# before its child starts, so it is read while the child runs; `wrap` needs its impl prefix.
+Builder = Callable[[Callable[[], Settings]], RunSpec]
+
+
 def make_spec(target: str, variables: list[str], make: str | None = None,
-              makefile: str | None = None, dry_run: bool = False) -> Callable[[Settings], RunSpec]:
+              makefile: str | None = None, dry_run: bool = False) -> Builder:
     """`make impl-TARGET` with the calling make's binary and makefile; VAR=value passed on."""
 
-    def build(settings: Settings) -> RunSpec:
+    def build(settings: Callable[[], Settings]) -> RunSpec:
         argv = [make or os.environ.get("MAKE") or "make", "--no-print-directory"]
         if makefile:
             argv += ["-f", makefile]
-        argv += [f"{settings.impl_prefix}{target}", *variables]
+        argv += [f"{settings().impl_prefix}{target}", *variables]
         return RunSpec(argv, target, tuple(variables), "make", dry_run)
 
     return build
 
 
-def command_spec(argv: list[str], name: str | None = None,
-                 dry_run: bool = False) -> Callable[[Settings], RunSpec]:
+def command_spec(argv: list[str], name: str | None = None, dry_run: bool = False) -> Builder:
     """Any command; it is named by --name or its program's basename, never its path."""
     from send_metrics.event import command_name
 
-    def build(_settings: Settings) -> RunSpec:
+    def build(_settings: Callable[[], Settings]) -> RunSpec:
         return RunSpec(list(argv), name or command_name(argv[0]), tuple(argv[1:]), "command",
                        dry_run)
 
@@ -136,22 +140,29 @@ def _read_state(settings: Settings, problems: list[str]) -> State:
         return State()
 
 
-def execute(build: Callable[[Settings], RunSpec]) -> NoReturn:
+def execute(build: Builder) -> NoReturn:
     """Run the command as if directly, record it if the developer agreed, end as it ended."""
-    loaded = config.load_settings()
-    settings = loaded.settings
-    spec = build(settings)
+    loaded: list[config.Loaded] = []
+
+    def settings_now() -> Settings:
+        if not loaded:
+            loaded.append(config.load_settings())
+        return loaded[0].settings
+
+    spec = build(settings_now)
     if _nothing_to_record(spec):
         _exec_plain(spec.argv)
-    problems = list(loaded.problems)
     env = {**os.environ, ACTIVE_VAR: "1"}
     try:
         child = runner.Child(spec.argv, env)
     except CommandNotFound as exc:
-        for line in problems:
+        settings_now()
+        for line in loaded[0].problems:
             warn(line)
         warn(str(exc))
         os._exit(exc.exit_code)
+    settings = settings_now()
+    problems = list(loaded[0].problems)
     state = _read_state(settings, problems)
     from send_metrics import consent
 

@@ -353,10 +353,10 @@ def test_fast_path_and_click_read_arguments_alike(argv: list[str],
     fast = fastpath.parse(argv)
     assert fast is not None
     seen = []
-    monkeypatch.setattr(tracker, "execute", lambda build: seen.append(build(Settings())))
+    monkeypatch.setattr(tracker, "execute", lambda build: seen.append(build(Settings)))
     result = CliRunner().invoke(cli, argv)
     assert result.exit_code == 0, result.output
-    assert seen == [fast(Settings())]
+    assert seen == [fast(Settings)]
 
 
 @pytest.mark.parametrize("argv", [["run", "sh"], ["run", "--help"], ["wrap", "t", "junk"],
