@@ -7,8 +7,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Mapping
+from typing import NamedTuple, NoReturn
 
 from send_metrics.errors import CommandNotFound
 
@@ -126,12 +126,12 @@ class Child:
         signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
 
 
-def _spawn(argv: list[str], env: object, mask: set[signal.Signals]) -> int:
+def _spawn(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) -> int:
     """posix_spawn: the child gets the signal mask and dispositions a shell would give it."""
     return os.posix_spawnp(argv[0], argv, env, setsigmask=mask, setsigdef=_RESTORED)
 
 
-def _spawn_tied(argv: list[str], env: object, mask: set[signal.Signals]) -> int:
+def _spawn_tied(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) -> int:
     """Linux: like _spawn, and the kernel sends the child SIGTERM should the wrapper die, even
     by SIGKILL (PR_SET_PDEATHSIG), so killing the wrapper never leaves the command running."""
     import ctypes
@@ -185,7 +185,7 @@ def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
     return thread
 
 
-def exit_like(result: ChildResult) -> None:
+def exit_like(result: ChildResult) -> NoReturn:
     """End the wrapper as the child ended: same exit code, or death by the same signal."""
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -257,7 +257,7 @@ class Connection:
         if conn is None:
             kind = (http.client.HTTPSConnection if parts.scheme == "https"
                     else http.client.HTTPConnection)
-            conn = kind(parts.hostname, port, timeout=self._left())
+            conn = kind(parts.hostname or "", port, timeout=self._left())
             self._conns[key] = conn
             self._opened[key] = time.monotonic()
         return conn

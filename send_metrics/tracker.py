@@ -188,15 +188,7 @@ def _after(spec: RunSpec, settings: Settings, state: State, result: runner.Child
            gatherer: _Gatherer | None) -> None:
     from send_metrics import consent
 
-    if spec.dry_run:
-        identity_id = state.anonymous_id if consent.collecting(state, settings) else PLACEHOLDER_ID
-        event = _build(spec, settings, identity_id, result, gatherer,
-                       time.monotonic() + settings.deadline)
-        import json
-
-        sys.stdout.write(json.dumps(event, indent=2) + "\n")
-        return
-    if gatherer is None:
+    if gatherer is None:  # not collecting (a dry run always has its gatherer)
         if not consent.needs_asking(state, settings) or not consent.is_interactive():
             return  # declined, or nobody to ask: nothing is collected
         granted = consent.ask(settings)
@@ -207,16 +199,24 @@ def _after(spec: RunSpec, settings: Settings, state: State, result: runner.Child
             return
         sys.stderr.write("send_metrics: thank you; `send_metrics opt-out` stops it any time.\n")
         gatherer = _Gatherer(settings)
+    if spec.dry_run:
+        identity_id = state.anonymous_id if consent.collecting(state, settings) else PLACEHOLDER_ID
+        event = _build(spec, settings, identity_id, result, gatherer,
+                       time.monotonic() + settings.deadline)
+        import json
+
+        sys.stdout.write(json.dumps(event, indent=2) + "\n")
+        return
     deadline = time.monotonic() + settings.deadline
     event = _build(spec, settings, state.anonymous_id, result, gatherer, deadline - 0.2)
     report(event, settings, deadline, gatherer.conn if not gatherer.thread.is_alive() else None)
 
 
 def _build(spec: RunSpec, settings: Settings, anonymous_id: str, result: runner.ChildResult,
-           gatherer: _Gatherer | None, until: float) -> dict[str, Any]:
+           gatherer: _Gatherer, until: float) -> dict[str, Any]:
     from send_metrics.event import Identity, build_event
 
-    git, machine = gatherer.join(until) if gatherer else (None, None)
+    git, machine = gatherer.join(until)
     args = list(spec.args) if spec.command in settings.allow_args else None
     identity = Identity(anonymous_id, settings.app, settings.app_version, settings.consent_version)
     return build_event(identity, spec.command, args, spec.command_type, result, git,
