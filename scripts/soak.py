@@ -90,6 +90,17 @@ def main() -> None:
     stop = threading.Event()
     tracebacks = 0
     side_runs = 0
+    notes: Counter = Counter()  # our one-line messages, by text without numbers
+
+    def note(stderr: str) -> int:
+        """Count our messages; the number of tracebacks (each one is printed in full)."""
+        for line in stderr.splitlines():
+            if line.startswith("send_metrics: "):
+                notes["".join("#" if c.isdigit() else c for c in line)[:160]] += 1
+        if "Traceback" in stderr:
+            print(stderr, file=sys.stderr)
+            return 1
+        return 0
 
     def alongside() -> None:
         nonlocal tracebacks, side_runs
@@ -98,7 +109,7 @@ def main() -> None:
                 done = subprocess.run([exe, *verb], env=env, cwd=work, capture_output=True,
                                       text=True)
                 side_runs += 1
-                tracebacks += "Traceback" in done.stderr
+                tracebacks += note(done.stderr)
 
     def killer() -> None:
         for _ in range(args.kills):
@@ -123,7 +134,7 @@ def main() -> None:
                               capture_output=True, text=True)
         expected_fail = any(int(t[5:]) % 7 == 0 for t in batch)
         wrong_status += (done.returncode != 0) != expected_fail
-        tracebacks += "Traceback" in done.stderr
+        tracebacks += note(done.stderr)
     stop.set()
     for helper in helpers:
         helper.join()
@@ -162,6 +173,8 @@ def main() -> None:
     width = max(len(k) for k in summary)
     for key, value in summary.items():
         print(f"{key:<{width}}  {value}")
+    for text, count in notes.most_common(10):
+        print(f"  {count:5d} x {text}")
     shutil.rmtree(root, ignore_errors=True)
     ok = (not lost and len(make_events) == args.runs and not wrong_status and not tracebacks
           and integrity == "ok")
