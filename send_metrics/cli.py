@@ -53,7 +53,10 @@ def cli() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the event instead of recording it.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(name: str | None, dry_run: bool, command: tuple[str, ...]) -> None:
-    """Run CMD as if directly and record one event for it: send_metrics run -- CMD [ARG ...]"""
+    """Run a command as if directly and record one event for it.
+
+    Usage: send_metrics run [--name NAME] -- CMD [ARG ...]
+    """
     tracker.execute(tracker.command_spec(_strip_dashes(command), name, dry_run))
 
 
