@@ -172,6 +172,12 @@ def _home() -> Path:
     return Path(os.environ.get("HOME") or Path.home())
 
 
+def _xdg(name: str, fallback: Path) -> Path:
+    """An XDG base directory; relative values are ignored, as the XDG spec says."""
+    value = os.environ.get(name, "")
+    return Path(value) if os.path.isabs(value) else fallback
+
+
 def config_dir(app: str) -> Path:
     """Where the developer's decision lives: XDG config on Linux, the platform's place elsewhere."""
     if sys.platform == "darwin":
@@ -179,7 +185,7 @@ def config_dir(app: str) -> Path:
     elif sys.platform == "win32":
         base = Path(os.environ.get("APPDATA") or _home() / "AppData" / "Roaming")
     else:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or _home() / ".config")
+        base = _xdg("XDG_CONFIG_HOME", _home() / ".config")
     return base / app
 
 
@@ -191,7 +197,7 @@ def data_dir(app: str) -> Path:
     if sys.platform == "win32":
         base = Path(os.environ.get("LOCALAPPDATA") or _home() / "AppData" / "Local")
     else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or _home() / ".local" / "share")
+        base = _xdg("XDG_DATA_HOME", _home() / ".local" / "share")
     return base / app
 
 
