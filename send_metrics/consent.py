@@ -105,26 +105,48 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def record(settings: Settings, granted: bool) -> State:
-    """Record a decision; a grant keeps a still-valid id, else makes a new random one."""
+def _current(path: Path) -> State:
+    try:
+        return config.read_state(path)
+    except ConfigError:
+        return State()
+
+
+def _write(settings: Settings, path: Path, granted: bool, previous: State) -> State:
+    """Write a decision (the lock held); a grant keeps a still-valid id, else makes a new one."""
     from send_metrics.event import new_uuid4
 
+    anonymous_id = ""
+    if granted:
+        anonymous_id = previous.anonymous_id if previous.granted else new_uuid4()
+    state = State("granted" if granted else "declined", _now(), settings.consent_version,
+                  anonymous_id)
+    config.write_state(path, state)
+    return state
+
+
+def record(settings: Settings, granted: bool) -> State:
+    """Record a decision without asking (opt-in --yes, opt-out, the prompt's answer)."""
     path = config.state_path(settings.app)
     try:
         with _locked(path):
-            try:
-                previous = config.read_state(path)
-            except ConfigError:
-                previous = State()
-            anonymous_id = ""
-            if granted:
-                anonymous_id = previous.anonymous_id if previous.granted else new_uuid4()
-            state = State("granted" if granted else "declined", _now(),
-                          settings.consent_version, anonymous_id)
-            config.write_state(path, state)
+            return _write(settings, path, granted, _current(path))
     except OSError as exc:
         raise ConfigError(f"cannot write {path} ({exc.strerror or exc})") from None
-    return state
+
+
+def ask_once(settings: Settings) -> tuple[State, bool]:
+    """Ask and record the answer, holding the lock: wrappers that end together (make -j) wait,
+    then use the answer instead of asking again. Returns the state and whether we asked."""
+    path = config.state_path(settings.app)
+    try:
+        with _locked(path):
+            previous = _current(path)
+            if not needs_asking(previous, settings):
+                return previous, False
+            return _write(settings, path, ask(settings), previous), True
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path} ({exc.strerror or exc})") from None
 
 
 def opt_out(settings: Settings) -> tuple[State, bool]:

@@ -189,15 +189,22 @@ def _after(spec: RunSpec, settings: Settings, state: State, result: runner.Child
     from send_metrics import consent
 
     if gatherer is None:  # not collecting (a dry run always has its gatherer)
-        if not consent.needs_asking(state, settings) or not consent.is_interactive():
-            return  # declined, or nobody to ask: nothing is collected
-        granted = consent.ask(settings)
-        state = consent.record(settings, granted)
-        if not granted:
-            sys.stderr.write(f"send_metrics: nothing recorded; `send_metrics opt-in` to change "
-                             f"your mind. Settings: {config.state_path(settings.app)}\n")
+        if not consent.needs_asking(state, settings):
+            return  # declined: nothing is collected
+        if consent.is_interactive():
+            state, asked = consent.ask_once(settings)
+        else:
+            # Nobody to ask here; but under make -j only one job has the terminal, and the
+            # developer may have just answered there. Their answer counts for this run too.
+            state, asked = _read_state(settings, []), False
+        if not consent.collecting(state, settings):
+            if asked:
+                sys.stderr.write(f"send_metrics: nothing recorded; `send_metrics opt-in` to "
+                                 f"change your mind. Settings: {config.state_path(settings.app)}\n")
             return
-        sys.stderr.write("send_metrics: thank you; `send_metrics opt-out` stops it any time.\n")
+        if asked:
+            sys.stderr.write("send_metrics: thank you; `send_metrics opt-out` stops it any "
+                             "time.\n")
         gatherer = _Gatherer(settings)
     if spec.dry_run:
         identity_id = state.anonymous_id if consent.collecting(state, settings) else PLACEHOLDER_ID

@@ -87,6 +87,23 @@ def test_a_background_job_is_not_asked(home: Path) -> None:
     assert not state_file(home).exists()
 
 
+def test_make_j_in_a_terminal_asks_once_and_the_answer_counts_for_later_jobs(
+        home: Path, tmp_path: Path) -> None:
+    """make -j2, no decision: only the job holding the terminal asks; a job that ends after
+    the answer uses it (its own stdin is not the terminal: make gives that to one job)."""
+    (tmp_path / "Makefile").write_text(
+        "dev.%: ; +@send_metrics wrap --make='$(MAKE)' -f '$(firstword $(MAKEFILE_LIST))' $@\n"
+        "impl-dev.a: ; @sleep 0.2\nimpl-dev.b: ; @sleep 2\n")
+    child = pexpect.spawn("make", ["-j2", "-f", str(tmp_path / "Makefile"), "dev.a", "dev.b"],
+                          timeout=20, encoding="utf-8")
+    child.expect(PROMPT)
+    child.sendline("y")
+    out = finish(child)
+    assert child.exitstatus == 0
+    assert out.count("[y/N]") == 0  # the only question was consumed by expect() above
+    assert sorted(e["command"] for e in history(home)) == ["dev.a", "dev.b"]
+
+
 def test_nobody_is_asked_twice(home: Path) -> None:
     first = spawn("run", "--", "true")
     first.expect(PROMPT)
@@ -261,13 +278,13 @@ def read_only_config(home: Path):
 
 
 def test_read_only_config_dir(home: Path, read_only_config: Path) -> None:
+    """An answer that cannot be kept is not asked for (it would be asked again every run)."""
     child = spawn("run", "--", "sh", "-c", "exit 9")
-    child.expect(PROMPT)
-    child.sendline("y")
     out = finish(child)
     assert child.exitstatus == 9
-    assert "Traceback" not in out
-    assert "cannot write" in out and str(read_only_config) in out
+    assert "Traceback" not in out and "[y/N]" not in out
+    [line] = [x for x in out.splitlines() if x.strip()]
+    assert "cannot write" in line and str(read_only_config) in line
     result = sm("opt-in", "--yes")
     assert result.returncode == 3
     assert len(result.stderr.strip().splitlines()) == 1
