@@ -66,27 +66,48 @@ class Store:
 
     def __init__(self, path: Path, busy_timeout: float = 1.0):
         self.path = path
+        self.notice = ""  # one line for the user when the store had to be repaired
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # Created private; SQLite gives its -wal and -shm files the same mode.
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-            self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            if self._db.execute("PRAGMA user_version").fetchone()[0] != 1:
-                self._db.execute("PRAGMA journal_mode = WAL")
-                with self._write():
-                    for statement in _SCHEMA.split(";"):
-                        self._db.execute(statement)
-                    self._db.execute("PRAGMA user_version = 1")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-        except (sqlite3.Error, OSError) as exc:
+            self._open(busy_timeout)
+        except sqlite3.OperationalError as exc:  # locked, read-only, disk full: not corruption
             raise StoreError(f"cannot open {path} ({_reason(exc)})") from None
+        except sqlite3.DatabaseError as exc:
+            # Not a database, or a malformed one: keep it for inspection and start anew, so
+            # one bad file does not stop every later run from being recorded.
+            aside = path.with_name(path.name + ".corrupt")
+            self.close()
+            try:
+                os.replace(path, aside)
+                for suffix in ("-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+                self._open(busy_timeout)
+            except (sqlite3.Error, OSError) as again:
+                raise StoreError(f"cannot open {path} ({_reason(again)})") from None
+            self.notice = (f"{path} was not a usable database ({_reason(exc)}); "
+                           f"moved aside to {aside.name}, starting anew")
+        except OSError as exc:
+            raise StoreError(f"cannot open {path} ({_reason(exc)})") from None
+
+    def _open(self, busy_timeout: float) -> None:
+        path = self.path
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Created private; SQLite gives its -wal and -shm files the same mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+        self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        if self._db.execute("PRAGMA user_version").fetchone()[0] != 1:
+            self._db.execute("PRAGMA journal_mode = WAL")
+            with self._write():
+                for statement in _SCHEMA.split(";"):
+                    self._db.execute(statement)
+                self._db.execute("PRAGMA user_version = 1")
+        self._db.execute("PRAGMA synchronous = NORMAL")
 
     def close(self) -> None:
         try:
             self._db.close()
-        except sqlite3.Error:
+        except (sqlite3.Error, AttributeError):
             pass
 
     @contextmanager

@@ -246,6 +246,8 @@ def report(event: dict[str, Any], settings: Settings, deadline: float, conn: Any
     # Waiting for a lock held by other wrappers counts against the deadline too.
     db = store.Store(store.db_path(config.data_dir(settings.app)),
                      busy_timeout=max(0.05, deadline - time.monotonic()))
+    if db.notice:
+        warn(db.notice)
     db.record(event, queue=networked, max_events=settings.queue_max_events,
               max_age_days=settings.queue_max_age_days)
     if debug:

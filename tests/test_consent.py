@@ -356,3 +356,15 @@ def test_operator_config_values_are_checked(tmp_path: Path, text: str, problem: 
     [line] = loaded.problems
     assert problem in line and str(path) in line
     assert loaded.settings._replace(path=None) == config.Settings()
+
+
+def test_the_disclosure_names_every_field_the_privacy_url_and_allow_listed_commands() -> None:
+    from send_metrics import config, consent
+    from send_metrics.event import schema
+
+    text = consent.disclosure(config.Settings(allow_args=("deploy",),
+                                              privacy_url="https://example.org/privacy"))
+    flat = " ".join(text.split())
+    assert all(field in flat for field in schema()["properties"])
+    assert "https://example.org/privacy" in flat and "except those of: deploy" in flat
+    assert all(len(line) <= 80 for line in text.splitlines())

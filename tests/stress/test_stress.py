@@ -308,3 +308,18 @@ def test_ten_thousand_undeliverable_events_stay_within_the_bound(home: Path,
 def history_event() -> dict:
     result = sm("preview", "--", "true")
     return json.loads(result.stdout)
+
+
+def test_a_corrupt_store_is_moved_aside_once(home: Path) -> None:
+    opt_in()
+    db = data_db(home)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.write_bytes(b"this is not a database" * 100)
+    result = sm("run", "--", "sh", "-c", "exit 3")
+    assert result.returncode == 3
+    [line] = result.stderr.strip().splitlines()
+    assert "moved aside" in line and str(db) in line
+    assert (db.parent / "metrics.sqlite3.corrupt").read_bytes().startswith(b"this is not")
+    assert len(history(home)) == 1
+    again = sm("run", "--", "true")
+    assert again.stderr == "" and len(history(home)) == 2
