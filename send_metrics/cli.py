@@ -122,6 +122,9 @@ def opt_in(yes: bool) -> None:
     state = consent.record(settings, granted=True)
     click.echo(f"Thank you: usage metrics are on (anonymous id {state.anonymous_id}).")
     click.echo("`send_metrics opt-out` turns them off and deletes your id and local data.")
+    if config.metrics_disabled():
+        click.echo("Note: DO_NOT_TRACK or SEND_METRICS_DISABLED is set here, and wins: nothing "
+                   "is collected while it is.")
 
 
 @cli.command("opt-out")
