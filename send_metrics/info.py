@@ -67,9 +67,8 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
         try:
             db = store.Store(store.db_path(data))
             counts = db.counts()
-            runs = len(db.history())
             db.close()
-            lines.append(("runs recorded", str(runs)))
+            lines.append(("runs recorded", str(counts.runs)))
             lines.append(("queued events", str(counts.queued)))
             lines.append(("dropped events", f"{counts.dropped_rejected} rejected by the endpoint, "
                           f"{counts.dropped_overflow} over the queue bound, "

@@ -48,6 +48,7 @@ class Counts(NamedTuple):
     """The queue's state as `status` shows it."""
 
     queued: int
+    runs: int
     dropped_rejected: int
     dropped_overflow: int
     dropped_expired: int
@@ -194,10 +195,11 @@ class Store:
         """Queued and dropped counts and the last delivery error, for `status`."""
         try:
             queued = self._db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
+            runs = self._db.execute("SELECT COUNT(*) FROM history").fetchone()[0]
             meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.path} ({_reason(exc)})") from None
-        return Counts(queued, int(meta.get(DROPPED_REJECTED, 0)),
+        return Counts(queued, runs, int(meta.get(DROPPED_REJECTED, 0)),
                       int(meta.get(DROPPED_OVERFLOW, 0)), int(meta.get(DROPPED_EXPIRED, 0)),
                       meta.get(LAST_ERROR, ""), meta.get(LAST_DELIVERY, ""),
                       float(meta.get(NOT_BEFORE, 0)))
@@ -207,14 +209,6 @@ class Store:
         try:
             return self._db.execute("SELECT command, start_time, duration_ms, failed FROM history "
                                     "ORDER BY start_time, rowid").fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read {self.path} ({_reason(exc)})") from None
-
-    def events(self) -> list[dict]:
-        """Every recorded event as stored, oldest first (what was or will be sent)."""
-        try:
-            rows = self._db.execute("SELECT event FROM history ORDER BY start_time, rowid")
-            return [json.loads(r[0]) for r in rows.fetchall()]
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.path} ({_reason(exc)})") from None
 

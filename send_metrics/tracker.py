@@ -111,11 +111,7 @@ class _Gatherer:
     def _work(self) -> None:
         from send_metrics import context, event, sinks, store  # noqa: F401 - warm imports
 
-        if not config.env_flag("SEND_METRICS_DEBUG"):
-            try:
-                self.target = sinks.resolve(self.settings)
-            except MetricsError:
-                pass
+        self.target, _error = destination(self.settings)
         self.machine = context.machine_facts()
         self.git = context.git_facts(self.settings.app)
         if self.target is not None:  # last: a hanging DNS must not cost the facts above
@@ -230,18 +226,25 @@ def _build(spec: RunSpec, settings: Settings, anonymous_id: str, result: runner.
                        machine).to_dict()
 
 
+def destination(settings: Settings) -> tuple[Any, str | None]:
+    """Where events go: (target, None); (None, None) for the local sink or SEND_METRICS_DEBUG;
+    (None, problem) when the operator's sink settings are incomplete."""
+    from send_metrics import sinks
+
+    if settings.sink == "local" or config.env_flag("SEND_METRICS_DEBUG"):
+        return None, None
+    try:
+        return sinks.resolve(settings), None
+    except MetricsError as exc:
+        return None, str(exc)
+
+
 def report(event: dict[str, Any], settings: Settings, deadline: float, conn: Any = None) -> None:
     """Store the event in the history and queue, then deliver the queue until the deadline."""
-    from send_metrics import sinks, store
+    from send_metrics import store
 
-    debug = config.env_flag("SEND_METRICS_DEBUG")
-    networked = settings.sink != "local" and not debug
-    target, error = None, None
-    if networked:
-        try:
-            target = sinks.resolve(settings)
-        except MetricsError as exc:
-            error = str(exc)  # the operator's config is incomplete: keep the event for later
+    target, error = destination(settings)
+    networked = target is not None or error is not None  # an incomplete config keeps events
     # Not closed: the process ends right after, and an abandoned sender may still be using it.
     # Waiting for a lock held by other wrappers counts against the deadline too.
     db = store.Store(store.db_path(config.data_dir(settings.app)),
@@ -250,7 +253,7 @@ def report(event: dict[str, Any], settings: Settings, deadline: float, conn: Any
         warn(db.notice)
     db.record(event, queue=networked, max_events=settings.queue_max_events,
               max_age_days=settings.queue_max_age_days)
-    if debug:
+    if config.env_flag("SEND_METRICS_DEBUG"):
         import json
 
         sys.stderr.write("send_metrics debug: " + json.dumps(event) + "\n")
@@ -262,7 +265,7 @@ def report(event: dict[str, Any], settings: Settings, deadline: float, conn: Any
 
 def flush(db: Any, target: Any, deadline: float, batch: int = 100, conn: Any = None) -> str | None:
     """Deliver queued events oldest first until done or the deadline; the last error, if any."""
-    outcome: dict[str, Any] = {"error": None, "sent": 0}
+    outcome: dict[str, Any] = {"error": None}
     claimed: list[str] = []  # appended by the sender thread, read here
     if db.counts().not_before > time.time():
         return "the endpoint asked to wait (Retry-After)"
@@ -283,7 +286,6 @@ def flush(db: Any, target: Any, deadline: float, batch: int = 100, conn: Any = N
                 nonlocal stop
                 if exc is None:
                     db.delivered(ids)
-                    outcome["sent"] += len(ids)
                 elif exc.retry:
                     db.failed(ids, str(exc), exc.retry_after)
                     outcome["error"] = str(exc)
