@@ -74,16 +74,23 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="send_metrics-soak-"))
     home, work = root / "home", root / "work"
     work.mkdir(parents=True)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SEND_METRICS", "MAKE", "OTEL_")) and k not in ("CI", "MFLAGS")}
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
-               XDG_DATA_HOME=str(home / ".local/share"))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SEND_METRICS", "MAKE", "OTEL_")) and k not in ("CI", "MFLAGS")
+    }
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local/share"),
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     (work / "send_metrics.toml").write_text(
         f'[report]\nsink = "segment"\nendpoint = "http://127.0.0.1:{server.server_address[1]}"\n'
-        'write_key = "soak"\nqueue_max_events = 1000000\n')
+        'write_key = "soak"\nqueue_max_events = 1000000\n'
+    )
     (work / "Makefile").write_text(MAKEFILE)
     subprocess.run([exe, "opt-in", "--yes"], env=env, cwd=work, check=True, capture_output=True)
 
@@ -106,8 +113,9 @@ def main() -> None:
         nonlocal tracebacks, side_runs
         while not stop.is_set():
             for verb in (["flush", "--timeout", "5"], ["stats"]):
-                done = subprocess.run([exe, *verb], env=env, cwd=work, capture_output=True,
-                                      text=True)
+                done = subprocess.run(
+                    [exe, *verb], env=env, cwd=work, capture_output=True, text=True
+                )
                 side_runs += 1
                 tracebacks += note(done.stderr)
 
@@ -115,8 +123,13 @@ def main() -> None:
         for _ in range(args.kills):
             if stop.is_set():
                 return
-            proc = subprocess.Popen([exe, "run", "--", "sleep", "0.05"], env=env, cwd=work,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [exe, "run", "--", "sleep", "0.05"],
+                env=env,
+                cwd=work,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(random.uniform(0.0, 0.15))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -129,9 +142,14 @@ def main() -> None:
     targets = [f"dev.t{i}" for i in range(args.runs)]
     wrong_status = 0
     for start in range(0, args.runs, args.jobs):
-        batch = targets[start:start + args.jobs]
-        done = subprocess.run(["make", "-k", f"-j{args.jobs}", *batch], env=env, cwd=work,
-                              capture_output=True, text=True)
+        batch = targets[start : start + args.jobs]
+        done = subprocess.run(
+            ["make", "-k", f"-j{args.jobs}", *batch],
+            env=env,
+            cwd=work,
+            capture_output=True,
+            text=True,
+        )
         expected_fail = any(int(t[5:]) % 7 == 0 for t in batch)
         wrong_status += (done.returncode != 0) != expected_fail
         tracebacks += note(done.stderr)
@@ -176,8 +194,13 @@ def main() -> None:
     for text, count in notes.most_common(10):
         print(f"  {count:5d} x {text}")
     shutil.rmtree(root, ignore_errors=True)
-    ok = (not lost and len(make_events) == args.runs and not wrong_status and not tracebacks
-          and integrity == "ok")
+    ok = (
+        not lost
+        and len(make_events) == args.runs
+        and not wrong_status
+        and not tracebacks
+        and integrity == "ok"
+    )
     sys.exit(0 if ok else 1)
 
 

@@ -7,21 +7,19 @@ import sys
 def main() -> None:
     """Run the command line; `run` and `wrap` start their child before click is imported."""
     from send_metrics import fastpath
+    from send_metrics.errors import ExitCode
 
     try:
-        code = fastpath.try_fast(sys.argv[1:])
-        if code is None:
-            from send_metrics.cli import cli
+        fastpath.try_fast(sys.argv[1:])
+        from send_metrics.cli import cli
 
-            cli.main(prog_name="send_metrics")
-        else:
-            sys.exit(code)
+        cli.main(prog_name="send_metrics")
     except KeyboardInterrupt:
-        sys.exit(130)  # Ctrl-C before a child was started, or in a command of our own
+        sys.exit(ExitCode.INTERRUPTED)  # Ctrl-C before a child started, or in our own commands
     except BrokenPipeError:
         # `send_metrics schema | head`: the reader left; say nothing more.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(141)
+        sys.exit(ExitCode.BROKEN_PIPE)
 
 
 if __name__ == "__main__":

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 import click
 
-from send_metrics import __version__, config, consent, info, tracker
+from send_metrics import __version__, config, consent, delivery, reports, wrapper
 from send_metrics.config import Settings
-from send_metrics.errors import MetricsError
+from send_metrics.errors import ExitCode, MetricsError
+from send_metrics.files import state_path
+from send_metrics.output import warn
 
 _PASS_THROUGH = {"ignore_unknown_options": True, "allow_interspersed_args": False}
 
@@ -20,25 +19,22 @@ _PASS_THROUGH = {"ignore_unknown_options": True, "allow_interspersed_args": Fals
 def _settings() -> Settings:
     loaded = config.load_settings()
     for problem in loaded.problems:
-        tracker.warn(problem)
+        warn(problem)
     return loaded.settings
 
 
-def _errors_as_lines(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Our expected failures end as one line on stderr and a documented exit code."""
+class _Group(click.Group):
+    """The one error boundary: our expected failures end as one line and a documented code."""
 
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def invoke(self, ctx: click.Context) -> Any:
         try:
-            return func(*args, **kwargs)
+            return super().invoke(ctx)
         except MetricsError as exc:
-            tracker.warn(str(exc))
+            warn(str(exc))
             sys.exit(exc.exit_code)
 
-    return wrapper
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="send_metrics")
 def cli() -> None:
     """Honest, consented usage metrics for Makefile targets and any command.
@@ -57,30 +53,35 @@ def run(name: str | None, dry_run: bool, command: tuple[str, ...]) -> None:
 
     Usage: send_metrics run [--name NAME] -- CMD [ARG ...]
     """
-    tracker.execute(tracker.command_spec(_strip_dashes(command), name, dry_run))
+    wrapper.execute(wrapper.command_spec(_strip_dashes(command), name, dry_run))
 
 
 @cli.command(context_settings=_PASS_THROUGH)
 @click.option("--make", "make", metavar="PATH", help="The calling make: pass '$(MAKE)'.")
-@click.option("-f", "--makefile", metavar="FILE",
-              help="The calling makefile: pass '$(firstword $(MAKEFILE_LIST))'.")
+@click.option(
+    "-f",
+    "--makefile",
+    metavar="FILE",
+    help="The calling makefile: pass '$(firstword $(MAKEFILE_LIST))'.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the event instead of recording it.")
 @click.argument("target")
 @click.argument("variables", nargs=-1, type=click.UNPROCESSED)
-def wrap(make: str | None, makefile: str | None, dry_run: bool, target: str,
-         variables: tuple[str, ...]) -> None:
+def wrap(
+    make: str | None, makefile: str | None, dry_run: bool, target: str, variables: tuple[str, ...]
+) -> None:
     """Run `make impl-TARGET` and record one event for TARGET (Makefile indirection)."""
     bad = [v for v in variables if "=" not in v or v.startswith("=")]
     if bad:
         raise click.UsageError(f"expected VAR=value after the target, got {bad[0]!r}")
-    tracker.execute(tracker.make_spec(target, list(variables), make, makefile, dry_run))
+    wrapper.execute(wrapper.make_spec(target, list(variables), make, makefile, dry_run))
 
 
 @cli.command(context_settings=_PASS_THROUGH)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def preview(command: tuple[str, ...]) -> None:
     """Run CMD and print the exact event that would be sent; nothing is stored or sent."""
-    tracker.execute(tracker.command_spec(_strip_dashes(command), None, True))
+    wrapper.execute(wrapper.command_spec(_strip_dashes(command), None, True))
 
 
 def _strip_dashes(command: tuple[str, ...]) -> list[str]:
@@ -93,11 +94,10 @@ def _strip_dashes(command: tuple[str, ...]) -> list[str]:
 
 
 @cli.command()
-@_errors_as_lines
 def status() -> None:
     """Show the decision, id, files, sink, queue and environment overrides."""
     loaded = config.load_settings()
-    lines = info.status(loaded.settings, loaded.problems)
+    lines = reports.status(loaded.settings, loaded.problems)
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
         click.echo(f"{label + ':':<{width + 1}} {value}")
@@ -105,15 +105,15 @@ def status() -> None:
 
 @cli.command("opt-in")
 @click.option("--yes", "-y", is_flag=True, help="Agree without being asked (for scripts).")
-@_errors_as_lines
 def opt_in(yes: bool) -> None:
     """Show what is collected and record your consent."""
     settings = _settings()
     if not yes:
         if not sys.stdin.isatty():
             click.echo(consent.disclosure(settings), err=True)
-            raise click.UsageError("no terminal to ask on; run `send_metrics opt-in --yes` "
-                                   "to agree to the text above")
+            raise click.UsageError(
+                "no terminal to ask on; run `send_metrics opt-in --yes` to agree to the text above"
+            )
         click.echo(consent.disclosure(settings), err=True)
         if not click.confirm("Share usage metrics?", default=False, err=True):
             consent.record(settings, granted=False)
@@ -123,54 +123,48 @@ def opt_in(yes: bool) -> None:
     click.echo(f"Thank you: usage metrics are on (anonymous id {state.anonymous_id}).")
     click.echo("`send_metrics opt-out` turns them off and deletes your id and local data.")
     if config.metrics_disabled():
-        click.echo("Note: DO_NOT_TRACK or SEND_METRICS_DISABLED is set here, and wins: nothing "
-                   "is collected while it is.")
+        click.echo(
+            "Note: DO_NOT_TRACK or SEND_METRICS_DISABLED is set here, and wins: nothing "
+            "is collected while it is."
+        )
 
 
 @cli.command("opt-out")
-@_errors_as_lines
 def opt_out() -> None:
     """Stop collecting; delete the anonymous id, the local queue and history."""
     settings = _settings()
     _state, deleted = consent.opt_out(settings)
-    click.echo("Usage metrics are off; your anonymous id is deleted"
-               + (" and so are your local queue and history." if deleted else "."))
+    click.echo(
+        "Usage metrics are off; your anonymous id is deleted"
+        + (" and so are your local queue and history." if deleted else ".")
+    )
 
 
 @cli.command()
-@_errors_as_lines
 def reset() -> None:
     """Forget the decision (and repair a broken state file); the next run asks again."""
     settings = _settings()
     consent.reset(settings)
-    click.echo(f"Decision forgotten ({config.state_path(settings.app)}); "
-               "the next interactive run asks again.")
+    click.echo(
+        f"Decision forgotten ({state_path(settings.app)}); the next interactive run asks again."
+    )
 
 
 @cli.command()
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to spend at most.")
-@_errors_as_lines
 def flush(timeout: float) -> None:
     """Send the queued events now."""
-    from send_metrics import sinks, store
-
-    settings = _settings()
-    target = sinks.resolve(settings)
-    if target is None:
-        click.echo("The sink is 'local': nothing is ever sent.")
-        return
-    path = store.db_path(config.data_dir(settings.app))
-    if not path.exists():
+    done = delivery.flush_now(_settings(), timeout)
+    if not done.shown:
+        click.echo(done.reason)
+    elif not done.before:
         click.echo("Nothing queued.")
-        return
-    db = store.Store(path)
-    before = db.counts().queued
-    error = tracker.flush(db, target, time.monotonic() + timeout, batch=400)
-    left = db.counts().queued
-    click.echo(f"Sent {before - left} of {before} queued events to {target.shown}; {left} left.")
-    if error:
-        tracker.warn(error)
-        sys.exit(4)
+    else:
+        sent = done.before - done.left
+        click.echo(f"Sent {sent} of {done.before} queued events to {done.shown}; {done.left} left.")
+    if done.error:
+        warn(done.error)
+        sys.exit(ExitCode.UNDELIVERED)
 
 
 @cli.command()
@@ -182,20 +176,32 @@ def schema() -> None:
 
 
 @cli.command()
-@_errors_as_lines
 def stats() -> None:
     """Your own local history: per command, runs, failures, median and p95 duration."""
-    rows = info.stats(_settings())
+    rows = reports.stats(_settings())
     if not rows:
         click.echo("No runs recorded yet (nothing is recorded before you opt in).")
         return
     header = ("command", "runs", "failures", "median", "p95", "last run (UTC)")
-    table = [header] + [(r.command, str(r.runs), str(r.failures), _seconds(r.median_ms),
-                         _seconds(r.p95_ms), r.last_run[:19].replace("T", " ")) for r in rows]
+    table = [header] + [
+        (
+            r.command,
+            str(r.runs),
+            str(r.failures),
+            _seconds(r.median_ms),
+            _seconds(r.p95_ms),
+            r.last_run[:19].replace("T", " "),
+        )
+        for r in rows
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
-        click.echo("  ".join(cell.ljust(w) if i in (0, len(header) - 1) else cell.rjust(w)
-                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
+        click.echo(
+            "  ".join(
+                cell.ljust(w) if i in (0, len(header) - 1) else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )
 
 
 def _seconds(ms: float) -> str:

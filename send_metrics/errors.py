@@ -1,10 +1,27 @@
-"""The typed errors of send_metrics; only the CLI turns them into output."""
+"""The typed errors of send_metrics and our own exit codes; only the CLI turns them into output."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Every exit status of our own; `run`, `wrap` and `preview` otherwise end as their child."""
+
+    OK = 0
+    USAGE = 2  # bad usage: unknown option, missing command, no terminal to ask on
+    FILES = 3  # a file we need cannot be read or written
+    UNDELIVERED = 4  # `flush` left events in the queue
+    NOT_EXECUTABLE = 126  # the wrapped program exists but cannot be run
+    NOT_FOUND = 127  # the wrapped program does not exist
+    INTERRUPTED = 130  # Ctrl-C before the child started, or in a command of our own
+    BROKEN_PIPE = 141  # our output went to a pipe that was closed
 
 
 class MetricsError(Exception):
     """Base of every error we raise on purpose; its text is one line for the user."""
 
-    exit_code = 3
+    exit_code: int = ExitCode.FILES
 
 
 class ConfigError(MetricsError):
@@ -27,6 +44,6 @@ class DeliveryError(MetricsError):
 class CommandNotFound(MetricsError):
     """The program to wrap does not exist or cannot be executed (the shell's 127/126)."""
 
-    def __init__(self, message: str, exit_code: int = 127):
+    def __init__(self, message: str, exit_code: int = ExitCode.NOT_FOUND):
         super().__init__(message)
         self.exit_code = exit_code

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from send_metrics import __version__
 
 if TYPE_CHECKING:
-    from send_metrics.context import GitFacts, MachineFacts
+    from send_metrics.facts import GitFacts, MachineFacts
     from send_metrics.runner import ChildResult
 
 SCHEMA_VERSION = 1
@@ -112,11 +112,18 @@ def _signal_name(signum: int | None) -> str | None:
         return f"SIG{signum}"
 
 
-def build_event(identity: Identity, command: str, args: list[str] | None, command_type: str,
-                result: ChildResult, git: GitFacts | None, machine: MachineFacts) -> Event:
+def build_event(
+    identity: Identity,
+    command: str,
+    args: list[str] | None,
+    command_type: str,
+    result: ChildResult,
+    git: GitFacts | None,
+    machine: MachineFacts,
+) -> Event:
     """Assemble the event from plain facts; the only place an event is made."""
     if git is None:
-        from send_metrics.context import GitFacts
+        from send_metrics.facts import GitFacts
 
         git = GitFacts()
     from datetime import UTC, datetime

@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from send_metrics.tracker import Builder
+    from send_metrics.wrapper import RunSpec
 
 
-def _options(args: list[str], takes_value: dict[str, str], flags: dict[str, str]
-             ) -> tuple[dict[str, object], list[str]] | None:
+def _options(
+    args: list[str], takes_value: dict[str, str], flags: dict[str, str]
+) -> tuple[dict[str, object], list[str]] | None:
     """Leading options as {name: value}, and what follows; None for anything unexpected."""
     found: dict[str, object] = {}
     i = 0
@@ -40,11 +41,11 @@ def _options(args: list[str], takes_value: dict[str, str], flags: dict[str, str]
     return found, []
 
 
-def parse(argv: list[str]) -> Builder | None:
+def parse(argv: list[str]) -> RunSpec | None:
     """The run to make for a plain `run`/`wrap`/`preview` call; None for anything else."""
     if not argv or argv[0] not in ("run", "wrap", "preview"):
         return None
-    from send_metrics import tracker
+    from send_metrics import wrapper
 
     verb, rest = argv[0], argv[1:]
     if verb in ("run", "preview"):
@@ -54,25 +55,34 @@ def parse(argv: list[str]) -> Builder | None:
             return None
         opts, tail = parsed
         name = opts.get("name")
-        return tracker.command_spec(tail[1:], str(name) if name else None,
-                                    verb == "preview" or bool(opts.get("dry_run")))
-    parsed = _options(rest, {"--make": "make", "--makefile": "makefile", "-f": "makefile"},
-                      {"--dry-run": "dry_run"})
+        return wrapper.command_spec(
+            tail[1:], str(name) if name else None, verb == "preview" or bool(opts.get("dry_run"))
+        )
+    parsed = _options(
+        rest,
+        {"--make": "make", "--makefile": "makefile", "-f": "makefile"},
+        {"--dry-run": "dry_run"},
+    )
     if parsed is None or not parsed[1] or parsed[1][0] == "--":
         return None
     opts, (target, *variables) = parsed
     if not target or any("=" not in v or v.startswith(("=", "-")) for v in variables):
         return None
     make, makefile = opts.get("make"), opts.get("makefile")
-    return tracker.make_spec(target, variables, str(make) if make else None,
-                             str(makefile) if makefile else None, bool(opts.get("dry_run")))
+    return wrapper.make_spec(
+        target,
+        variables,
+        str(make) if make else None,
+        str(makefile) if makefile else None,
+        bool(opts.get("dry_run")),
+    )
 
 
-def try_fast(argv: list[str]) -> int | None:
-    """Run a plain `run`/`wrap`/`preview` call now (never returns); None hands it to click."""
-    build = parse(argv)
-    if build is None:
-        return None
-    from send_metrics import tracker
+def try_fast(argv: list[str]) -> None:
+    """Run a plain `run`/`wrap`/`preview` call now (never returns); return to hand it to click."""
+    spec = parse(argv)
+    if spec is None:
+        return
+    from send_metrics import wrapper
 
-    tracker.execute(build)
+    wrapper.execute(spec)

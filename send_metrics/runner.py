@@ -17,11 +17,22 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 _WAITED = {*FORWARDED, signal.SIGCHLD}
 _PR_SET_PDEATHSIG = 1
 _SI_KERNEL = 0x80  # Linux si_code of signals the terminal sends to the whole foreground group
-_CORE_SIGNALS = {signal.SIGQUIT, signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE,
-                 signal.SIGILL, signal.SIGSYS, signal.SIGTRAP, signal.SIGXCPU, signal.SIGXFSZ}
+_CORE_SIGNALS = {
+    signal.SIGQUIT,
+    signal.SIGABRT,
+    signal.SIGSEGV,
+    signal.SIGBUS,
+    signal.SIGFPE,
+    signal.SIGILL,
+    signal.SIGSYS,
+    signal.SIGTRAP,
+    signal.SIGXCPU,
+    signal.SIGXFSZ,
+}
 # Python ignores these at start-up; a directly run command would see them at their default.
-_RESTORED = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
-                  if hasattr(signal, name))
+_RESTORED = tuple(
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(signal, name)
+)
 
 
 class Interrupted(BaseException):
@@ -84,6 +95,7 @@ class Child:
 
     def _install_forwarders(self) -> None:
         """Portable fallback where sigtimedwait is missing (macOS): handlers that forward."""
+
         def handler(signum: int, _frame: object) -> None:
             from_terminal = signum in (signal.SIGINT, signal.SIGQUIT) and in_foreground()
             self._forward(signum, from_terminal)

@@ -23,16 +23,23 @@ MAX_IDLE_S = 10.0  # an older prepared connection may have died (a laptop slept)
 # Event fields as OTLP attributes, named after the OpenTelemetry semantic conventions where one
 # exists; the rest live under `send_metrics.`. Resource attributes describe app and machine.
 OTLP_RESOURCE = {
-    "app": "service.name", "app_version": "service.version", "os": "os.type",
-    "os_release": "os.version", "arch": "host.arch", "python_version": "process.runtime.version",
+    "app": "service.name",
+    "app_version": "service.version",
+    "os": "os.type",
+    "os_release": "os.version",
+    "arch": "host.arch",
+    "python_version": "process.runtime.version",
     "cpu_count": "send_metrics.host.cpu_count",
     "memory_total_bytes": "send_metrics.host.memory_total_bytes",
-    "ci": "send_metrics.ci", "ci_vendor": "send_metrics.ci_vendor",
+    "ci": "send_metrics.ci",
+    "ci_vendor": "send_metrics.ci_vendor",
     "container": "send_metrics.container",
 }
 OTLP_RECORD = {
-    "message_id": "log.record.uid", "anonymous_id": "enduser.pseudo.id",
-    "command": "process.command", "command_args": "process.command_args",
+    "message_id": "log.record.uid",
+    "anonymous_id": "enduser.pseudo.id",
+    "command": "process.command",
+    "command_args": "process.command_args",
     "exit_code": "process.exit.code",
 }
 
@@ -72,7 +79,8 @@ def mask_url(url: str) -> str:
 
 def _otel(name: str, environ: dict[str, str]) -> str:
     return environ.get(f"OTEL_EXPORTER_OTLP_LOGS_{name}") or environ.get(
-        f"OTEL_EXPORTER_OTLP_{name}", "")
+        f"OTEL_EXPORTER_OTLP_{name}", ""
+    )
 
 
 def _otel_headers(text: str) -> dict[str, str]:
@@ -101,8 +109,12 @@ def resolve(settings: Settings, environ: dict[str, str] | None = None) -> Target
     if sink == "otlp":
         logs_url = env.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "")
         if override or not logs_url:
-            base = (override or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or settings.endpoint
-                    or DEFAULT_ENDPOINTS["otlp"]).rstrip("/")
+            base = (
+                override
+                or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                or settings.endpoint
+                or DEFAULT_ENDPOINTS["otlp"]
+            ).rstrip("/")
             logs_url = f"{base}/v1/logs"
         headers = {**settings.headers, **_otel_headers(_otel("HEADERS", env))}
         timeout = None
@@ -119,8 +131,9 @@ def resolve(settings: Settings, environ: dict[str, str] | None = None) -> Target
 
 def segment_message(event: dict[str, Any]) -> dict[str, Any]:
     """One Segment `track` call; the IP is zeroed so Segment cannot locate the developer."""
-    properties = {k: v for k, v in event.items()
-                  if k not in ("anonymous_id", "message_id", "event")}
+    properties = {
+        k: v for k, v in event.items() if k not in ("anonymous_id", "message_id", "event")
+    }
     return {
         "type": "track",
         "event": event["event"],
@@ -148,8 +161,9 @@ def _any_value(value: Any) -> dict[str, Any]:
 
 
 def _attributes(event: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
-    return [{"key": names[k], "value": _any_value(event[k])}
-            for k in names if event.get(k) is not None]
+    return [
+        {"key": names[k], "value": _any_value(event[k])} for k in names if event.get(k) is not None
+    ]
 
 
 def otlp_request(events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -171,11 +185,17 @@ def otlp_request(events: list[dict[str, Any]]) -> dict[str, Any]:
             "body": {"stringValue": event["event"]},
             "attributes": _attributes(event, {**OTLP_RECORD, **rest}),
         }
-        resource_logs.append({
-            "resource": {"attributes": _attributes(event, OTLP_RESOURCE)},
-            "scopeLogs": [{"scope": {"name": "send_metrics", "version": __version__},
-                           "logRecords": [record]}],
-        })
+        resource_logs.append(
+            {
+                "resource": {"attributes": _attributes(event, OTLP_RESOURCE)},
+                "scopeLogs": [
+                    {
+                        "scope": {"name": "send_metrics", "version": __version__},
+                        "logRecords": [record],
+                    }
+                ],
+            }
+        )
     return {"resourceLogs": resource_logs}
 
 
@@ -200,17 +220,21 @@ def _segment_bodies(events: list[dict[str, Any]]) -> Iterator[tuple[bool, list[s
         yield True, ids, b'{"batch":[' + b",".join(chunk) + b"]}"
 
 
-def requests_for(target: Target, events: list[dict[str, Any]]) -> Iterator[tuple[str, list[str],
-                                                                                 bytes]]:
+def requests_for(
+    target: Target, events: list[dict[str, Any]]
+) -> Iterator[tuple[str, list[str], bytes]]:
     """Every HTTP request that delivers `events`: (url, message ids it carries, JSON body)."""
     if target.sink == "segment":
         for batch, ids, body in _segment_bodies(events):
             yield (target.batch_url if batch else target.url), ids, body
     elif target.sink == "otlp":
         for i in range(0, len(events), OTLP_MAX_RECORDS):
-            chunk = events[i:i + OTLP_MAX_RECORDS]
-            yield target.url, [e["message_id"] for e in chunk], json.dumps(
-                otlp_request(chunk)).encode()
+            chunk = events[i : i + OTLP_MAX_RECORDS]
+            yield (
+                target.url,
+                [e["message_id"] for e in chunk],
+                json.dumps(otlp_request(chunk)).encode(),
+            )
     else:
         for event in events:
             yield target.url, [event["message_id"]], json.dumps(event).encode()
@@ -231,7 +255,7 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-class Connection:
+class HttpClient:
     """Keep-alive HTTP connections, one per host, with every wait bounded by a deadline."""
 
     def __init__(self, deadline: float):
@@ -255,8 +279,11 @@ class Connection:
             conn.close()
             conn = None
         if conn is None:
-            kind = (http.client.HTTPSConnection if parts.scheme == "https"
-                    else http.client.HTTPConnection)
+            kind = (
+                http.client.HTTPSConnection
+                if parts.scheme == "https"
+                else http.client.HTTPConnection
+            )
             conn = kind(parts.hostname or "", port, timeout=self._left())
             self._conns[key] = conn
             self._opened[key] = time.monotonic()
@@ -278,15 +305,19 @@ class Connection:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise DeliveryError(f"endpoint {mask_url(url)} is not an http(s) URL", retry=False)
-        all_headers = {"Content-Type": "application/json",
-                       "User-Agent": f"send_metrics/{__version__}", **headers}
+        all_headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"send_metrics/{__version__}",
+            **headers,
+        }
         if parts.username or parts.password:
             user = unquote(parts.username or "")
             secret = unquote(parts.password or "")
             token = base64.b64encode(f"{user}:{secret}".encode()).decode()
             all_headers.setdefault("Authorization", f"Basic {token}")
         path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~") + (
-            f"?{parts.query}" if parts.query else "")
+            f"?{parts.query}" if parts.query else ""
+        )
         for attempt in (1, 2):
             conn = self._get(parts)
             reused = conn.sock is not None
@@ -319,8 +350,9 @@ class Connection:
             return
         text = f"{mask_url(url)} answered HTTP {status}"
         if status in (408, 429) or status >= 500 or 300 <= status < 400:
-            raise DeliveryError(text, retry=True,
-                                retry_after=_retry_after(response.getheader("Retry-After")))
+            raise DeliveryError(
+                text, retry=True, retry_after=_retry_after(response.getheader("Retry-After"))
+            )
         raise DeliveryError(text, retry=False)
 
     def close(self) -> None:
@@ -347,13 +379,17 @@ def _describe(exc: BaseException) -> str:
     return f"bad response ({type(exc).__name__})"
 
 
-def deliver(target: Target, events: list[dict[str, Any]], deadline: float,
-            on_result: Callable[[list[str], DeliveryError | None], None],
-            conn: Connection | None = None) -> None:
+def deliver(
+    target: Target,
+    events: list[dict[str, Any]],
+    deadline: float,
+    on_result: Callable[[list[str], DeliveryError | None], None],
+    client: HttpClient | None = None,
+) -> None:
     """Send events in as few requests as the sink allows; report each request's outcome."""
     if target.timeout:
         deadline = min(deadline, time.monotonic() + target.timeout)
-    conn = conn or Connection(deadline)
+    conn = client or HttpClient(deadline)
     conn.deadline = deadline
     try:
         for url, ids, body in requests_for(target, events):

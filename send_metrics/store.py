@@ -84,8 +84,10 @@ class Store:
                 self._open(busy_timeout)
             except (sqlite3.Error, OSError) as again:
                 raise StoreError(f"cannot open {path} ({_reason(again)})") from None
-            self.notice = (f"{path} was not a usable database ({_reason(exc)}); "
-                           f"moved aside to {aside.name}, starting anew")
+            self.notice = (
+                f"{path} was not a usable database ({_reason(exc)}); "
+                f"moved aside to {aside.name}, starting anew"
+            )
         except OSError as exc:
             raise StoreError(f"cannot open {path} ({_reason(exc)})") from None
 
@@ -94,8 +96,9 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Created private; SQLite gives its -wal and -shm files the same mode.
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
-                                   check_same_thread=False)
+        self._db = sqlite3.connect(
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
         self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         if self._db.execute("PRAGMA user_version").fetchone()[0] != 1:
             self._db.execute("PRAGMA journal_mode = WAL")
@@ -126,46 +129,72 @@ class Store:
 
     def _bump(self, db: sqlite3.Connection, key: str, by: int) -> None:
         if by:
-            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
-                       "DO UPDATE SET value = CAST(value AS INTEGER) + ?", (key, str(by), by))
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                "DO UPDATE SET value = CAST(value AS INTEGER) + ?",
+                (key, str(by), by),
+            )
 
     def _set(self, db: sqlite3.Connection, key: str, value: str) -> None:
-        db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
-                   "DO UPDATE SET value = excluded.value", (key, value))
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+            "DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
-    def record(self, event: dict, *, queue: bool, max_events: int = 1000,
-               max_age_days: float = 30.0) -> None:
+    def record(
+        self, event: dict, *, queue: bool, max_events: int = 1000, max_age_days: float = 30.0
+    ) -> None:
         """Add a run to the history and, for a network sink, to the queue, within its bounds."""
         text = json.dumps(event, separators=(",", ":"), sort_keys=True)
         failed = int(event.get("exit_code") != 0)
         now = time.time()
         with self._write() as db:
-            added = db.execute("INSERT OR IGNORE INTO history VALUES (?, ?, ?, ?, ?, ?)",
-                               (event["message_id"], event["command"], event["start_time"],
-                                event["duration_ms"], failed, text)).lastrowid
+            added = db.execute(
+                "INSERT OR IGNORE INTO history VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    event["message_id"],
+                    event["command"],
+                    event["start_time"],
+                    event["duration_ms"],
+                    failed,
+                    text,
+                ),
+            ).lastrowid
             if added and added > HISTORY_MAX:
                 db.execute("DELETE FROM history WHERE rowid <= ?", (added - HISTORY_MAX,))
             if not queue:
                 return
-            db.execute("INSERT OR IGNORE INTO queue (message_id, created, event) VALUES (?, ?, ?)",
-                       (event["message_id"], now, text))
-            expired = db.execute("DELETE FROM queue WHERE created < ?",
-                                 (now - max_age_days * 86400,)).rowcount
+            db.execute(
+                "INSERT OR IGNORE INTO queue (message_id, created, event) VALUES (?, ?, ?)",
+                (event["message_id"], now, text),
+            )
+            expired = db.execute(
+                "DELETE FROM queue WHERE created < ?", (now - max_age_days * 86400,)
+            ).rowcount
             self._bump(db, DROPPED_EXPIRED, expired)
             over = db.execute("SELECT COUNT(*) FROM queue").fetchone()[0] - max_events
             if over > 0:
-                db.execute("DELETE FROM queue WHERE message_id IN (SELECT message_id FROM queue "
-                           "ORDER BY created, rowid LIMIT ?)", (over,))
+                db.execute(
+                    "DELETE FROM queue WHERE message_id IN (SELECT message_id FROM queue "
+                    "ORDER BY created, rowid LIMIT ?)",
+                    (over,),
+                )
                 self._bump(db, DROPPED_OVERFLOW, over)
 
     def claim(self, limit: int, lease_s: float) -> list[dict]:
         """Take up to `limit` queued events, oldest first, that no other process is sending."""
         now = time.time()
         with self._write() as db:
-            rows = db.execute("SELECT message_id, event FROM queue WHERE lease_until < ? "
-                              "ORDER BY created, rowid LIMIT ?", (now, limit)).fetchall()
-            db.executemany("UPDATE queue SET lease_until = ?, attempts = attempts + 1 "
-                           "WHERE message_id = ?", [(now + lease_s, r[0]) for r in rows])
+            rows = db.execute(
+                "SELECT message_id, event FROM queue WHERE lease_until < ? "
+                "ORDER BY created, rowid LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE queue SET lease_until = ?, attempts = attempts + 1 WHERE message_id = ?",
+                [(now + lease_s, r[0]) for r in rows],
+            )
         return [json.loads(r[1]) for r in rows]
 
     def delivered(self, ids: list[str]) -> None:
@@ -178,8 +207,9 @@ class Store:
     def failed(self, ids: list[str], error: str, retry_after: float | None) -> None:
         """Events that may succeed later stay queued; the endpoint is left alone while it asks."""
         with self._write() as db:
-            db.executemany("UPDATE queue SET lease_until = 0 WHERE message_id = ?",
-                           [(i,) for i in ids])
+            db.executemany(
+                "UPDATE queue SET lease_until = 0 WHERE message_id = ?", [(i,) for i in ids]
+            )
             self._set(db, LAST_ERROR, f"{_utc_now()} {error}")
             if retry_after:
                 self._set(db, NOT_BEFORE, str(time.time() + retry_after))
@@ -199,16 +229,24 @@ class Store:
             meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.path} ({_reason(exc)})") from None
-        return Counts(queued, runs, int(meta.get(DROPPED_REJECTED, 0)),
-                      int(meta.get(DROPPED_OVERFLOW, 0)), int(meta.get(DROPPED_EXPIRED, 0)),
-                      meta.get(LAST_ERROR, ""), meta.get(LAST_DELIVERY, ""),
-                      float(meta.get(NOT_BEFORE, 0)))
+        return Counts(
+            queued,
+            runs,
+            int(meta.get(DROPPED_REJECTED, 0)),
+            int(meta.get(DROPPED_OVERFLOW, 0)),
+            int(meta.get(DROPPED_EXPIRED, 0)),
+            meta.get(LAST_ERROR, ""),
+            meta.get(LAST_DELIVERY, ""),
+            float(meta.get(NOT_BEFORE, 0)),
+        )
 
     def history(self) -> list[tuple[str, str, float, int]]:
         """Every recorded run as (command, start_time, duration_ms, failed), oldest first."""
         try:
-            return self._db.execute("SELECT command, start_time, duration_ms, failed FROM history "
-                                    "ORDER BY start_time, rowid").fetchall()
+            return self._db.execute(
+                "SELECT command, start_time, duration_ms, failed FROM history "
+                "ORDER BY start_time, rowid"
+            ).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.path} ({_reason(exc)})") from None
 

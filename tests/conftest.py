@@ -20,15 +20,43 @@ import pytest
 
 BIN = Path(sys.executable).parent
 SEND_METRICS = str(BIN / "send_metrics")
-CI_VARS = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "CIRCLECI", "TRAVIS", "JENKINS_URL", "BUILDKITE",
-           "TF_BUILD", "TEAMCITY_VERSION", "BITBUCKET_BUILD_NUMBER", "CODEBUILD_BUILD_ID",
-           "DRONE", "APPVEYOR", "SEMAPHORE", "BUILD_BUILDID", "WOODPECKER")
-OUR_VARS = ("DO_NOT_TRACK", "SEND_METRICS_DISABLED", "SEND_METRICS_CONFIG",
-            "SEND_METRICS_ENDPOINT", "SEND_METRICS_DEBUG", "SEND_METRICS_ACTIVE", "MAKEFLAGS",
-            "MAKELEVEL", "MFLAGS", "MAKE", "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS",
-            "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
-            "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "container")
+CI_VARS = (
+    "CI",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "CIRCLECI",
+    "TRAVIS",
+    "JENKINS_URL",
+    "BUILDKITE",
+    "TF_BUILD",
+    "TEAMCITY_VERSION",
+    "BITBUCKET_BUILD_NUMBER",
+    "CODEBUILD_BUILD_ID",
+    "DRONE",
+    "APPVEYOR",
+    "SEMAPHORE",
+    "BUILD_BUILDID",
+    "WOODPECKER",
+)
+OUR_VARS = (
+    "DO_NOT_TRACK",
+    "SEND_METRICS_DISABLED",
+    "SEND_METRICS_CONFIG",
+    "SEND_METRICS_ENDPOINT",
+    "SEND_METRICS_DEBUG",
+    "SEND_METRICS_ACTIVE",
+    "MAKEFLAGS",
+    "MAKELEVEL",
+    "MFLAGS",
+    "MAKE",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+    "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+    "container",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -37,8 +65,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    for var, sub in (("XDG_CONFIG_HOME", ".config"), ("XDG_DATA_HOME", ".local/share"),
-                     ("XDG_STATE_HOME", ".local/state"), ("XDG_CACHE_HOME", ".cache")):
+    for var, sub in (
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_STATE_HOME", ".local/state"),
+        ("XDG_CACHE_HOME", ".cache"),
+    ):
         monkeypatch.setenv(var, str(home / sub))
     for var in (*CI_VARS, *OUR_VARS):
         monkeypatch.delenv(var, raising=False)
@@ -50,11 +82,18 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def sm(*args: str, input: str | None = None, timeout: float = 60, **kwargs
-       ) -> subprocess.CompletedProcess[str]:
+def sm(
+    *args: str, input: str | None = None, timeout: float = 60, **kwargs
+) -> subprocess.CompletedProcess[str]:
     """Run the installed console script as a real process."""
-    return subprocess.run([SEND_METRICS, *args], capture_output=True, text=True, input=input,
-                          timeout=timeout, **kwargs)
+    return subprocess.run(
+        [SEND_METRICS, *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 def opt_in() -> None:
@@ -107,8 +146,9 @@ def read_only(folder: Path):
             folder.chmod(0o700)
         return
     probe.unlink()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
-                             capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], capture_output=True
+    )
     if mounted.returncode != 0:
         folder.chmod(0o700)
         pytest.skip("cannot make a directory read-only here (root without mount)")
@@ -121,6 +161,7 @@ def read_only(folder: Path):
 
 # ---- the event schema: every event a test sees is validated against the shipped schema ----
 
+
 def validate(event: dict) -> dict:
     """Fail unless the event matches the JSON Schema shipped in the package."""
     import jsonschema
@@ -132,6 +173,7 @@ def validate(event: dict) -> dict:
 
 
 # ---- a real HTTP server on 127.0.0.1 that records what it receives ----
+
 
 @dataclass
 class Received:
@@ -185,8 +227,11 @@ def delivered_ids(requests: list[Received]) -> list[str]:
             for rl in doc["resourceLogs"]:
                 for sl in rl["scopeLogs"]:
                     for rec in sl["logRecords"]:
-                        ids += [a["value"]["stringValue"] for a in rec["attributes"]
-                                if a["key"] == "log.record.uid"]
+                        ids += [
+                            a["value"]["stringValue"]
+                            for a in rec["attributes"]
+                            if a["key"] == "log.record.uid"
+                        ]
         else:
             ids.append(doc["message_id"])
     return ids

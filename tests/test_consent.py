@@ -29,8 +29,9 @@ PROMPT = r"\[y/N\] "
 
 def spawn(*args: str, env: dict[str, str] | None = None) -> pexpect.spawn:
     """The wrapper in a real pseudo-terminal, as a developer runs it."""
-    return pexpect.spawn(SEND_METRICS, list(args), timeout=20,
-                         env={**os.environ, **(env or {})}, encoding="utf-8")
+    return pexpect.spawn(
+        SEND_METRICS, list(args), timeout=20, env={**os.environ, **(env or {})}, encoding="utf-8"
+    )
 
 
 def finish(child: pexpect.spawn) -> str:
@@ -39,9 +40,18 @@ def finish(child: pexpect.spawn) -> str:
     return child.before
 
 
-@pytest.mark.parametrize(("answer", "granted"), [
-    ("y", True), ("Yes", True), ("", False), ("n", False), ("eof", False), ("ctrl-c", False),
-], ids=["y", "Yes", "empty", "n", "eof", "ctrl-c"])
+@pytest.mark.parametrize(
+    ("answer", "granted"),
+    [
+        ("y", True),
+        ("Yes", True),
+        ("", False),
+        ("n", False),
+        ("eof", False),
+        ("ctrl-c", False),
+    ],
+    ids=["y", "Yes", "empty", "n", "eof", "ctrl-c"],
+)
 def test_prompt_answers(home: Path, answer: str, granted: bool) -> None:
     child = spawn("run", "--", "sh", "-c", "echo ran; exit 3")
     child.expect("ran")
@@ -80,22 +90,32 @@ def test_prompt_answers(home: Path, answer: str, granted: bool) -> None:
 
 def test_a_background_job_is_not_asked(home: Path) -> None:
     """With job control a background job reading the terminal would be stopped (SIGTTIN)."""
-    child = pexpect.spawn("sh", ["-c", f"set -m; {SEND_METRICS} run -- sh -c 'exit 4' & "
-                                 "wait $!; echo status=$?"], timeout=20, encoding="utf-8")
+    child = pexpect.spawn(
+        "sh",
+        ["-c", f"set -m; {SEND_METRICS} run -- sh -c 'exit 4' & wait $!; echo status=$?"],
+        timeout=20,
+        encoding="utf-8",
+    )
     out = finish(child)
     assert "status=4" in out and "[y/N]" not in out
     assert not state_file(home).exists()
 
 
 def test_make_j_in_a_terminal_asks_once_and_the_answer_counts_for_later_jobs(
-        home: Path, tmp_path: Path) -> None:
+    home: Path, tmp_path: Path
+) -> None:
     """make -j2, no decision: only the job holding the terminal asks; a job that ends after
     the answer uses it (its own stdin is not the terminal: make gives that to one job)."""
     (tmp_path / "Makefile").write_text(
         "dev.%: ; +@send_metrics wrap --make='$(MAKE)' -f '$(firstword $(MAKEFILE_LIST))' $@\n"
-        "impl-dev.a: ; @sleep 0.2\nimpl-dev.b: ; @sleep 2\n")
-    child = pexpect.spawn("make", ["-j2", "-f", str(tmp_path / "Makefile"), "dev.a", "dev.b"],
-                          timeout=20, encoding="utf-8")
+        "impl-dev.a: ; @sleep 0.2\nimpl-dev.b: ; @sleep 2\n"
+    )
+    child = pexpect.spawn(
+        "make",
+        ["-j2", "-f", str(tmp_path / "Makefile"), "dev.a", "dev.b"],
+        timeout=20,
+        encoding="utf-8",
+    )
     child.expect(PROMPT)
     child.sendline("y")
     out = finish(child)
@@ -117,8 +137,9 @@ def test_nobody_is_asked_twice(home: Path) -> None:
 
 def test_raised_consent_version_asks_again(home: Path, tmp_path: Path) -> None:
     opt_in()
-    (Path.cwd() / "send_metrics.toml").write_text("[consent]\nversion = 2\n"
-                                                  'privacy_url = "https://example.org/p"\n')
+    (Path.cwd() / "send_metrics.toml").write_text(
+        '[consent]\nversion = 2\nprivacy_url = "https://example.org/p"\n'
+    )
     child = spawn("run", "--", "true")
     child.expect(PROMPT)
     assert "https://example.org/p" in child.before
@@ -128,12 +149,20 @@ def test_raised_consent_version_asks_again(home: Path, tmp_path: Path) -> None:
     assert len(history(home)) == 1
 
 
-@pytest.mark.parametrize("env", [
-    {"CI": "true"}, {"GITHUB_ACTIONS": "true"}, {"DO_NOT_TRACK": "1"},
-    {"SEND_METRICS_DISABLED": "1"}, {"DO_NOT_TRACK": "yes"},
-], ids=["CI", "github", "DO_NOT_TRACK", "SEND_METRICS_DISABLED", "DO_NOT_TRACK=yes"])
-def test_no_prompt_and_nothing_written_in_a_terminal_when_told(home: Path,
-                                                               env: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"CI": "true"},
+        {"GITHUB_ACTIONS": "true"},
+        {"DO_NOT_TRACK": "1"},
+        {"SEND_METRICS_DISABLED": "1"},
+        {"DO_NOT_TRACK": "yes"},
+    ],
+    ids=["CI", "github", "DO_NOT_TRACK", "SEND_METRICS_DISABLED", "DO_NOT_TRACK=yes"],
+)
+def test_no_prompt_and_nothing_written_in_a_terminal_when_told(
+    home: Path, env: dict[str, str]
+) -> None:
     child = spawn("run", "--", "sh", "-c", "exit 4", env=env)
     out = finish(child)
     assert child.exitstatus == 4
@@ -215,9 +244,15 @@ def test_reset_forgets_the_decision(home: Path) -> None:
 
 
 def test_twenty_wrappers_at_once_without_a_decision_write_nothing(home: Path) -> None:
-    procs = [subprocess.Popen([SEND_METRICS, "run", "--", "sh", "-c", f"exit {i % 3}"],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE) for i in range(20)]
+    procs = [
+        subprocess.Popen(
+            [SEND_METRICS, "run", "--", "sh", "-c", f"exit {i % 3}"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(20)
+    ]
     outputs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [i % 3 for i in range(20)]
     assert all(err == b"" for _out, err in outputs)
@@ -252,8 +287,9 @@ def _directory(path: Path) -> None:
     (path / "inside").write_text("x")
 
 
-@pytest.mark.parametrize("breaker", [_garbage, _wrong_shape, _directory],
-                         ids=["binary", "wrong-shape", "directory"])
+@pytest.mark.parametrize(
+    "breaker", [_garbage, _wrong_shape, _directory], ids=["binary", "wrong-shape", "directory"]
+)
 def test_corrupt_state_is_named_in_one_line_and_reset_repairs_it(home: Path, breaker) -> None:
     path = state_file(home)
     path.parent.mkdir(parents=True)
@@ -293,7 +329,8 @@ def test_read_only_config_dir(home: Path, read_only_config: Path) -> None:
 
 def test_operator_config_problems_are_one_line_each_and_the_command_runs(home: Path) -> None:
     Path("send_metrics.toml").write_text(
-        'app = "devstack"\n[consent]\nverison = 2\n[report]\ndeadline = "soon"\n')
+        'app = "devstack"\n[consent]\nverison = 2\n[report]\ndeadline = "soon"\n'
+    )
     opt_in()
     result = sm("run", "--", "sh", "-c", "exit 1")
     assert result.returncode == 1
@@ -324,8 +361,13 @@ def test_config_is_found_upward_and_by_variable(home: Path, tmp_path: Path) -> N
     assert state_file(home, "upward").exists()
     other = tmp_path / "other.toml"
     other.write_text('app = "byvar"\n')
-    subprocess.run([SEND_METRICS, "opt-in", "--yes"], cwd=deep, check=True, capture_output=True,
-                   env={**os.environ, "SEND_METRICS_CONFIG": str(other)})
+    subprocess.run(
+        [SEND_METRICS, "opt-in", "--yes"],
+        cwd=deep,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "SEND_METRICS_CONFIG": str(other)},
+    )
     assert state_file(home, "byvar").exists()
 
 
@@ -338,15 +380,19 @@ def test_status_names_the_decision_paths_and_overrides(home: Path) -> None:
     assert sys.executable  # the CLI ran as a real process above
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ('app = "a/b"', "'app' must be a plain name"),
-    ("[report]\ndeadline = 0", "'report.deadline' must be between 0 and 60 seconds"),
-    ("[report]\nqueue_max_events = 0", "'report.queue_max_events' must be 1 or more"),
-    ('[report]\nsink = "kafka"', "'report.sink' must be one of segment, otlp, http, local"),
-    ("report = 3", "'report' must be a table"),
-    ("[collect]\nallow_args = [1]", "'collect.allow_args' must be a list of strings"),
-    ("[consent]\nversion = true", "'consent.version' must be an integer, not bool"),
-], ids=["app", "deadline", "queue", "sink", "table", "allow_args", "bool"])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('app = "a/b"', "'app' must be a plain name"),
+        ("[report]\ndeadline = 0", "'report.deadline' must be between 0 and 60 seconds"),
+        ("[report]\nqueue_max_events = 0", "'report.queue_max_events' must be 1 or more"),
+        ('[report]\nsink = "kafka"', "'report.sink' must be one of segment, otlp, http, local"),
+        ("report = 3", "'report' must be a table"),
+        ("[collect]\nallow_args = [1]", "'collect.allow_args' must be a list of strings"),
+        ("[consent]\nversion = true", "'consent.version' must be an integer, not bool"),
+    ],
+    ids=["app", "deadline", "queue", "sink", "table", "allow_args", "bool"],
+)
 def test_operator_config_values_are_checked(tmp_path: Path, text: str, problem: str) -> None:
     from send_metrics import config
 
@@ -362,8 +408,9 @@ def test_the_disclosure_names_every_field_the_privacy_url_and_allow_listed_comma
     from send_metrics import config, consent
     from send_metrics.event import schema
 
-    text = consent.disclosure(config.Settings(allow_args=("deploy",),
-                                              privacy_url="https://example.org/privacy"))
+    text = consent.disclosure(
+        config.Settings(allow_args=("deploy",), privacy_url="https://example.org/privacy")
+    )
     flat = " ".join(text.split())
     assert all(field in flat for field in schema()["properties"])
     assert "https://example.org/privacy" in flat and "except those of: deploy" in flat

@@ -28,8 +28,9 @@ WRITE_KEY = "wk-C4NARY-never-shown"
 STUBS = str(Path(__file__).parent / "stubs")
 
 
-def timed_run(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess,
-                                                                      float]:
+def timed_run(
+    *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
     result = sm("run", "--", *args, env={**os.environ, **(env or {})})
     return result, time.monotonic() - started
@@ -52,14 +53,24 @@ def test_segment_track_body_and_basic_auth(home: Path, collector) -> None:
     assert body["timestamp"] == event["start_time"]
     assert body["context"]["library"]["name"] == "send_metrics"
     assert body["properties"]["exit_code"] == 1
-    assert validate({**body["properties"], "message_id": body["messageId"],
-                     "anonymous_id": body["anonymousId"], "event": body["event"]}) == event
+    assert (
+        validate(
+            {
+                **body["properties"],
+                "message_id": body["messageId"],
+                "anonymous_id": body["anonymousId"],
+                "event": body["event"],
+            }
+        )
+        == event
+    )
     assert queued(home) == []
 
 
 def test_segment_queue_goes_out_as_one_batch(home: Path, collector, dead_url: str) -> None:
     Path("send_metrics.toml").write_text(
-        f'[report]\nsink = "segment"\nendpoint = "{dead_url}"\nwrite_key = "{WRITE_KEY}"\n')
+        f'[report]\nsink = "segment"\nendpoint = "{dead_url}"\nwrite_key = "{WRITE_KEY}"\n'
+    )
     opt_in()
     for _ in range(3):
         sm("run", "--", "true")
@@ -97,9 +108,11 @@ def test_otlp_body_is_a_valid_export_logs_request(home: Path, collector) -> None
 def test_otlp_honours_the_standard_variables(home: Path, collector) -> None:
     Path("send_metrics.toml").write_text('[report]\nsink = "otlp"\n')
     opt_in()
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9/nowhere",
-           "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"{collector.url}/custom/logs",
-           "OTEL_EXPORTER_OTLP_HEADERS": "x-team=dev%20tools,authorization=Bearer%20tok"}
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9/nowhere",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"{collector.url}/custom/logs",
+        "OTEL_EXPORTER_OTLP_HEADERS": "x-team=dev%20tools,authorization=Bearer%20tok",
+    }
     result, _ = timed_run("true", env=env)
     assert result.returncode == 0 and result.stderr == ""
     [request] = collector.requests
@@ -120,7 +133,8 @@ def test_otlp_base_endpoint_gets_the_logs_path(home: Path, collector) -> None:
 def test_http_sink_body_is_the_event_with_headers(home: Path, collector) -> None:
     Path("send_metrics.toml").write_text(
         f'[report]\nsink = "http"\nendpoint = "{collector.url}/hook?x=1"\n'
-        'headers = { "X-Api-Key" = "hdr-secret" }\n')
+        'headers = { "X-Api-Key" = "hdr-secret" }\n'
+    )
     opt_in()
     sm("run", "--", "true")
     [request] = collector.requests
@@ -139,8 +153,13 @@ def test_send_metrics_endpoint_overrides_the_config(home: Path, collector, dead_
 
 
 def _configure(url: str, deadline: float = 1.0, **extra: str) -> None:
-    lines = ["[report]", 'sink = "segment"', f'endpoint = "{url}"', f'write_key = "{WRITE_KEY}"',
-             f"deadline = {deadline}"] + [f"{k} = {v}" for k, v in extra.items()]
+    lines = [
+        "[report]",
+        'sink = "segment"',
+        f'endpoint = "{url}"',
+        f'write_key = "{WRITE_KEY}"',
+        f"deadline = {deadline}",
+    ] + [f"{k} = {v}" for k, v in extra.items()]
     Path("send_metrics.toml").write_text("\n".join(lines) + "\n")
 
 
@@ -158,10 +177,12 @@ def _recover(home: Path, collector) -> None:
 
 
 @pytest.mark.parametrize("fault", ["refused", "black-hole", "dns-hang", "500", "garbage"])
-def test_faults_queue_the_event_within_the_deadline(home: Path, collector, black_hole: str,
-                                                    dead_url: str, fault: str) -> None:
+def test_faults_queue_the_event_within_the_deadline(
+    home: Path, collector, black_hole: str, dead_url: str, fault: str
+) -> None:
     url = {"refused": dead_url, "black-hole": black_hole, "dns-hang": "http://hang.test:9"}.get(
-        fault, collector.url)
+        fault, collector.url
+    )
     collector.status = 500 if fault == "500" else 200
     collector.garbage = fault == "garbage"
     _configure(url, deadline=1.0)
@@ -222,14 +243,16 @@ def test_the_next_run_delivers_the_queue_oldest_first(home: Path, collector, dea
     assert queued(home) == []
 
 
-def test_two_hundred_offline_events_are_all_delivered_once(home: Path, collector,
-                                                          dead_url: str) -> None:
+def test_two_hundred_offline_events_are_all_delivered_once(
+    home: Path, collector, dead_url: str
+) -> None:
     _configure(dead_url)
     opt_in()
 
     def one(i: int) -> int:
-        return subprocess.run([SEND_METRICS, "run", "--", "sh", "-c", f"exit {i % 2}"],
-                              capture_output=True).returncode
+        return subprocess.run(
+            [SEND_METRICS, "run", "--", "sh", "-c", f"exit {i % 2}"], capture_output=True
+        ).returncode
 
     with ThreadPoolExecutor(8) as pool:
         assert list(pool.map(one, range(200))) == [i % 2 for i in range(200)]
@@ -271,7 +294,8 @@ def test_local_sink_sends_nothing(home: Path) -> None:
 
 def test_segment_without_a_write_key_queues_and_says_so(home: Path, collector) -> None:
     Path("send_metrics.toml").write_text(
-        f'[report]\nsink = "segment"\nendpoint = "{collector.url}"\n')
+        f'[report]\nsink = "segment"\nendpoint = "{collector.url}"\n'
+    )
     opt_in()
     result = sm("run", "--", "sh", "-c", "exit 1")
     assert result.returncode == 1
@@ -289,8 +313,14 @@ def test_segment_batches_stay_within_the_size_limits() -> None:
 
     target = sinks.resolve(Settings(sink="segment", write_key="k", endpoint="http://x"))
     event = json.loads(sm("preview", "--", "true").stdout)
-    events = [{**event, "message_id": f"{i:08d}-0000-4000-8000-000000000000",
-               "command_args": ["\u00e9" * 200] * 20} for i in range(2000)]
+    events = [
+        {
+            **event,
+            "message_id": f"{i:08d}-0000-4000-8000-000000000000",
+            "command_args": ["\u00e9" * 200] * 20,
+        }
+        for i in range(2000)
+    ]
     requests = list(sinks.requests_for(target, events))
     assert len(requests) > 1
     assert all(len(body) <= 500_000 for _url, _ids, body in requests)
@@ -325,7 +355,7 @@ def test_a_prepared_connection_closed_by_the_server_is_reopened_once() -> None:
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
-    conn = sinks.Connection(time.monotonic() + 5)
+    conn = sinks.HttpClient(time.monotonic() + 5)
     conn.prepare(url)
     time.sleep(0.2)
     conn.post(url, b"{}", {})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from send_metrics import context
+from send_metrics import facts
 from send_metrics.event import Event, schema
 from tests.conftest import (
     SEND_METRICS,
@@ -23,13 +23,23 @@ from tests.conftest import (
     validate,
 )
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "A", "GIT_AUTHOR_EMAIL": "a@example.org",
-           "GIT_COMMITTER_NAME": "A", "GIT_COMMITTER_EMAIL": "a@example.org"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "A",
+    "GIT_AUTHOR_EMAIL": "a@example.org",
+    "GIT_COMMITTER_NAME": "A",
+    "GIT_COMMITTER_EMAIL": "a@example.org",
+}
 
 
 def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-                          env={**os.environ, **GIT_ENV})
+    done = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+    )
     return done.stdout.strip()
 
 
@@ -67,7 +77,7 @@ def test_an_event_from_a_real_run_in_a_repo(home: Path, tmp_path: Path) -> None:
     assert event["command"] == "sh" and event["command_args"] is None
     assert event["git_work_tree"] is True and event["git_on_default_branch"] is True
     assert event["git_dirty"] is False and event["git_behind_upstream"] is None
-    expected = context.remote_hash("https://example.org/org/repo", "send_metrics")
+    expected = facts.remote_hash("https://example.org/org/repo", "send_metrics")
     assert event["git_remote_hash"] == expected
     assert event["os"] == "linux" and event["cpu_count"] == os.cpu_count()
     assert event["memory_total_bytes"] > 0 and event["peak_memory_bytes"] > 0
@@ -76,42 +86,42 @@ def test_an_event_from_a_real_run_in_a_repo(home: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("branch", ["main", "master"])
 def test_git_default_branch_main_and_master(tmp_path: Path, branch: str) -> None:
     repo = make_repo(tmp_path / "r", branch)
-    facts = context.git_facts("app", repo)
-    assert facts.work_tree is True and facts.on_default_branch is True
-    assert facts.commit_time and facts.commit_time.endswith("+00:00")
+    found = facts.git_facts("app", repo)
+    assert found.work_tree is True and found.on_default_branch is True
+    assert found.commit_time and found.commit_time.endswith("+00:00")
     git(repo, "checkout", "-q", "-b", "feature")
-    assert context.git_facts("app", repo).on_default_branch is False
+    assert facts.git_facts("app", repo).on_default_branch is False
 
 
 def test_git_default_branch_from_the_remote_head(tmp_path: Path) -> None:
     upstream = make_repo(tmp_path / "upstream", "trunk")
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(upstream), str(clone))
-    facts = context.git_facts("app", clone)
-    assert facts.on_default_branch is True  # "trunk" is the default because origin/HEAD says so
-    assert facts.behind_upstream == 0
+    found = facts.git_facts("app", clone)
+    assert found.on_default_branch is True  # "trunk" is the default because origin/HEAD says so
+    assert found.behind_upstream == 0
     (upstream / "file.txt").write_text("two\n")
     git(upstream, "commit", "-q", "-am", "second")
     git(clone, "fetch", "-q")
-    assert context.git_facts("app", clone).behind_upstream == 1
+    assert facts.git_facts("app", clone).behind_upstream == 1
     git(clone, "checkout", "-q", "-b", "main")
-    assert context.git_facts("app", clone).on_default_branch is False
+    assert facts.git_facts("app", clone).on_default_branch is False
 
 
 def test_git_detached_dirty_and_no_upstream(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "r")
     (repo / "file.txt").write_text("changed\n")
-    facts = context.git_facts("app", repo)
-    assert facts.dirty is True and facts.behind_upstream is None and facts.remote_hash is None
+    found = facts.git_facts("app", repo)
+    assert found.dirty is True and found.behind_upstream is None and found.remote_hash is None
     git(repo, "stash", "-q")
     git(repo, "checkout", "-q", "--detach")
-    facts = context.git_facts("app", repo)
-    assert (facts.on_default_branch, facts.dirty, facts.behind_upstream) == (False, False, None)
+    found = facts.git_facts("app", repo)
+    assert (found.on_default_branch, found.dirty, found.behind_upstream) == (False, False, None)
 
 
 def test_not_a_repository(tmp_path: Path) -> None:
-    facts = context.git_facts("app", tmp_path)
-    assert facts == context.GitFacts(work_tree=False)
+    found = facts.git_facts("app", tmp_path)
+    assert found == facts.GitFacts(work_tree=False)
 
 
 def test_git_missing_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,29 +129,30 @@ def test_git_missing_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    assert context.git_facts("app", repo) == context.GitFacts()
+    assert facts.git_facts("app", repo) == facts.GitFacts()
 
 
 def test_git_that_hangs_costs_only_the_git_fields(fp, tmp_path: Path) -> None:
     fp.register(["git", fp.any()], wait=30)
     started = time.monotonic()
-    facts = context.git_facts("app", tmp_path, timeout=0.3)
-    assert facts == context.GitFacts()
+    found = facts.git_facts("app", tmp_path, timeout=0.3)
+    assert found == facts.GitFacts()
     assert time.monotonic() - started < 5  # bounded by the timeout, not by the hang
 
 
 def test_broken_git_costs_only_the_git_fields(fp, tmp_path: Path) -> None:
     fp.register(["git", fp.any()], returncode=1, stderr="error: broken")
-    assert context.git_facts("app", tmp_path) == context.GitFacts()
+    assert facts.git_facts("app", tmp_path) == facts.GitFacts()
 
 
 def test_remote_credentials_never_reach_the_hash() -> None:
-    plain = context.remote_hash("https://git.example.org/org/repo.git", "app")
-    assert context.remote_hash("https://user:tok@git.example.org/org/repo.git", "app") == plain
-    assert context.remote_hash("https://TOKEN@Git.Example.org/org/repo/", "app") == plain
-    assert context.remote_hash("git@github.com:org/repo.git", "app") == context.remote_hash(
-        "github.com:org/repo", "app")
-    assert context.remote_hash("https://git.example.org/org/repo", "other") != plain
+    plain = facts.remote_hash("https://git.example.org/org/repo.git", "app")
+    assert facts.remote_hash("https://user:tok@git.example.org/org/repo.git", "app") == plain
+    assert facts.remote_hash("https://TOKEN@Git.Example.org/org/repo/", "app") == plain
+    assert facts.remote_hash("git@github.com:org/repo.git", "app") == facts.remote_hash(
+        "github.com:org/repo", "app"
+    )
+    assert facts.remote_hash("https://git.example.org/org/repo", "other") != plain
 
 
 def test_arguments_only_for_allow_listed_commands(home: Path) -> None:
@@ -221,16 +232,26 @@ def test_no_canary_leaves_the_process(tmp_path: Path, collector, monkeypatch) ->
     git(repo, "checkout", "-q", "-b", f"feature/{CANARY}")
     git(repo, "remote", "add", "origin", f"https://bob:{CANARY}@git.example.org/{CANARY}.git")
     (repo / "Makefile").write_text(
-        "dev.%: ; +@send_metrics wrap --make='$(MAKE)' $@\nimpl-dev.%: ; @true\n")
+        "dev.%: ; +@send_metrics wrap --make='$(MAKE)' $@\nimpl-dev.%: ; @true\n"
+    )
     collector.write_config("http", repo)
     subprocess.run([SEND_METRICS, "opt-in", "--yes"], cwd=repo, check=True, capture_output=True)
     outputs = [
-        subprocess.run([SEND_METRICS, "run", "--", "sh", "-c", f": {CANARY}", f"arg-{CANARY}"],
-                       cwd=repo, capture_output=True, text=True),
-        subprocess.run(["make", "dev.x", f"TOKEN={CANARY}"], cwd=repo, capture_output=True,
-                       text=True),
-        subprocess.run([SEND_METRICS, "run", "--", str(repo / "no-such") + CANARY], cwd=repo,
-                       capture_output=True, text=True),
+        subprocess.run(
+            [SEND_METRICS, "run", "--", "sh", "-c", f": {CANARY}", f"arg-{CANARY}"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+        ),
+        subprocess.run(
+            ["make", "dev.x", f"TOKEN={CANARY}"], cwd=repo, capture_output=True, text=True
+        ),
+        subprocess.run(
+            [SEND_METRICS, "run", "--", str(repo / "no-such") + CANARY],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+        ),
     ]
     for done in outputs[:2]:
         assert done.returncode == 0, done.stderr

@@ -13,8 +13,9 @@ EXAMPLE = Path(__file__).parent.parent / "Makefile.example"
 
 
 def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["make", "-f", str(EXAMPLE), *args], capture_output=True, text=True,
-                          timeout=60, env=env)
+    return subprocess.run(
+        ["make", "-f", str(EXAMPLE), *args], capture_output=True, text=True, timeout=60, env=env
+    )
 
 
 def test_example_targets_are_recorded_once_each(home: Path) -> None:
@@ -22,12 +23,18 @@ def test_example_targets_are_recorded_once_each(home: Path) -> None:
     assert make("dev.up.lms").returncode == 0
     provision = make("dev.provision")
     assert provision.returncode == 0
-    assert provision.stdout.splitlines() == ["pulling image for lms", "pulling image for cms",
-                                             "provisioning lms cms"]
+    assert provision.stdout.splitlines() == [
+        "pulling image for lms",
+        "pulling image for cms",
+        "provisioning lms cms",
+    ]
     failing = make("dev.fail")
     assert failing.returncode == 2 and "fails on purpose" in failing.stderr
     assert [(e["command"], e["exit_code"]) for e in history(home)] == [
-        ("dev.up.lms", 0), ("dev.provision", 0), ("dev.fail", 2)]
+        ("dev.up.lms", 0),
+        ("dev.provision", 0),
+        ("dev.fail", 2),
+    ]
     assert "granted" in make("metrics-status").stdout
 
 

@@ -32,7 +32,9 @@ def test_exit_seven_and_sigterm_are_recorded_and_shown_by_stats(home: Path) -> N
     assert killed.returncode == -signal.SIGTERM
     events = history(home)
     assert [(e["exit_code"], e["signal"], e["interrupted"]) for e in events] == [
-        (7, None, False), (None, "SIGTERM", True)]
+        (7, None, False),
+        (None, "SIGTERM", True),
+    ]
     start = datetime.fromisoformat(events[0]["start_time"])
     assert start.utcoffset().total_seconds() == 0
     assert events[0]["duration_ms"] >= 0
@@ -60,8 +62,9 @@ def test_not_executable_is_126(tmp_path: Path) -> None:
 def test_binary_stdout_passes_byte_for_byte() -> None:
     payload = bytes(range(256)) * 4096
     code = "import sys; sys.stdout.buffer.write(bytes(range(256)) * 4096)"
-    result = subprocess.run([SEND_METRICS, "run", "--", sys.executable, "-c", code],
-                            capture_output=True, timeout=30)
+    result = subprocess.run(
+        [SEND_METRICS, "run", "--", sys.executable, "-c", code], capture_output=True, timeout=30
+    )
     assert result.returncode == 0
     assert result.stdout == payload
 
@@ -86,9 +89,19 @@ def test_child_sees_a_terminal() -> None:
 def _start_sleeper(tmp_path: Path, script: str) -> tuple[subprocess.Popen, int]:
     """Start the wrapper around a shell script; return it and the child's pid once ready."""
     ready = tmp_path / "ready"
-    proc = subprocess.Popen([SEND_METRICS, "run", "--", "sh", "-c",
-                             f"echo $$ > {ready}.tmp; mv {ready}.tmp {ready}; {script}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            SEND_METRICS,
+            "run",
+            "--",
+            "sh",
+            "-c",
+            f"echo $$ > {ready}.tmp; mv {ready}.tmp {ready}; {script}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for _ in range(500):
         if ready.exists():
             return proc, int(ready.read_text())
@@ -97,10 +110,12 @@ def _start_sleeper(tmp_path: Path, script: str) -> tuple[subprocess.Popen, int]:
     raise AssertionError("child never started")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT],
-                         ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT], ids=lambda s: s.name
+)
 def test_signal_to_wrapper_reaches_child_and_wrapper_dies_the_same(
-        tmp_path: Path, home: Path, sig: signal.Signals) -> None:
+    tmp_path: Path, home: Path, sig: signal.Signals
+) -> None:
     opt_in()
     proc, child_pid = _start_sleeper(tmp_path, "exec sleep 30")
     proc.send_signal(sig)
@@ -135,7 +150,8 @@ def test_killing_the_wrapper_with_sigkill_does_not_orphan_the_child(tmp_path: Pa
 def test_wrapper_outlives_a_child_that_handles_the_signal(tmp_path: Path, home: Path) -> None:
     opt_in()
     proc, _pid = _start_sleeper(
-        tmp_path, "trap 'echo cleaning up; exit 5' TERM; while :; do sleep 0.05; done")
+        tmp_path, "trap 'echo cleaning up; exit 5' TERM; while :; do sleep 0.05; done"
+    )
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 5
@@ -148,8 +164,7 @@ def test_wrapper_outlives_a_child_that_handles_the_signal(tmp_path: Path, home: 
 def test_ctrl_c_in_a_terminal_reaches_the_child_once(tmp_path: Path, home: Path) -> None:
     """The terminal signals the whole group; forwarding again would count two Ctrl-Cs."""
     opt_in()
-    script = ("n=0; trap 'n=$((n+1))' INT; echo ready; sleep 1; sleep 1; "
-              "echo interrupts:$n; exit 3")
+    script = "n=0; trap 'n=$((n+1))' INT; echo ready; sleep 1; sleep 1; echo interrupts:$n; exit 3"
     child = pexpect.spawn(SEND_METRICS, ["run", "--", "sh", "-c", script], timeout=20)
     child.expect("ready")
     time.sleep(0.3)
@@ -191,8 +206,9 @@ def makefile(tmp_path: Path) -> Path:
 
 
 def make(makefile: Path, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["make", "-f", str(makefile), *args], capture_output=True, text=True,
-                          timeout=60, **kwargs)
+    return subprocess.run(
+        ["make", "-f", str(makefile), *args], capture_output=True, text=True, timeout=60, **kwargs
+    )
 
 
 def test_wrap_with_makefile_elsewhere_and_variables(makefile: Path, home: Path) -> None:
@@ -202,8 +218,7 @@ def test_wrap_with_makefile_elsewhere_and_variables(makefile: Path, home: Path) 
     assert result.stdout == "hello FOO=bar\n"
     assert "Entering directory" not in result.stdout + result.stderr
     [event] = history(home)
-    assert (event["command"], event["command_type"], event["exit_code"]) == (
-        "dev.hello", "make", 0)
+    assert (event["command"], event["command_type"], event["exit_code"]) == ("dev.hello", "make", 0)
 
 
 def test_wrap_passes_its_own_variables(makefile: Path) -> None:
@@ -227,26 +242,33 @@ def test_wrap_stdin_reaches_the_recipe(makefile: Path) -> None:
     assert result.stdout == "read:typed line\n"
 
 
-@pytest.mark.parametrize(("makeflags", "letters"), [
-    ("n", {"n"}), ("ks -I/tmp", {"k", "s"}), (" -I/tmp/include -j2 --jobserver-auth=3,4", set()),
-    ("n -Otarget", {"n"}), ("", set()), (" -- FOO=bar", set()),
-])
+@pytest.mark.parametrize(
+    ("makeflags", "letters"),
+    [
+        ("n", {"n"}),
+        ("ks -I/tmp", {"k", "s"}),
+        (" -I/tmp/include -j2 --jobserver-auth=3,4", set()),
+        ("n -Otarget", {"n"}),
+        ("", set()),
+        (" -- FOO=bar", set()),
+    ],
+)
 def test_make_flags(makeflags: str, letters: set[str]) -> None:
-    from send_metrics.tracker import make_flags
+    from send_metrics.wrapper import make_flags
 
     assert make_flags(makeflags) == letters
 
 
-def test_make_options_with_arguments_are_not_mistaken_for_dry_run(makefile: Path,
-                                                                  home: Path) -> None:
+def test_make_options_with_arguments_are_not_mistaken_for_dry_run(
+    makefile: Path, home: Path
+) -> None:
     opt_in()
     result = make(makefile, "-I", "/tmp/include", "-O", "dev.hello")
     assert result.returncode == 0
     assert [e["command"] for e in history(home)] == ["dev.hello"]
 
 
-def test_make_dry_run_shows_the_real_recipe_and_records_nothing(makefile: Path,
-                                                                home: Path) -> None:
+def test_make_dry_run_shows_the_real_recipe_and_records_nothing(makefile: Path, home: Path) -> None:
     opt_in()
     result = make(makefile, "-n", "dev.hello")
     assert result.returncode == 0
@@ -262,8 +284,9 @@ def test_nested_wrapped_target_is_counted_once(makefile: Path, home: Path) -> No
     assert [e["command"] for e in history(home)] == ["dev.outer"]
 
 
-def test_parallel_wrapped_targets_share_the_jobserver(makefile: Path, tmp_path: Path,
-                                                      home: Path) -> None:
+def test_parallel_wrapped_targets_share_the_jobserver(
+    makefile: Path, tmp_path: Path, home: Path
+) -> None:
     """dev.a and dev.b wait for each other: this passes only if make runs them at once."""
     opt_in()
     marks = tmp_path / "marks"
@@ -283,11 +306,19 @@ def test_wrap_rejects_non_variable_arguments() -> None:
 
 
 def test_python_dash_m_works() -> None:
-    result = subprocess.run([sys.executable, "-m", "send_metrics", "run", "--", "sh", "-c",
-                             "exit 4"], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "send_metrics", "run", "--", "sh", "-c", "exit 4"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 4
-    version = subprocess.run([sys.executable, "-m", "send_metrics", "--version"],
-                             capture_output=True, text=True, timeout=30)
+    version = subprocess.run(
+        [sys.executable, "-m", "send_metrics", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert version.returncode == 0 and "send_metrics" in version.stdout
 
 
@@ -315,16 +346,23 @@ def test_portable_signal_path_without_sigtimedwait(monkeypatch: pytest.MonkeyPat
 def test_stats_median_and_p95_from_the_history(home: Path) -> None:
     import json
 
-    from send_metrics import config, info, store
+    from send_metrics import config, files, reports, store
 
     event = json.loads(sm("preview", "--", "true").stdout)
-    db = store.Store(store.db_path(config.data_dir("send_metrics")))
+    db = store.Store(store.db_path(files.data_dir("send_metrics")))
     for i in range(1, 21):  # durations 10, 20, ... 200 ms; every fifth run fails
-        db.record({**event, "message_id": f"{i:08d}-0000-4000-8000-000000000000",
-                   "duration_ms": i * 10.0, "exit_code": int(i % 5 == 0),
-                   "start_time": f"2026-11-24T10:00:{i:02d}.000+00:00"}, queue=False)
+        db.record(
+            {
+                **event,
+                "message_id": f"{i:08d}-0000-4000-8000-000000000000",
+                "duration_ms": i * 10.0,
+                "exit_code": int(i % 5 == 0),
+                "start_time": f"2026-11-24T10:00:{i:02d}.000+00:00",
+            },
+            queue=False,
+        )
     db.close()
-    [row] = info.stats(config.Settings())
+    [row] = reports.stats(config.Settings())
     assert (row.command, row.runs, row.failures) == ("true", 20, 4)
     assert (row.median_ms, row.p95_ms) == (105.0, 190.0)
     assert row.last_run == "2026-11-24T10:00:20.000+00:00"
@@ -332,35 +370,48 @@ def test_stats_median_and_p95_from_the_history(home: Path) -> None:
     assert shown[1].split() == ["true", "20", "4", "105ms", "190ms", "2026-11-24", "10:00:20"]
 
 
-@pytest.mark.parametrize("argv", [
-    ["run", "--", "sh", "-c", "exit 1"],
-    ["run", "--name", "deploy", "--", "make", "x"],
-    ["run", "--name=deploy", "--dry-run", "--", "true"],
-    ["preview", "--", "ls", "-l"],
-    ["wrap", "dev.up"],
-    ["wrap", "--make=/usr/bin/make", "-f", "other.mk", "dev.up", "A=1", "B=two words"],
-    ["wrap", "--makefile", "x.mk", "--dry-run", "t"],
-], ids=lambda a: " ".join(a))
-def test_fast_path_and_click_read_arguments_alike(argv: list[str],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--", "sh", "-c", "exit 1"],
+        ["run", "--name", "deploy", "--", "make", "x"],
+        ["run", "--name=deploy", "--dry-run", "--", "true"],
+        ["preview", "--", "ls", "-l"],
+        ["wrap", "dev.up"],
+        ["wrap", "--make=/usr/bin/make", "-f", "other.mk", "dev.up", "A=1", "B=two words"],
+        ["wrap", "--makefile", "x.mk", "--dry-run", "t"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_fast_path_and_click_read_arguments_alike(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The hot path's small parser must mean exactly what the click commands mean."""
     from click.testing import CliRunner
 
-    from send_metrics import fastpath, tracker
+    from send_metrics import fastpath, wrapper
     from send_metrics.cli import cli
-    from send_metrics.config import Settings
 
     fast = fastpath.parse(argv)
     assert fast is not None
     seen = []
-    monkeypatch.setattr(tracker, "execute", lambda build: seen.append(build(Settings)))
+    monkeypatch.setattr(wrapper, "execute", seen.append)
     result = CliRunner().invoke(cli, argv)
     assert result.exit_code == 0, result.output
-    assert seen == [fast(Settings)]
+    assert seen == [fast]
 
 
-@pytest.mark.parametrize("argv", [["run", "sh"], ["run", "--help"], ["wrap", "t", "junk"],
-                                  ["wrap", "--bogus", "t"], ["status"], []])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "sh"],
+        ["run", "--help"],
+        ["wrap", "t", "junk"],
+        ["wrap", "--bogus", "t"],
+        ["status"],
+        [],
+    ],
+)
 def test_anything_unusual_goes_to_click(argv: list[str]) -> None:
     from send_metrics import fastpath
 

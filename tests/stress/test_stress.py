@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from send_metrics import config, store
+from send_metrics.decision import read_decision
 from send_metrics.errors import ConfigError
 from tests.conftest import (
     SEND_METRICS,
@@ -49,11 +50,11 @@ def integrity(home: Path) -> str:
 def _segment(url: str, deadline: float = 5.0) -> None:
     Path("send_metrics.toml").write_text(
         f'[report]\nsink = "segment"\nendpoint = "{url}"\nwrite_key = "k"\n'
-        f"deadline = {deadline}\nqueue_max_events = 100000\n")
+        f"deadline = {deadline}\nqueue_max_events = 100000\n"
+    )
 
 
-def test_make_j16_500_runs_with_a_flaky_server_and_concurrent_flush(home: Path,
-                                                                   collector) -> None:
+def test_make_j16_500_runs_with_a_flaky_server_and_concurrent_flush(home: Path, collector) -> None:
     collector.fail_rate = 0.3
     _segment(collector.url)
     Path("Makefile").write_text(WRAPPED_MAKEFILE)
@@ -71,9 +72,10 @@ def test_make_j16_500_runs_with_a_flaky_server_and_concurrent_flush(home: Path,
     targets = [f"dev.t{i}" for i in range(500)]
     try:
         for start in range(0, 500, 16):
-            batch = targets[start:start + 16]
-            done = subprocess.run(["make", "-k", "-j16", *batch], capture_output=True, text=True,
-                                  timeout=300)
+            batch = targets[start : start + 16]
+            done = subprocess.run(
+                ["make", "-k", "-j16", *batch], capture_output=True, text=True, timeout=300
+            )
             failing = sum(1 for t in batch if int(t[5:]) % 5 == 0)
             assert (done.returncode != 0) == (failing > 0), done.stderr
             assert_no_traceback(done.stderr)
@@ -102,14 +104,18 @@ def test_kill_minus_nine_at_random_moments(home: Path, collector) -> None:
     rng = random.Random(7)
     killed = 0
     for _ in range(40):
-        proc = subprocess.Popen([SEND_METRICS, "run", "--", "sleep", "0.05"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.0, 0.15))
+        proc = subprocess.Popen(
+            [SEND_METRICS, "run", "--", "sleep", "0.05"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        # From before the child starts to after the wrapper ends, whatever this machine's speed.
+        time.sleep(rng.uniform(0.0, 0.35))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             killed += 1
         proc.communicate(timeout=30)
-    assert killed > 5
+    assert 5 < killed < 40
     assert integrity(home) == "ok"
     time.sleep(4.5)  # leases of wrappers killed while sending run out (deadline + 2 s)
     after = sm("run", "--", "sh", "-c", "exit 3")
@@ -156,8 +162,12 @@ def _limit_file_size() -> None:
 def test_full_disk_keeps_the_status_and_explains_in_one_line(home: Path) -> None:
     opt_in()
     for i in range(3):
-        result = subprocess.run([SEND_METRICS, "run", "--", "sh", "-c", f"exit {i}"],
-                                capture_output=True, text=True, preexec_fn=_limit_file_size)
+        result = subprocess.run(
+            [SEND_METRICS, "run", "--", "sh", "-c", f"exit {i}"],
+            capture_output=True,
+            text=True,
+            preexec_fn=_limit_file_size,
+        )
         assert result.returncode == i
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "metrics.sqlite3" in lines[0], result.stderr
@@ -178,14 +188,24 @@ def test_read_only_data_dir(home: Path) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.one_of(st.binary(max_size=300),
-                 st.dictionaries(st.sampled_from(["app", "consent", "report", "make", "collect",
-                                                  "decision", "anonymous_id", "x"]),
-                                 st.one_of(st.integers(), st.text(max_size=20), st.booleans(),
-                                           st.lists(st.integers(), max_size=3),
-                                           st.dictionaries(st.text(max_size=8),
-                                                           st.integers(), max_size=3)),
-                                 max_size=5).map(lambda d: _to_toml(d).encode())))
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.dictionaries(
+            st.sampled_from(
+                ["app", "consent", "report", "make", "collect", "decision", "anonymous_id", "x"]
+            ),
+            st.one_of(
+                st.integers(),
+                st.text(max_size=20),
+                st.booleans(),
+                st.lists(st.integers(), max_size=3),
+                st.dictionaries(st.text(max_size=8), st.integers(), max_size=3),
+            ),
+            max_size=5,
+        ).map(lambda d: _to_toml(d).encode()),
+    )
+)
 def test_fuzzed_config_and_state_never_raise_unexpectedly(tmp_path_factory, raw: bytes) -> None:
     folder = tmp_path_factory.mktemp("fuzz")
     path = folder / "send_metrics.toml"
@@ -196,7 +216,7 @@ def test_fuzzed_config_and_state_never_raise_unexpectedly(tmp_path_factory, raw:
     state = folder / "metrics.toml"
     state.write_bytes(raw)
     try:
-        config.read_state(state)
+        read_decision(state)
     except ConfigError as exc:
         assert str(state) in str(exc)
 
@@ -227,22 +247,31 @@ def test_huge_names_and_non_utf8_bytes(home: Path, tmp_path: Path) -> None:
     big = "n" * 100_000
     result = sm("run", "--name", big, "--", "true")
     assert result.returncode == 0 and result.stderr == ""
-    raw = subprocess.run([os.fsencode(SEND_METRICS), b"run", b"--", b"sh", b"-c", b"exit 0",
-                          b"\xff\xfe-arg"], capture_output=True)
+    raw = subprocess.run(
+        [os.fsencode(SEND_METRICS), b"run", b"--", b"sh", b"-c", b"exit 0", b"\xff\xfe-arg"],
+        capture_output=True,
+    )
     assert raw.returncode == 0 and raw.stderr == b""
     script = tmp_path / "t\udcff-tool"  # a program whose name is not valid UTF-8
     os.symlink("/bin/true", os.fsencode(script))
-    weird = subprocess.run([os.fsencode(SEND_METRICS), b"run", b"--", os.fsencode(script)],
-                           capture_output=True)
+    weird = subprocess.run(
+        [os.fsencode(SEND_METRICS), b"run", b"--", os.fsencode(script)], capture_output=True
+    )
     assert weird.returncode == 0 and weird.stderr == b""
     repo = tmp_path / "repo"
     repo.mkdir()
-    env = {**os.environ, "GIT_AUTHOR_NAME": "\udcff", "GIT_AUTHOR_EMAIL": "a@b",
-           "GIT_COMMITTER_NAME": "c", "GIT_COMMITTER_EMAIL": "c@d"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "\udcff",
+        "GIT_AUTHOR_EMAIL": "a@b",
+        "GIT_COMMITTER_NAME": "c",
+        "GIT_COMMITTER_EMAIL": "c@d",
+    }
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
     subprocess.run([b"git", b"checkout", b"-q", b"-b", b"br\xff\xfe"], cwd=repo, check=True)
-    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=repo, env=env,
-                   check=True)
+    subprocess.run(
+        ["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=repo, env=env, check=True
+    )
     in_repo = subprocess.run([SEND_METRICS, "run", "--", "true"], cwd=repo, capture_output=True)
     assert in_repo.returncode == 0 and in_repo.stderr == b""
     events = history(home)
@@ -254,10 +283,15 @@ def test_huge_names_and_non_utf8_bytes(home: Path, tmp_path: Path) -> None:
 def test_endpoint_with_credentials_is_never_printed(home: Path, dead_url: str) -> None:
     secret_url = dead_url.replace("http://", "http://user:pa55-CANARY@") + "/hook?token=CANARY2"
     Path("send_metrics.toml").write_text(
-        f'[report]\nsink = "http"\nendpoint = "{secret_url}"\ndeadline = 1.0\n')
+        f'[report]\nsink = "http"\nendpoint = "{secret_url}"\ndeadline = 1.0\n'
+    )
     opt_in()
-    outputs = [sm("run", "--", "true"), sm("status"), sm("flush", "--timeout", "1"),
-               sm("run", "--", "true", env={**os.environ, "SEND_METRICS_ENDPOINT": secret_url})]
+    outputs = [
+        sm("run", "--", "true"),
+        sm("status"),
+        sm("flush", "--timeout", "1"),
+        sm("run", "--", "true", env={**os.environ, "SEND_METRICS_ENDPOINT": secret_url}),
+    ]
     for result in outputs:
         assert "CANARY" not in result.stdout + result.stderr
         assert_no_traceback(result.stderr)
@@ -284,16 +318,19 @@ def test_hostile_servers_cost_at_most_the_deadline(home: Path, collector, mode: 
         assert len(queued(home)) == 1
 
 
-def test_ten_thousand_undeliverable_events_stay_within_the_bound(home: Path,
-                                                                dead_url: str) -> None:
+def test_ten_thousand_undeliverable_events_stay_within_the_bound(home: Path, dead_url: str) -> None:
     Path("send_metrics.toml").write_text(
-        f'[report]\nsink = "segment"\nendpoint = "{dead_url}"\nqueue_max_events = 500\n')
+        f'[report]\nsink = "segment"\nendpoint = "{dead_url}"\nqueue_max_events = 500\n'
+    )
     opt_in()
     db = store.Store(data_db(home))
     template = history_event()
     for i in range(10_000):
-        db.record({**template, "message_id": f"{i:08d}-0000-4000-8000-000000000000"},
-                  queue=True, max_events=500)
+        db.record(
+            {**template, "message_id": f"{i:08d}-0000-4000-8000-000000000000"},
+            queue=True,
+            max_events=500,
+        )
     db.close()
     result = sm("run", "--", "true")
     assert result.returncode == 0

@@ -12,12 +12,21 @@ from typing import NamedTuple
 GIT_TIMEOUT = 1.0  # seconds for all git probes of one run together
 # CI vendors by the variable each one sets; `CI` alone means an unnamed one.
 CI_VENDORS = (
-    ("GITHUB_ACTIONS", "github_actions"), ("GITLAB_CI", "gitlab"), ("CIRCLECI", "circleci"),
-    ("TRAVIS", "travis"), ("JENKINS_URL", "jenkins"), ("BUILDKITE", "buildkite"),
-    ("TF_BUILD", "azure_pipelines"), ("TEAMCITY_VERSION", "teamcity"),
-    ("BITBUCKET_BUILD_NUMBER", "bitbucket"), ("CODEBUILD_BUILD_ID", "aws_codebuild"),
-    ("DRONE", "drone"), ("APPVEYOR", "appveyor"), ("SEMAPHORE", "semaphore"),
-    ("BUILD_BUILDID", "azure_pipelines"), ("WOODPECKER", "woodpecker"),
+    ("GITHUB_ACTIONS", "github_actions"),
+    ("GITLAB_CI", "gitlab"),
+    ("CIRCLECI", "circleci"),
+    ("TRAVIS", "travis"),
+    ("JENKINS_URL", "jenkins"),
+    ("BUILDKITE", "buildkite"),
+    ("TF_BUILD", "azure_pipelines"),
+    ("TEAMCITY_VERSION", "teamcity"),
+    ("BITBUCKET_BUILD_NUMBER", "bitbucket"),
+    ("CODEBUILD_BUILD_ID", "aws_codebuild"),
+    ("DRONE", "drone"),
+    ("APPVEYOR", "appveyor"),
+    ("SEMAPHORE", "semaphore"),
+    ("BUILD_BUILDID", "azure_pipelines"),
+    ("WOODPECKER", "woodpecker"),
 )
 
 
@@ -60,8 +69,15 @@ def probe(argv: list[str], cwd: Path | None, timeout: float) -> ProbeResult | No
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "SYSTEMROOT", "TMPDIR")}
     env.update(LC_ALL="C", GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
     try:
-        done = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=max(timeout, 0.01), check=False)
+        done = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=max(timeout, 0.01),
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError, ValueError):
         return None
     return ProbeResult(done.returncode, done.stdout.decode("utf-8", "replace"))
@@ -130,7 +146,7 @@ def git_facts(app: str, cwd: Path | None = None, timeout: float = GIT_TIMEOUT) -
     if remotes is not None and remotes.returncode == 0:
         for line in remotes.stdout.splitlines():
             key, _, value = line.partition(" ")
-            urls[key[len("remote."):-len(".url")]] = value
+            urls[key[len("remote.") : -len(".url")]] = value
     remote_name = "origin" if "origin" in urls else next(iter(urls), "")
 
     on_default: bool | None = False
@@ -189,8 +205,9 @@ def machine_facts() -> MachineFacts:
     is_ci, vendor = ci_vendor()
     arch = (uname.machine if uname else "").lower()
     return MachineFacts(
-        os={"linux": "linux", "darwin": "darwin", "win32": "windows"}.get(sys.platform,
-                                                                         sys.platform),
+        os={"linux": "linux", "darwin": "darwin", "win32": "windows"}.get(
+            sys.platform, sys.platform
+        ),
         os_release=(uname.release if uname else "")[:200],
         arch={"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch),
         python_version="{}.{}.{}".format(*sys.version_info[:3]),

@@ -6,36 +6,48 @@ import os
 import time
 from typing import NamedTuple
 
-from send_metrics import config, sinks, store
+from send_metrics import config, delivery, sinks, store
 from send_metrics.config import Settings
+from send_metrics.decision import Decision, read_decision
 from send_metrics.errors import MetricsError
+from send_metrics.files import data_dir, state_path
 
 # Every variable that changes what send_metrics does; `status` names the ones in force.
-OVERRIDES = ("DO_NOT_TRACK", "SEND_METRICS_DISABLED", "SEND_METRICS_CONFIG",
-             "SEND_METRICS_ENDPOINT", "SEND_METRICS_DEBUG", "OTEL_EXPORTER_OTLP_ENDPOINT",
-             "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS",
-             "OTEL_EXPORTER_OTLP_LOGS_HEADERS", "OTEL_EXPORTER_OTLP_TIMEOUT",
-             "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "XDG_CONFIG_HOME", "XDG_DATA_HOME")
+OVERRIDES = (
+    "DO_NOT_TRACK",
+    "SEND_METRICS_DISABLED",
+    "SEND_METRICS_CONFIG",
+    "SEND_METRICS_ENDPOINT",
+    "SEND_METRICS_DEBUG",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+)
 _SECRET_VARS = ("HEADERS",)
 
 
 def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """The lines of `send_metrics status`, as (label, value); secrets are masked."""
     from send_metrics import consent
-    from send_metrics.context import ci_vendor
+    from send_metrics.facts import ci_vendor
 
     lines: list[tuple[str, str]] = []
-    state_file = config.state_path(settings.app)
+    state_file = state_path(settings.app)
     try:
-        state = config.read_state(state_file)
-        decision = state.decision or "not asked yet"
-        if state.decision and consent.needs_asking(state, settings):
+        state = read_decision(state_file)
+        decision = state.answer or "not asked yet"
+        if state.answer and consent.needs_asking(state, settings):
             decision += f" (consent version {state.consent_version} is older than "
             decision += f"{settings.consent_version}: you will be asked again)"
         elif state.decided_at:
             decision += f" on {state.decided_at}"
     except MetricsError as exc:
-        state = config.State()
+        state = Decision()
         decision = f"unreadable: {exc} (`send_metrics reset` repairs it)"
     if config.metrics_disabled():
         decision += "; overridden: disabled by DO_NOT_TRACK or SEND_METRICS_DISABLED"
@@ -45,20 +57,32 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
     lines.append(("decision", decision))
     lines.append(("anonymous id", state.anonymous_id or "(none)"))
     lines.append(("consent version", str(settings.consent_version)))
-    lines.append(("operator config", str(settings.path) if settings.path
-                  else "(none found: defaults, local sink)"))
+    lines.append(
+        (
+            "operator config",
+            str(settings.path) if settings.path else "(none found: defaults, local sink)",
+        )
+    )
     lines.extend(("config problem", p) for p in problems)
     lines.append(("state file", str(state_file)))
-    data = config.data_dir(settings.app)
+    data = data_dir(settings.app)
     lines.append(("history and queue", str(store.db_path(data))))
     debug = config.env_flag("SEND_METRICS_DEBUG")
-    try:
-        target = sinks.resolve(settings)
-        endpoint = target.shown if target else "(none: nothing leaves this machine)"
-    except MetricsError as exc:
-        endpoint = str(exc)
-    lines.append(("sink", settings.sink + (" (SEND_METRICS_DEBUG: events printed, not sent)"
-                                           if debug else "")))
+    target, problem = delivery.destination(settings)  # the same decision a run makes
+    if problem:
+        endpoint = problem
+    elif target is not None:
+        endpoint = target.shown
+    elif debug and settings.sink != "local":
+        endpoint = "(none while SEND_METRICS_DEBUG is set: events are printed, not sent)"
+    else:
+        endpoint = "(none: nothing leaves this machine)"
+    lines.append(
+        (
+            "sink",
+            settings.sink + (" (SEND_METRICS_DEBUG: events printed, not sent)" if debug else ""),
+        )
+    )
     lines.append(("endpoint", endpoint))
     if settings.sink == "segment":
         lines.append(("write key", "set (hidden)" if settings.write_key else "(not set)"))
@@ -70,9 +94,14 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
             db.close()
             lines.append(("runs recorded", str(counts.runs)))
             lines.append(("queued events", str(counts.queued)))
-            lines.append(("dropped events", f"{counts.dropped_rejected} rejected by the endpoint, "
-                          f"{counts.dropped_overflow} over the queue bound, "
-                          f"{counts.dropped_expired} too old"))
+            lines.append(
+                (
+                    "dropped events",
+                    f"{counts.dropped_rejected} rejected by the endpoint, "
+                    f"{counts.dropped_overflow} over the queue bound, "
+                    f"{counts.dropped_expired} too old",
+                )
+            )
             if counts.last_delivery:
                 lines.append(("last delivery", counts.last_delivery))
             if counts.last_error:
@@ -118,7 +147,7 @@ def stats(settings: Settings) -> list[CommandStats]:
     """Per command: runs, failures, median and p95 duration, last run; from the local history."""
     import statistics
 
-    path = store.db_path(config.data_dir(settings.app))
+    path = store.db_path(data_dir(settings.app))
     if not path.exists():
         return []
     db = store.Store(path)
@@ -132,7 +161,14 @@ def stats(settings: Settings) -> list[CommandStats]:
     result = []
     for command, runs in sorted(by_command.items()):
         durations = sorted(d for _, d, _ in runs)
-        result.append(CommandStats(command, len(runs), sum(f for _, _, f in runs),
-                                   statistics.median(durations), _percentile(durations, 0.95),
-                                   max(s for s, _, _ in runs)))
+        result.append(
+            CommandStats(
+                command,
+                len(runs),
+                sum(f for _, _, f in runs),
+                statistics.median(durations),
+                _percentile(durations, 0.95),
+                max(s for s, _, _ in runs),
+            )
+        )
     return result

@@ -1,0 +1,176 @@
+"""Delivery: the one place that decides where events go, records them, and drives the queue."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, NamedTuple
+
+from send_metrics import config, runner
+from send_metrics.errors import DeliveryError, MetricsError
+from send_metrics.output import warn
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from send_metrics.config import Settings
+    from send_metrics.event import EventDict
+    from send_metrics.sinks import HttpClient, Target
+    from send_metrics.store import Store
+
+
+def destination(settings: Settings) -> tuple[Target | None, str | None]:
+    """Where events go: (target, None); (None, None) for the local sink or SEND_METRICS_DEBUG;
+    (None, problem) when the operator's sink settings are incomplete."""
+    from send_metrics import sinks
+
+    if settings.sink == "local" or config.env_flag("SEND_METRICS_DEBUG"):
+        return None, None
+    try:
+        return sinks.resolve(settings), None
+    except MetricsError as exc:
+        return None, str(exc)
+
+
+def _store_path(settings: Settings) -> Path:
+    from send_metrics import store
+    from send_metrics.files import data_dir
+
+    return store.db_path(data_dir(settings.app))
+
+
+def _open_store(settings: Settings, busy_timeout: float = 1.0) -> Store:
+    from send_metrics import store
+
+    db = store.Store(_store_path(settings), busy_timeout=busy_timeout)
+    if db.notice:
+        warn(db.notice)
+    return db
+
+
+def report(
+    event: EventDict, settings: Settings, deadline: float, client: HttpClient | None = None
+) -> None:
+    """Store the event in the history and queue, then deliver the queue until the deadline."""
+    target, error = destination(settings)
+    networked = target is not None or error is not None  # an incomplete config keeps events
+    # Not closed: the process ends right after, and an abandoned sender may still be using it.
+    # Waiting for a lock held by other wrappers counts against the deadline too.
+    db = _open_store(settings, busy_timeout=max(0.05, deadline - time.monotonic()))
+    db.record(
+        event,
+        queue=networked,
+        max_events=settings.queue_max_events,
+        max_age_days=settings.queue_max_age_days,
+    )
+    if config.env_flag("SEND_METRICS_DEBUG"):
+        import json
+
+        sys.stderr.write("send_metrics debug: " + json.dumps(event) + "\n")
+    if target is not None:
+        error = flush(db, target, deadline, client=client)
+    if error:
+        warn(f"{error}; the event is queued for a later run or `send_metrics flush`")
+
+
+class FlushOutcome(NamedTuple):
+    """What `send_metrics flush` did: where to, how many were queued and left, the last error."""
+
+    shown: str  # the endpoint as it may be printed; empty when nothing is sent from here
+    reason: str  # why nothing is sent (local sink, debug), when `shown` is empty
+    before: int
+    left: int
+    error: str | None
+
+
+def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
+    """Deliver the whole queue now (the `flush` command), under the same decision as a run."""
+    target, problem = destination(settings)
+    if problem:
+        raise DeliveryError(problem)
+    if target is None:
+        reason = (
+            "SEND_METRICS_DEBUG is set: events are printed, not sent"
+            if settings.sink != "local"
+            else "The sink is 'local': nothing is ever sent."
+        )
+        return FlushOutcome("", reason, 0, 0, None)
+    if not _store_path(settings).exists():
+        return FlushOutcome(target.shown, "", 0, 0, None)
+    db = _open_store(settings)
+    before = db.counts().queued
+    error = flush(db, target, time.monotonic() + timeout, batch=400)
+    left = db.counts().queued
+    return FlushOutcome(target.shown, "", before, left, error)
+
+
+def flush(
+    db: Store,
+    target: Target,
+    deadline: float,
+    batch: int = 100,
+    client: HttpClient | None = None,
+) -> str | None:
+    """Deliver queued events oldest first until done or the deadline; the last error, if any."""
+    outcome: dict[str, str | None] = {"error": None}
+    claimed: list[str] = []  # appended by the sender thread, read here
+    if db.counts().not_before > time.time():
+        return "the endpoint asked to wait (Retry-After)"
+
+    def work() -> None:
+        from send_metrics import sinks
+
+        while time.monotonic() < deadline:
+            # The lease outlives this process's deadline by a little: a wrapper killed while
+            # sending leaves its events to others soon after, never while it may still send.
+            events = db.claim(batch, lease_s=deadline - time.monotonic() + 2.0)
+            if not events:
+                return
+            claimed.extend(e["message_id"] for e in events)
+            stop = False
+
+            def on_result(ids: list[str], exc: DeliveryError | None) -> None:
+                nonlocal stop
+                if exc is None:
+                    db.delivered(ids)
+                elif exc.retry:
+                    db.failed(ids, str(exc), exc.retry_after)
+                    outcome["error"] = str(exc)
+                    stop = True
+                else:
+                    db.rejected(ids, str(exc))
+                    outcome["error"] = f"{exc} (event dropped)"
+
+            try:
+                sinks.deliver(target, events, deadline, on_result, client)
+            except MetricsError as exc:
+                db.failed([e["message_id"] for e in events], str(exc), None)
+                outcome["error"] = str(exc)
+                return
+            if stop:
+                return
+
+    def guarded() -> None:
+        try:
+            work()
+        except MetricsError as exc:
+            outcome["error"] = str(exc)
+        except Exception as exc:
+            outcome["error"] = f"delivery failed ({type(exc).__name__})"
+
+    thread = runner.start_thread(guarded, "send_metrics-send")
+    thread.join(max(0.0, deadline - time.monotonic()))
+    if thread.is_alive():
+        error = "the endpoint did not answer within report.deadline"
+        # The sender is abandoned mid-request; free its claims so the next run or flush can
+        # send them at once. A separate connection: the sender may be inside a transaction.
+        from send_metrics import store
+
+        try:
+            other = store.Store(db.path, busy_timeout=0.2)
+            other.failed(claimed[:], error, None)
+            other.close()
+        except MetricsError:
+            pass  # the claims' short lease runs out on its own
+        return error
+    return outcome["error"]

@@ -1,0 +1,87 @@
+"""Where our files live on each platform, and reading small files without hanging or following."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from send_metrics.errors import ConfigError
+
+STATE_NAME = "metrics.toml"
+MAX_SMALL_FILE = 1 << 20  # bytes: a config or decision file is a few hundred; refuse anything huge
+
+
+def _home() -> Path:
+    return Path(os.environ.get("HOME") or Path.home())
+
+
+def _xdg(name: str, fallback: Path) -> Path:
+    """An XDG base directory; relative values are ignored, as the XDG spec says."""
+    value = os.environ.get(name, "")
+    return Path(value) if os.path.isabs(value) else fallback
+
+
+def config_dir(app: str) -> Path:
+    """Where the developer's decision lives: XDG config on Linux, the platform's place elsewhere."""
+    if sys.platform == "darwin":
+        base = _home() / "Library" / "Application Support"
+    elif sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA") or _home() / "AppData" / "Roaming")
+    else:
+        base = _xdg("XDG_CONFIG_HOME", _home() / ".config")
+    return base / app
+
+
+def data_dir(app: str) -> Path:
+    """Where the local history and queue live: XDG data on Linux, the platform's place elsewhere."""
+    if sys.platform == "darwin":
+        base = _home() / "Library" / "Application Support"
+        return base / app / "data"
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or _home() / "AppData" / "Local")
+    else:
+        base = _xdg("XDG_DATA_HOME", _home() / ".local" / "share")
+    return base / app
+
+
+def state_path(app: str) -> Path:
+    """The developer's decision file for one app."""
+    return config_dir(app) / STATE_NAME
+
+
+def read_small(path: Path, *, follow: bool = True, limit: int = MAX_SMALL_FILE) -> bytes:
+    """A small regular file's bytes. Never blocks on a FIFO or device, never reads more than
+    `limit`; with follow=False a symlink is refused. FileNotFoundError passes through."""
+    import stat
+
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if not follow and os.path.islink(path):
+            raise ConfigError(f"{path} is a symbolic link; refused") from None
+        raise ConfigError(f"cannot read {path} ({exc.strerror or exc})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ConfigError(f"{path} is a directory, not a file")
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{path} is not a regular file (a FIFO or device?); refused")
+        data = os.read(fd, limit + 1)
+        chunks = [data]
+        while data and sum(map(len, chunks)) <= limit:
+            data = os.read(fd, limit + 1)
+            chunks.append(data)
+        content = b"".join(chunks)
+        if len(content) > limit:
+            raise ConfigError(f"{path} is larger than {limit // 1024} KiB; refused")
+        return content
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)

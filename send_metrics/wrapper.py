@@ -1,0 +1,252 @@
+"""The life of one wrapped run: start the child, prefetch while it runs, ask, record, end like it.
+
+This module is on the hot path: everything not needed before the child starts is imported
+inside the function that needs it (see `fastpath`), so a wrapped run starts its child first.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Literal, NamedTuple, NoReturn
+
+from send_metrics import config, runner
+from send_metrics.errors import CommandNotFound, MetricsError
+from send_metrics.output import say, warn
+
+if TYPE_CHECKING:
+    from send_metrics.config import Settings
+    from send_metrics.decision import Decision
+    from send_metrics.event import EventDict
+    from send_metrics.facts import GitFacts, MachineFacts
+    from send_metrics.sinks import HttpClient, Target
+
+ACTIVE_VAR = "SEND_METRICS_ACTIVE"  # set for the child: a wrapped run inside is not counted twice
+PLACEHOLDER_ID = "00000000-0000-4000-8000-000000000000"  # preview before any opt-in
+_MAKE_NO_RUN = set("nqt")  # make's --just-print, --question and --touch: no real run happens
+
+CommandType = Literal["make", "command"]
+
+
+class RunSpec(NamedTuple):
+    """What to run and how to name it in the event. A make target is data too: its argv is made
+    by `child_argv` once the operator's impl prefix is known."""
+
+    command: str
+    command_type: CommandType
+    args: tuple[str, ...] = ()  # the program's arguments, or the VAR=value words after a target
+    argv: tuple[str, ...] = ()  # the command to run (empty for a make target)
+    make: str | None = None  # the calling make's binary (make targets)
+    makefile: str | None = None  # the calling makefile (make targets)
+    dry_run: bool = False
+
+
+def make_spec(
+    target: str,
+    variables: list[str],
+    make: str | None = None,
+    makefile: str | None = None,
+    dry_run: bool = False,
+) -> RunSpec:
+    """`make impl-TARGET` with the calling make's binary and makefile; VAR=value passed on."""
+    return RunSpec(target, "make", tuple(variables), (), make, makefile, dry_run)
+
+
+def command_spec(argv: list[str], name: str | None = None, dry_run: bool = False) -> RunSpec:
+    """Any command; it is named by --name or its program's basename, never its path."""
+    from send_metrics.event import command_name
+
+    return RunSpec(
+        name or command_name(argv[0]), "command", tuple(argv[1:]), tuple(argv), dry_run=dry_run
+    )
+
+
+def child_argv(spec: RunSpec, impl_prefix: str) -> list[str]:
+    """The command line of the child: the command itself, or the inner make for a target."""
+    if spec.command_type != "make":
+        return list(spec.argv)
+    argv = [spec.make or os.environ.get("MAKE") or "make", "--no-print-directory"]
+    if spec.makefile:
+        argv += ["-f", spec.makefile]
+    return [*argv, f"{impl_prefix}{spec.command}", *spec.args]
+
+
+def make_flags(makeflags: str) -> set[str]:
+    """The calling make's single-letter flags without arguments ('n' under make -n).
+
+    GNU make puts them all, without a dash, in MAKEFLAGS' first word ("ks -I/tmp -j2"); a
+    first word with a dash is an option with an argument, whose letters mean nothing here.
+    """
+    words = makeflags.split()
+    return set(words[0]) if words and not makeflags.startswith((" ", "-")) else set()
+
+
+def _nothing_to_record(spec: RunSpec) -> bool:
+    """Nested in another wrapper, switched off by the user, or make is not really running."""
+    if spec.dry_run:
+        return False
+    if os.environ.get(ACTIVE_VAR) or config.metrics_disabled():
+        return True
+    return spec.command_type == "make" and bool(
+        make_flags(os.environ.get("MAKEFLAGS", "")) & _MAKE_NO_RUN
+    )
+
+
+def _exec_plain(argv: list[str]) -> NoReturn:
+    """Become the command: used when nothing is to be recorded by this process."""
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        missing = isinstance(exc, FileNotFoundError)
+        warn(f"{argv[0]}: command not found" if missing else f"{argv[0]}: {exc.strerror or exc}")
+        os._exit(127 if missing else 126)
+
+
+class _Prefetch:
+    """Work done on a thread while the child runs (only once consent is known): the imports and
+    connection the report needs, and the git and machine facts."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.git: GitFacts | None = None
+        self.machine: MachineFacts | None = None
+        self.client: HttpClient | None = None
+        self.thread = runner.start_thread(self._work, "send_metrics-prefetch")
+
+    def _work(self) -> None:
+        # Imported here, on the thread, so the main thread never waits for them.
+        from send_metrics import delivery, event, facts, sinks, store  # noqa: F401
+
+        target: Target | None = delivery.destination(self.settings)[0]
+        self.machine = facts.machine_facts()
+        self.git = facts.git_facts(self.settings.app)
+        if target is not None:  # last: a hanging DNS must not cost the facts above
+            client = sinks.HttpClient(time.monotonic() + self.settings.deadline)
+            client.prepare(target.url)
+            self.client = client
+
+    def join(self, until: float) -> tuple[GitFacts | None, MachineFacts]:
+        """The facts gathered by `until`; machine facts are cheap and made here if missing."""
+        self.thread.join(max(0.0, until - time.monotonic()))
+        if self.machine is None:
+            from send_metrics import facts
+
+            self.machine = facts.machine_facts()
+        return self.git, self.machine
+
+    def ready_client(self) -> HttpClient | None:
+        """The prepared connection, only once the thread is done with it."""
+        return self.client if not self.thread.is_alive() else None
+
+
+def _read_decision(settings: Settings, problems: list[str]) -> Decision:
+    from send_metrics.decision import Decision, read_decision
+    from send_metrics.files import state_path
+
+    try:
+        return read_decision(state_path(settings.app))
+    except MetricsError as exc:
+        problems.append(f"{exc}; treated as no decision (`send_metrics reset` repairs it)")
+        return Decision()
+
+
+def execute(spec: RunSpec) -> NoReturn:
+    """Run the command as if directly, record it if the developer agreed, end as it ended."""
+    # A plain command does not need the operator config before its child starts, so it is read
+    # while the child runs; a make target needs its impl prefix first.
+    loaded = config.load_settings() if spec.command_type == "make" else None
+    argv = child_argv(spec, loaded.settings.impl_prefix if loaded else "")
+    if _nothing_to_record(spec):
+        _exec_plain(argv)
+    env = {**os.environ, ACTIVE_VAR: "1"}
+    try:
+        child = runner.Child(argv, env)
+    except CommandNotFound as exc:
+        for line in (loaded or config.load_settings()).problems:
+            warn(line)
+        warn(str(exc))
+        os._exit(exc.exit_code)
+    loaded = loaded or config.load_settings()
+    settings = loaded.settings
+    problems = list(loaded.problems)
+    decision = _read_decision(settings, problems)
+    from send_metrics import consent
+
+    prefetch = None
+    if spec.dry_run or consent.collecting(decision, settings):
+        prefetch = _Prefetch(settings)
+    result = child.wait()
+    child.release()
+    try:
+        for line in problems:
+            warn(line)
+        _after(spec, settings, decision, result, prefetch)
+    except runner.Interrupted:
+        pass  # a second interrupt: stop reporting now; a recorded event waits in the queue
+    except MetricsError as exc:
+        warn(str(exc))
+    except Exception as exc:  # the metrics path must never change the command's outcome
+        warn(f"internal error ({type(exc).__name__}); the command's result is unchanged")
+    runner.exit_like(result)
+
+
+def _after(
+    spec: RunSpec,
+    settings: Settings,
+    decision: Decision,
+    result: runner.ChildResult,
+    prefetch: _Prefetch | None,
+) -> None:
+    from send_metrics import consent, delivery
+    from send_metrics.files import state_path
+
+    if prefetch is None:  # not collecting (a dry run always has its prefetch)
+        if not consent.needs_asking(decision, settings):
+            return  # declined: nothing is collected
+        if consent.is_interactive():
+            decision, asked = consent.ask_once(settings)
+        else:
+            # Nobody to ask here; but under make -j only one job has the terminal, and the
+            # developer may have just answered there. Their answer counts for this run too.
+            decision, asked = _read_decision(settings, []), False
+        if not consent.collecting(decision, settings):
+            if asked:
+                say(
+                    "send_metrics: nothing recorded; `send_metrics opt-in` to "
+                    f"change your mind. Settings: {state_path(settings.app)}\n"
+                )
+            return
+        if asked:
+            say("send_metrics: thank you; `send_metrics opt-out` stops it any time.\n")
+        prefetch = _Prefetch(settings)
+    if spec.dry_run:
+        granted = consent.collecting(decision, settings)
+        identity_id = decision.anonymous_id if granted else PLACEHOLDER_ID
+        until = time.monotonic() + settings.deadline
+        event = _build(spec, settings, identity_id, result, prefetch, until)
+        import json
+
+        sys.stdout.write(json.dumps(event, indent=2) + "\n")
+        return
+    deadline = time.monotonic() + settings.deadline
+    event = _build(spec, settings, decision.anonymous_id, result, prefetch, deadline - 0.2)
+    delivery.report(event, settings, deadline, prefetch.ready_client())
+
+
+def _build(
+    spec: RunSpec,
+    settings: Settings,
+    anonymous_id: str,
+    result: runner.ChildResult,
+    prefetch: _Prefetch,
+    until: float,
+) -> EventDict:
+    from send_metrics.event import Identity, build_event
+
+    git, machine = prefetch.join(until)
+    args = list(spec.args) if spec.command in settings.allow_args else None
+    identity = Identity(anonymous_id, settings.app, settings.app_version, settings.consent_version)
+    return build_event(
+        identity, spec.command, args, spec.command_type, result, git, machine
+    ).to_dict()
