@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from send_metrics.config import Settings
-    from send_metrics.event import EventDict
+    from send_metrics.event import Event
     from send_metrics.sinks import HttpClient, Target
     from send_metrics.store import Store
 
@@ -49,7 +49,7 @@ def _open_store(settings: Settings, busy_timeout: float = 1.0) -> Store:
 
 
 def report(
-    event: EventDict, settings: Settings, deadline: float, client: HttpClient | None = None
+    event: Event, settings: Settings, deadline: float, client: HttpClient | None = None
 ) -> None:
     """Store the event in the history and queue, then deliver the queue until the deadline."""
     target, error = destination(settings)

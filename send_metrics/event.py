@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
 from send_metrics import __version__
 
 if TYPE_CHECKING:
     from send_metrics.facts import GitFacts, MachineFacts
     from send_metrics.runner import ChildResult
+    from send_metrics.wrapper import CommandType
 
 SCHEMA_VERSION = 1
 EVENT_NAME = "command_run"
@@ -17,8 +18,9 @@ MAX_TEXT = 200  # characters kept of a command name or an allow-listed argument
 MAX_ARGS_TEXT = 4000  # characters of allow-listed arguments in all: an event stays under 32 KB
 
 
-class Event(NamedTuple):
-    """Every field that can leave the machine; the schema documents exactly these."""
+class Event(TypedDict):
+    """The event's JSON: every field that can leave the machine; the schema documents exactly
+    these (a test compares them)."""
 
     schema_version: int
     event: str
@@ -30,7 +32,7 @@ class Event(NamedTuple):
     consent_version: int
     command: str
     command_args: list[str] | None
-    command_type: str
+    command_type: CommandType
     start_time: str
     duration_ms: float
     exit_code: int | None
@@ -54,9 +56,6 @@ class Event(NamedTuple):
     ci: bool
     ci_vendor: str | None
     container: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return self._asdict()
 
 
 class Identity(NamedTuple):
@@ -116,7 +115,7 @@ def build_event(
     identity: Identity,
     command: str,
     args: list[str] | None,
-    command_type: str,
+    command_type: CommandType,
     result: ChildResult,
     git: GitFacts | None,
     machine: MachineFacts,
@@ -149,8 +148,21 @@ def build_event(
         cpu_user_s=result.cpu_user_s,
         cpu_system_s=result.cpu_system_s,
         peak_memory_bytes=result.peak_memory_bytes,
-        **{f"git_{name}": value for name, value in git._asdict().items()},
-        **machine._asdict(),
+        git_work_tree=git.work_tree,
+        git_commit_time=git.commit_time,
+        git_on_default_branch=git.on_default_branch,
+        git_dirty=git.dirty,
+        git_behind_upstream=git.behind_upstream,
+        git_remote_hash=git.remote_hash,
+        os=machine.os,
+        os_release=machine.os_release,
+        arch=machine.arch,
+        python_version=machine.python_version,
+        cpu_count=machine.cpu_count,
+        memory_total_bytes=machine.memory_total_bytes,
+        ci=machine.ci,
+        ci_vendor=machine.ci_vendor,
+        container=machine.container,
     )
 
 
@@ -165,7 +177,8 @@ def schema() -> dict[str, Any]:
     """The shipped JSON Schema, parsed."""
     import json
 
-    return json.loads(schema_text())
+    parsed: dict[str, Any] = json.loads(schema_text())
+    return parsed
 
 
 def field_groups() -> list[tuple[str, list[tuple[str, str]]]]:

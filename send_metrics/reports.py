@@ -40,7 +40,7 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
     state_file = state_path(settings.app)
     try:
         state = read_decision(state_file)
-        decision = state.answer or "not asked yet"
+        decision: str = state.answer or "not asked yet"
         if state.answer and consent.needs_asking(state, settings):
             decision += f" (consent version {state.consent_version} is older than "
             decision += f"{settings.consent_version}: you will be asked again)"

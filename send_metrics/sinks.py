@@ -6,13 +6,18 @@ import base64
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from send_metrics import __version__
 from send_metrics.config import Settings
 from send_metrics.errors import DeliveryError
+
+if TYPE_CHECKING:
+    from http.client import HTTPConnection
+
+    from send_metrics.event import Event
 
 DEFAULT_ENDPOINTS = {"segment": "https://api.segment.io", "otlp": "http://localhost:4318"}
 SEGMENT_MAX_BATCH_BYTES = 480_000  # Segment allows 500 KB a batch; keep a margin for the envelope
@@ -129,7 +134,7 @@ def resolve(settings: Settings, environ: dict[str, str] | None = None) -> Target
     return Target("http", url, url, dict(settings.headers))
 
 
-def segment_message(event: dict[str, Any]) -> dict[str, Any]:
+def segment_message(event: Event) -> dict[str, Any]:
     """One Segment `track` call; the IP is zeroed so Segment cannot locate the developer."""
     properties = {
         k: v for k, v in event.items() if k not in ("anonymous_id", "message_id", "event")
@@ -160,13 +165,16 @@ def _any_value(value: Any) -> dict[str, Any]:
     return {"stringValue": str(value)}
 
 
-def _attributes(event: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
+def _attributes(event: Event, names: dict[str, str]) -> list[dict[str, Any]]:
+    fields: Mapping[str, object] = event
     return [
-        {"key": names[k], "value": _any_value(event[k])} for k in names if event.get(k) is not None
+        {"key": names[k], "value": _any_value(fields[k])}
+        for k in names
+        if fields.get(k) is not None
     ]
 
 
-def otlp_request(events: list[dict[str, Any]]) -> dict[str, Any]:
+def otlp_request(events: list[Event]) -> dict[str, Any]:
     """An OTLP/HTTP JSON ExportLogsServiceRequest: one log record per event."""
     from datetime import datetime
 
@@ -199,7 +207,7 @@ def otlp_request(events: list[dict[str, Any]]) -> dict[str, Any]:
     return {"resourceLogs": resource_logs}
 
 
-def _segment_bodies(events: list[dict[str, Any]]) -> Iterator[tuple[bool, list[str], bytes]]:
+def _segment_bodies(events: list[Event]) -> Iterator[tuple[bool, list[str], bytes]]:
     """Segment requests: (is_batch, message ids, body), each batch within Segment's size limits."""
     if len(events) == 1:
         body = json.dumps(segment_message(events[0])).encode()
@@ -220,9 +228,7 @@ def _segment_bodies(events: list[dict[str, Any]]) -> Iterator[tuple[bool, list[s
         yield True, ids, b'{"batch":[' + b",".join(chunk) + b"]}"
 
 
-def requests_for(
-    target: Target, events: list[dict[str, Any]]
-) -> Iterator[tuple[str, list[str], bytes]]:
+def requests_for(target: Target, events: list[Event]) -> Iterator[tuple[str, list[str], bytes]]:
     """Every HTTP request that delivers `events`: (url, message ids it carries, JSON body)."""
     if target.sink == "segment":
         for batch, ids, body in _segment_bodies(events):
@@ -260,7 +266,7 @@ class HttpClient:
 
     def __init__(self, deadline: float):
         self.deadline = deadline
-        self._conns: dict[tuple[str, str, int], Any] = {}
+        self._conns: dict[tuple[str, str, int], HTTPConnection] = {}
         self._opened: dict[tuple[str, str, int], float] = {}
 
     def _left(self) -> float:
@@ -269,7 +275,7 @@ class HttpClient:
             raise DeliveryError("deadline reached before the endpoint answered")
         return left
 
-    def _get(self, parts: SplitResult) -> Any:
+    def _get(self, parts: SplitResult) -> HTTPConnection:
         import http.client
 
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -381,7 +387,7 @@ def _describe(exc: BaseException) -> str:
 
 def deliver(
     target: Target,
-    events: list[dict[str, Any]],
+    events: list[Event],
     deadline: float,
     on_result: Callable[[list[str], DeliveryError | None], None],
     client: HttpClient | None = None,

@@ -9,9 +9,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from send_metrics.errors import StoreError
+
+if TYPE_CHECKING:
+    from send_metrics.event import Event
 
 DB_NAME = "metrics.sqlite3"
 HISTORY_MAX = 10_000  # runs kept for `stats`; the oldest go first
@@ -143,7 +146,7 @@ class Store:
         )
 
     def record(
-        self, event: dict, *, queue: bool, max_events: int = 1000, max_age_days: float = 30.0
+        self, event: Event, *, queue: bool, max_events: int = 1000, max_age_days: float = 30.0
     ) -> None:
         """Add a run to the history and, for a network sink, to the queue, within its bounds."""
         text = json.dumps(event, separators=(",", ":"), sort_keys=True)
@@ -182,7 +185,7 @@ class Store:
                 )
                 self._bump(db, DROPPED_OVERFLOW, over)
 
-    def claim(self, limit: int, lease_s: float) -> list[dict]:
+    def claim(self, limit: int, lease_s: float) -> list[Event]:
         """Take up to `limit` queued events, oldest first, that no other process is sending."""
         now = time.time()
         with self._write() as db:

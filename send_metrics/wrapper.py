@@ -18,7 +18,7 @@ from send_metrics.output import say, warn
 if TYPE_CHECKING:
     from send_metrics.config import Settings
     from send_metrics.decision import Decision
-    from send_metrics.event import EventDict
+    from send_metrics.event import Event
     from send_metrics.facts import GitFacts, MachineFacts
     from send_metrics.sinks import HttpClient, Target
 
@@ -241,12 +241,10 @@ def _build(
     result: runner.ChildResult,
     prefetch: _Prefetch,
     until: float,
-) -> EventDict:
+) -> Event:
     from send_metrics.event import Identity, build_event
 
     git, machine = prefetch.join(until)
     args = list(spec.args) if spec.command in settings.allow_args else None
     identity = Identity(anonymous_id, settings.app, settings.app_version, settings.consent_version)
-    return build_event(
-        identity, spec.command, args, spec.command_type, result, git, machine
-    ).to_dict()
+    return build_event(identity, spec.command, args, spec.command_type, result, git, machine)

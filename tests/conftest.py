@@ -1,62 +1,18 @@
-"""Shared fixtures: an isolated home for every test, the installed CLI, and helpers."""
+"""Shared fixtures: an isolated home for every test and real loopback servers."""
 
 from __future__ import annotations
 
 import http.server
-import json
 import os
 import random
 import socket
-import sqlite3
-import subprocess
-import sys
 import threading
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-BIN = Path(sys.executable).parent
-SEND_METRICS = str(BIN / "send_metrics")
-CI_VARS = (
-    "CI",
-    "GITHUB_ACTIONS",
-    "GITLAB_CI",
-    "CIRCLECI",
-    "TRAVIS",
-    "JENKINS_URL",
-    "BUILDKITE",
-    "TF_BUILD",
-    "TEAMCITY_VERSION",
-    "BITBUCKET_BUILD_NUMBER",
-    "CODEBUILD_BUILD_ID",
-    "DRONE",
-    "APPVEYOR",
-    "SEMAPHORE",
-    "BUILD_BUILDID",
-    "WOODPECKER",
-)
-OUR_VARS = (
-    "DO_NOT_TRACK",
-    "SEND_METRICS_DISABLED",
-    "SEND_METRICS_CONFIG",
-    "SEND_METRICS_ENDPOINT",
-    "SEND_METRICS_DEBUG",
-    "SEND_METRICS_ACTIVE",
-    "MAKEFLAGS",
-    "MAKELEVEL",
-    "MFLAGS",
-    "MAKE",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_TIMEOUT",
-    "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
-    "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
-    "container",
-)
+from tests.helpers import BIN, CI_VARS, OUR_VARS, Collector, Received
 
 
 @pytest.fixture(autouse=True)
@@ -80,161 +36,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     work.mkdir()
     monkeypatch.chdir(work)
     return home
-
-
-def sm(
-    *args: str, input: str | None = None, timeout: float = 60, **kwargs
-) -> subprocess.CompletedProcess[str]:
-    """Run the installed console script as a real process."""
-    return subprocess.run(
-        [SEND_METRICS, *args],
-        capture_output=True,
-        text=True,
-        input=input,
-        timeout=timeout,
-        **kwargs,
-    )
-
-
-def opt_in() -> None:
-    result = sm("opt-in", "--yes")
-    assert result.returncode == 0, result.stderr
-
-
-def data_db(home: Path, app: str = "send_metrics") -> Path:
-    return home / ".local/share" / app / "metrics.sqlite3"
-
-
-def state_file(home: Path, app: str = "send_metrics") -> Path:
-    return home / ".config" / app / "metrics.toml"
-
-
-def history(home: Path, app: str = "send_metrics") -> list[dict]:
-    """The events in the local history, oldest first, each validated against the schema."""
-    path = data_db(home, app)
-    if not path.exists():
-        return []
-    with sqlite3.connect(path) as db:
-        rows = db.execute("SELECT event FROM history ORDER BY start_time, rowid").fetchall()
-    return [validate(json.loads(r[0])) for r in rows]
-
-
-def queued(home: Path, app: str = "send_metrics") -> list[str]:
-    path = data_db(home, app)
-    if not path.exists():
-        return []
-    with sqlite3.connect(path) as db:
-        return [r[0] for r in db.execute("SELECT message_id FROM queue ORDER BY created")]
-
-
-def assert_no_traceback(text: str) -> None:
-    assert "Traceback" not in text, text
-
-
-@contextmanager
-def read_only(folder: Path):
-    """Make a directory unwritable: by its mode, or for root by mounting a read-only tmpfs."""
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o500)
-    probe = folder / ".probe"
-    try:
-        probe.write_text("x")
-    except PermissionError:
-        try:
-            yield folder
-        finally:
-            folder.chmod(0o700)
-        return
-    probe.unlink()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        folder.chmod(0o700)
-        pytest.skip("cannot make a directory read-only here (root without mount)")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
-        folder.chmod(0o700)
-
-
-# ---- the event schema: every event a test sees is validated against the shipped schema ----
-
-
-def validate(event: dict) -> dict:
-    """Fail unless the event matches the JSON Schema shipped in the package."""
-    import jsonschema
-
-    from send_metrics.event import schema
-
-    jsonschema.Draft202012Validator(schema()).validate(event)
-    return event
-
-
-# ---- a real HTTP server on 127.0.0.1 that records what it receives ----
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
-
-    @property
-    def json(self):
-        return json.loads(self.body)
-
-
-@dataclass
-class Collector:
-    """Loopback HTTP collector; `status`, `reply_headers` and `hang` shape its next answers."""
-
-    url: str = ""
-    status: int = 200
-    reply: bytes = b'{"success":true}'
-    reply_headers: dict[str, str] = field(default_factory=dict)
-    hang: bool = False
-    garbage: bool = False
-    huge: bool = False  # claims a 1 GB body and streams it until the client goes away
-    fail_rate: float = 0.0  # this share of requests, at random, get a 500
-    requests: list[Received] = field(default_factory=list)
-    released: threading.Event = field(default_factory=threading.Event)
-
-    def ok(self) -> list[Received]:
-        return [r for r in self.requests if 200 <= r.status < 300]
-
-    def write_config(self, sink: str, folder: Path | None = None, **extra: object) -> Path:
-        """A send_metrics.toml in the working directory pointing `sink` at this server."""
-        lines = ["[report]", f'sink = "{sink}"', f'endpoint = "{self.url}"']
-        lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
-        path = (folder or Path.cwd()) / "send_metrics.toml"
-        path.write_text("\n".join(lines) + "\n")
-        return path
-
-
-def delivered_ids(requests: list[Received]) -> list[str]:
-    """Every message id in accepted requests, whatever the sink's format."""
-    ids: list[str] = []
-    for r in requests:
-        doc = r.json
-        if "batch" in doc:
-            ids += [m["messageId"] for m in doc["batch"]]
-        elif "messageId" in doc:
-            ids.append(doc["messageId"])
-        elif "resourceLogs" in doc:
-            for rl in doc["resourceLogs"]:
-                for sl in rl["scopeLogs"]:
-                    for rec in sl["logRecords"]:
-                        ids += [
-                            a["value"]["stringValue"]
-                            for a in rec["attributes"]
-                            if a["key"] == "log.record.uid"
-                        ]
-        else:
-            ids.append(doc["message_id"])
-    return ids
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.conftest import (
+from tests.helpers import (
     SEND_METRICS,
     assert_no_traceback,
     data_db,

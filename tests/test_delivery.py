@@ -13,7 +13,7 @@ import pytest
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
-from tests.conftest import (
+from tests.helpers import (
     SEND_METRICS,
     assert_no_traceback,
     delivered_ids,

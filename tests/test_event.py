@@ -12,7 +12,7 @@ import pytest
 
 from send_metrics import facts
 from send_metrics.event import Event, schema
-from tests.conftest import (
+from tests.helpers import (
     SEND_METRICS,
     assert_no_traceback,
     data_db,
@@ -54,7 +54,7 @@ def make_repo(path: Path, branch: str = "main") -> Path:
 
 def test_schema_documents_exactly_the_fields_the_code_sends() -> None:
     documented = set(schema()["properties"])
-    sent = set(Event._fields)
+    sent = set(Event.__annotations__)
     assert documented == sent
     assert set(schema()["required"]) == sent
     assert schema()["additionalProperties"] is False

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.conftest import history, opt_in
+from tests.helpers import history, opt_in
 
 EXAMPLE = Path(__file__).parent.parent / "Makefile.example"
 

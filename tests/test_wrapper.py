@@ -14,7 +14,7 @@ import pexpect
 import psutil
 import pytest
 
-from tests.conftest import SEND_METRICS, assert_no_traceback, history, opt_in, sm
+from tests.helpers import SEND_METRICS, assert_no_traceback, history, opt_in, sm
 
 
 @pytest.mark.parametrize("code", [0, 1, 2, 7, 127, 130, 143])

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from send_metrics import config, store
 from send_metrics.decision import read_decision
 from send_metrics.errors import ConfigError
-from tests.conftest import (
+from tests.helpers import (
     SEND_METRICS,
     assert_no_traceback,
     data_db,
