@@ -342,16 +342,26 @@ def test_a_prepared_connection_closed_by_the_server_is_reopened_once() -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4)
+    listener.settimeout(1.0)
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1/track"
     seen: list[bytes] = []
+    connections = 0
 
     def serve() -> None:
+        nonlocal connections
         first, _ = listener.accept()
+        connections += 1
         first.close()  # an idle keep-alive connection the server gave up on
         second, _ = listener.accept()
+        connections += 1
         seen.append(second.recv(65536))
         second.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
         second.close()
+        try:  # a third connection would be a retry too many
+            listener.accept()[0].close()
+            connections += 1
+        except TimeoutError:
+            pass
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
@@ -362,4 +372,5 @@ def test_a_prepared_connection_closed_by_the_server_is_reopened_once() -> None:
     conn.close()
     server.join(5)
     listener.close()
-    assert seen and seen[0].startswith(b"POST /v1/track HTTP/1.1")
+    assert len(seen) == 1 and seen[0].startswith(b"POST /v1/track HTTP/1.1")
+    assert connections == 2  # the prepared one, then exactly one fresh retry

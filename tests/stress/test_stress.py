@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+import tomllib
 from collections import Counter
 from pathlib import Path
 
@@ -211,8 +212,23 @@ def test_fuzzed_config_and_state_never_raise_unexpectedly(tmp_path_factory, raw:
     path = folder / "send_metrics.toml"
     path.write_bytes(raw)
     loaded = config.load_settings(path)
-    assert isinstance(loaded.settings, config.Settings)
-    assert all("\n" not in p for p in loaded.problems)
+    assert all("\n" not in p and str(path) in p for p in loaded.problems)
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        # Unreadable: the defaults, and exactly one line saying so.
+        assert loaded.settings == config.Settings(path=path)
+        assert len(loaded.problems) == 1 and "cannot read operator config" in loaded.problems[0]
+    else:
+        leaves = sum(max(1, len(v)) if isinstance(v, dict) else 1 for v in doc.values())
+        assert len(loaded.problems) <= leaves  # at most one line per key
+        if not loaded.problems:  # every key was used: only those keys left their default
+            changed = {
+                f
+                for f, v in loaded.settings._asdict().items()
+                if v != getattr(config.Settings(), f) and f != "path"
+            }
+            assert len(changed) <= leaves
     state = folder / "metrics.toml"
     state.write_bytes(raw)
     try:
