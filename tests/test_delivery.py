@@ -374,3 +374,23 @@ def test_a_prepared_connection_closed_by_the_server_is_reopened_once() -> None:
     listener.close()
     assert len(seen) == 1 and seen[0].startswith(b"POST /v1/track HTTP/1.1")
     assert connections == 2  # the prepared one, then exactly one fresh retry
+
+
+def test_debug_sends_nothing_from_runs_or_flush_and_status_says_so(
+    home: Path, collector, dead_url: str
+) -> None:
+    """SEND_METRICS_DEBUG makes one decision everywhere: printed, never sent, flush included."""
+    _configure(dead_url)
+    opt_in()
+    sm("run", "--", "true")
+    [waiting] = queued(home)
+    _configure(collector.url)
+    debug = {**os.environ, "SEND_METRICS_DEBUG": "1"}
+    run = sm("run", "--", "true", env=debug)
+    assert run.returncode == 0 and "send_metrics debug: {" in run.stderr
+    flushed = sm("flush", env=debug)
+    assert flushed.returncode == 0 and "printed, not sent" in flushed.stdout
+    status = sm("status", env=debug).stdout
+    assert "events printed, not sent" in status
+    assert collector.requests == []
+    assert waiting in queued(home)
