@@ -165,7 +165,7 @@ def _spawn_tied(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) ->
         except OSError as exc:
             os.write(report_w, str(exc.errno or 0).encode())
         finally:
-            os._exit(127)
+            os._exit(127)  # only reached if exec failed; the parent reads the errno above
     os.close(report_w)
     try:
         failure = os.read(report_r, 32)  # empty once exec succeeded and closed the pipe

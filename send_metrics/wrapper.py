@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Literal, NamedTuple, NoReturn
 
 from send_metrics import config, runner
-from send_metrics.errors import CommandNotFound, MetricsError
+from send_metrics.errors import CommandNotFound, ExitCode, MetricsError
 from send_metrics.output import say, warn
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def _exec_plain(argv: list[str]) -> NoReturn:
     except OSError as exc:
         missing = isinstance(exc, FileNotFoundError)
         warn(f"{argv[0]}: command not found" if missing else f"{argv[0]}: {exc.strerror or exc}")
-        os._exit(127 if missing else 126)
+        os._exit(ExitCode.NOT_FOUND if missing else ExitCode.NOT_EXECUTABLE)
 
 
 class _Prefetch:
