@@ -1,12 +1,22 @@
 #!/usr/bin/env python3
-"""Benchmark: what send_metrics adds to a command, measured against running it bare.
+"""Benchmark: what send_metrics adds to a command, as ratios to the interpreter's own start.
 
-For each scenario the wrapped and the bare command run alternately (A B A B ...) after a
-warm-up; the table gives, per scenario, the median and p90 of the added wall time (wrapped minus
-bare, pair by pair), the ratio of the medians, and the wrapper's peak RSS. Everything runs in a
-temporary HOME against a Segment-compatible server on 127.0.0.1; nothing is asserted.
+P is `python -c pass` with the interpreter the console script runs on. Every round runs, for
+each scenario and in a shuffled order, P, the bare command and the wrapped command back to
+back, so machine noise hits all three alike; each wrapped run is compared with the bare run and
+the P of its own round. Per scenario the table gives the median and spread (p10-p90) of the
+added wall time, the median ratio added/P, the time from the wrapper's start to its child's
+start (the child prints the clock; compared with the bare command's), the CPU the wrapper
+adds (user+sys from wait4, which includes the wrapper's own children such as git, less the
+bare command's) and the wrapper's peak RSS, against the budgets of the performance issue.
 
-    python scripts/bench.py [--pairs 20] [--json]
+The `floor` scenarios run `scripts/floor_wrapper.py` (spawn, read a consent file, connect while
+the child runs, post, append a line) in the same rounds, so every run shows how far we are
+from the least any Python wrapper can do on that machine. Everything runs in a temporary HOME,
+inside a git clone made in a temporary directory, against a server on 127.0.0.1.
+
+    python scripts/bench.py [--rounds 20] [--json]
+    python scripts/bench.py --importtime   # one consented instant run under -X importtime
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import http.server
 import json
 import os
 import platform
+import random
 import shutil
 import socket
 import statistics
@@ -24,18 +35,12 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-# Budgets from the performance issue, in ms of added median wall time (None: see the note).
-BUDGETS = {
-    "instant-run": 80,
-    "instant-wrap": 80,
-    "one-second": 40,
-    "refused": None,
-    "black-hole": None,
-    "not-consented": 45,
-}
+HERE = Path(__file__).resolve().parent
+CLOCK = ["date", "+%s%N"]  # an instant child that prints when it started, in ns
+JOBS = 16  # targets of the make -j scenario
 
 
 class _Server(http.server.BaseHTTPRequestHandler):
@@ -57,73 +62,136 @@ class _Server(http.server.BaseHTTPRequestHandler):
 
 
 @dataclass
-class Row:
-    scenario: str
-    pairs: int
-    bare_median_ms: float
-    wrapped_median_ms: float
-    added_median_ms: float
-    added_p90_ms: float
-    ratio: float
-    wrapper_peak_rss_mib: float
-    budget_ms: float | None
-    note: str
+class Run:
+    """One process: wall seconds, CPU seconds (its own and its waited-for children's), and the
+    clock its child printed (ns, or None)."""
+
+    wall: float
+    cpu: float
+    child_clock_ns: int | None
+    started_ns: int
 
 
-def _timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one run, waited for with wait4."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        argv,
+@dataclass
+class Scenario:
+    name: str
+    wrapped: list[str]
+    bare: list[str]
+    env: dict[str, str]
+    cwd: Path
+    budget_p: float | None = None  # added wall time, in P
+    start_budget_p: float | None = None  # wrapper start to child start, in P
+    rounds: int | None = None  # fewer rounds for slow scenarios
+    per: int = 1  # wrappers per run (make -j)
+    note: str = ""
+    samples: list[tuple[float, Run, Run]] = field(default_factory=list)  # (P, bare, wrapped)
+    rss_kib: int = 0
+
+
+def run_once(argv: list[str], env: dict[str, str], cwd: Path) -> Run:
+    """Run a command with stdio away from the terminal; stdout to a file, to read a clock."""
+    with tempfile.TemporaryFile() as out:
+        started_ns = time.time_ns()
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.DEVNULL
+        )
+        _pid, _status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = 0  # reaped above; keep Popen from waiting again
+        out.seek(0)
+        words = out.read().split()
+    clock = int(words[0]) if words and words[0].isdigit() else None
+    return Run(wall, usage.ru_utime + usage.ru_stime, clock, started_ns)
+
+
+# Peak RSS is read by a small parent: wait4's ru_maxrss counts the memory a forked child had
+# before its exec, so a child forked from this (bigger) process would report our size.
+_RSS_PARENT = (
+    "import os, sys; pid = os.posix_spawnp(sys.argv[1], sys.argv[1:], os.environ); "
+    "print(os.wait4(pid, 0)[2].ru_maxrss)"
+)
+
+
+def peak_rss_kib(python: str, argv: list[str], env: dict[str, str], cwd: Path) -> int:
+    """The peak RSS of a command, measured from a minimal interpreter (no site, isolated)."""
+    done = subprocess.run(
+        [python, "-S", "-I", "-c", _RSS_PARENT, *argv],
         env=env,
         cwd=cwd,
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    _pid, _status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    proc.returncode = 0  # reaped above; keep Popen from waiting again
-    return elapsed, usage.ru_maxrss
+    return int(done.stdout.split()[-1])
 
 
-def _p90(values: list[float]) -> float:
+def _q(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[max(0, round(0.9 * len(ordered)) - 1)]
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def measure(
-    name: str,
-    wrapped: list[str],
-    bare: list[str],
-    env: dict[str, str],
-    cwd: Path,
-    pairs: int,
-    warmup: int,
-    note: str = "",
-) -> Row:
-    added, bare_times, wrapped_times, peak = [], [], [], 0
-    for i in range(warmup + pairs):
-        w, rss = _timed(wrapped, env, cwd)
-        b, _ = _timed(bare, env, cwd)
-        if i >= warmup:
-            added.append(w - b)
-            bare_times.append(b)
-            wrapped_times.append(w)
-            peak = max(peak, rss)
-    bare_median = statistics.median(bare_times)
-    wrapped_median = statistics.median(wrapped_times)
+@dataclass
+class Row:
+    scenario: str
+    rounds: int
+    p_ms: float
+    added_ms: float
+    added_p10_ms: float
+    added_p90_ms: float
+    added_p: float
+    budget_p: float | None
+    start_ms: float | None
+    start_p: float | None
+    start_budget_p: float | None
+    cpu_ms: float
+    cpu_p: float
+    peak_rss_mib: float
+    within: bool
+    note: str
+
+
+def summarise(s: Scenario, p_cpu: float) -> Row:
+    per = s.per
+    added = [(w.wall - b.wall) / per for _p, b, w in s.samples]
+    ratios = [(w.wall - b.wall) / per / p for p, b, w in s.samples]
+    starts = [
+        (w.child_clock_ns - w.started_ns - (b.child_clock_ns - b.started_ns)) / 1e9
+        for _p, b, w in s.samples
+        if w.child_clock_ns and b.child_clock_ns
+    ]
+    start_ratios = [
+        (w.child_clock_ns - w.started_ns - (b.child_clock_ns - b.started_ns)) / 1e9 / p
+        for p, b, w in s.samples
+        if w.child_clock_ns and b.child_clock_ns
+    ]
+    cpu = statistics.median([(w.cpu - b.cpu) / per for _p, b, w in s.samples])
+    rss = s.rss_kib / 1024
+    added_p = statistics.median(ratios)
+    start_p = statistics.median(start_ratios) if start_ratios else None
+    within = (
+        (s.budget_p is None or added_p <= s.budget_p)
+        and (s.start_budget_p is None or start_p is None or start_p <= s.start_budget_p)
+        and rss <= 30
+    )
     return Row(
-        name,
-        pairs,
-        bare_median * 1000,
-        wrapped_median * 1000,
+        s.name,
+        len(s.samples),
+        statistics.median(p for p, _b, _w in s.samples) * 1000,
         statistics.median(added) * 1000,
-        _p90(added) * 1000,
-        wrapped_median / bare_median if bare_median else float("inf"),
-        peak / 1024,
-        BUDGETS.get(name),
-        note,
+        _q(added, 0.1) * 1000,
+        _q(added, 0.9) * 1000,
+        added_p,
+        s.budget_p,
+        statistics.median(starts) * 1000 if starts else None,
+        start_p,
+        s.start_budget_p,
+        cpu * 1000,
+        cpu / p_cpu if p_cpu else float("inf"),
+        rss,
+        within,
+        s.note,
     )
 
 
@@ -134,32 +202,117 @@ def _queued(home: Path) -> int:
     if not db.exists():
         return 0
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
+        return int(conn.execute("SELECT COUNT(*) FROM queue").fetchone()[0])
+
+
+def _git(cwd: Path, *args: str) -> None:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "bench@example.org",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "bench@example.org",
+    }
+    subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+
+def make_clone(root: Path) -> Path:
+    """A devstack-like checkout: a clone with origin, origin/HEAD and an upstream branch."""
+    upstream = root / "upstream"
+    upstream.mkdir(parents=True)
+    _git(upstream, "init", "-q", "-b", "main")
+    for i in range(20):
+        (upstream / f"file{i}.txt").write_text(f"{i}\n" * 50)
+    _git(upstream, "add", ".")
+    _git(upstream, "commit", "-q", "-m", "first")
+    clone = root / "clone"
+    _git(root, "clone", "-q", str(upstream), str(clone))
+    return clone
+
+
+def wrapper_env(home: Path, bytecode: bool) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SEND_METRICS", "MAKE", "OTEL_", "PYTHON"))
+        and k not in ("CI", "DO_NOT_TRACK", "MFLAGS", "MAKELEVEL")
+    }
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local/share"),
+    )
+    if not bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def importtime(exe: str) -> None:
+    """One consented instant run under -X importtime: what is imported before the child starts,
+    what after, with cumulative times (top-level imports only)."""
+    root = Path(tempfile.mkdtemp(prefix="send_metrics-importtime-"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    work = make_clone(root)
+    env = wrapper_env(root / "home", bytecode=True)
+    (work / "send_metrics.toml").write_text(
+        f'[report]\nsink = "segment"\nendpoint = "http://127.0.0.1:{server.server_address[1]}"\n'
+        'write_key = "bench"\n'
+    )
+    subprocess.run([exe, "opt-in", "--yes"], env=env, cwd=work, check=True, capture_output=True)
+    marker = "--child-started--"
+    child = ["sh", "-c", f"echo {marker} >&2"]
+    for _ in range(3):  # the last of three runs, caches warm
+        done = subprocess.run(
+            [exe, "run", "--", *child],
+            env={**env, "PYTHONPROFILEIMPORTTIME": "1"},
+            cwd=work,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    shutil.rmtree(root, ignore_errors=True)
+    before, _, after = done.stderr.partition(marker)
+    for title, text in (("before the child started", before), ("after", after)):
+        top = [
+            (int(cum), name.strip())
+            for _t, _self, cum, name in (
+                line.split("|")[0].split(":") + line.split("|")[1:]
+                for line in text.splitlines()
+                if line.startswith("import time:") and "|" in line and "cumulative" not in line
+            )
+            if not name.startswith("  ")
+        ]
+        total = sum(c for c, _ in top)
+        print(f"{title}: {len(top)} top-level imports, {total / 1000:.1f} ms cumulative")
+        for cum, name in sorted(top, reverse=True)[:12]:
+            print(f"  {cum / 1000:6.1f} ms  {name}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=20, help="measured pairs per scenario")
-    parser.add_argument("--warmup", type=int, default=3, help="pairs run first and discarded")
-    parser.add_argument(
-        "--black-hole-pairs",
-        type=int,
-        default=15,
-        help="pairs for the black-hole scenario (each waits for the deadline)",
-    )
+    parser.add_argument("--rounds", type=int, default=20, help="measured rounds")
+    parser.add_argument("--warmup", type=int, default=3, help="rounds run first and discarded")
+    parser.add_argument("--black-hole-rounds", type=int, default=5, help="0 to skip it")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "--no-bytecode",
         action="store_true",
         help="measure with no bytecode cache (PYTHONDONTWRITEBYTECODE=1)",
     )
+    parser.add_argument(
+        "--importtime", action="store_true", help="show the imports of one consented run"
+    )
     args = parser.parse_args()
 
     exe = shutil.which("send_metrics")
     if not exe:
         sys.exit("bench: send_metrics is not on PATH (pip install -e . first)")
-    # Measure what developers get: an install has its bytecode compiled (pip compiles it; an
-    # editable install writes it on first use unless PYTHONDONTWRITEBYTECODE forbids it).
+    with open(exe, "rb") as fh:
+        shebang = fh.readline().decode().strip()
+        launcher_imports_re = b"import re" in fh.read()
+    python = shebang[2:] if shebang.startswith("#!/") else sys.executable
+    # Measure what developers get: an install has its bytecode compiled.
     import compileall
 
     import send_metrics
@@ -169,6 +322,10 @@ def main() -> None:
         shutil.rmtree(package / "__pycache__", ignore_errors=True)
     else:
         compileall.compile_dir(package, quiet=1)
+    if args.importtime:
+        importtime(exe)
+        return
+
     root = Path(tempfile.mkdtemp(prefix="send_metrics-bench-"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Server)
     server.daemon_threads = True
@@ -183,131 +340,160 @@ def main() -> None:
     dead_url = f"http://127.0.0.1:{probe.getsockname()[1]}"
     probe.close()
 
-    def place(name: str, endpoint: str | None, consent: bool) -> tuple[dict[str, str], Path]:
+    def place(name: str, endpoint: str | None, decision: str | None) -> tuple[dict, Path]:
+        """A HOME and a git clone to run in, with the operator config and a decision."""
+        work = make_clone(root / name)
         home = root / name / "home"
-        work = root / name / "work"
-        work.mkdir(parents=True)
         (home / ".config").mkdir(parents=True)
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("SEND_METRICS", "MAKE", "OTEL_"))
-            and k not in ("CI", "DO_NOT_TRACK", "MFLAGS")
-        }
-        env.update(
-            HOME=str(home),
-            XDG_CONFIG_HOME=str(home / ".config"),
-            XDG_DATA_HOME=str(home / ".local/share"),
-        )
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        if args.no_bytecode:
-            env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env = wrapper_env(home, not args.no_bytecode)
         if endpoint:
             (work / "send_metrics.toml").write_text(
                 f'[report]\nsink = "segment"\nendpoint = "{endpoint}"\nwrite_key = "bench"\n'
             )
-        (work / "Makefile").write_text("impl-hello: ; @:\n")
-        if consent:
+        (work / "Makefile").write_text(
+            f"impl-hello: ; @{' '.join(CLOCK)}\n"
+            + "".join(f"t{i}: ; +@{exe} wrap t{i}\nimpl-t{i}: ; @:\n" for i in range(JOBS))
+            + f"all: {' '.join(f't{i}' for i in range(JOBS))}\n"
+            + f"bare: {' '.join(f'impl-t{i}' for i in range(JOBS))}\n"
+        )
+        if decision:
             subprocess.run(
-                [exe, "opt-in", "--yes"], env=env, cwd=work, check=True, capture_output=True
+                [exe, f"opt-{decision}", *(["--yes"] if decision == "in" else [])],
+                env=env,
+                cwd=work,
+                check=True,
+                capture_output=True,
             )
         return env, work
 
-    rows = []
-    env, work = place("segment", url, True)
-    rows.append(
-        measure(
-            "instant-run", [exe, "run", "--", "true"], ["true"], env, work, args.pairs, args.warmup
-        )
-    )
-    rows.append(
-        measure(
-            "instant-wrap",
-            [exe, "wrap", "hello"],
-            ["make", "impl-hello"],
+    run_exe = [exe, "run", "--"]
+    scenarios: list[Scenario] = []
+    env, work = place("segment", url, "in")
+    scenarios += [
+        Scenario("instant", run_exe + CLOCK, CLOCK, env, work, 3.0, 1.5),
+        Scenario(
+            "instant wrap", [exe, "wrap", "hello"], ["make", "impl-hello"], env, work, 3.0, 1.5
+        ),
+        Scenario("0.5 s", [*run_exe, "sleep", "0.5"], ["sleep", "0.5"], env, work, 2.0),
+        Scenario(
+            f"make -j{JOBS}",
+            ["make", f"-j{JOBS}", "all"],
+            ["make", f"-j{JOBS}", "bare"],
             env,
             work,
-            args.pairs,
-            args.warmup,
-        )
+            per=JOBS,
+            note="per wrapper",
+        ),
+    ]
+    env, work = place("floor", None, None)
+    consent_file, log_file = root / "floor" / "consent", root / "floor" / "log"
+    consent_file.write_text("yes\n")
+    floor = [sys.executable, str(HERE / "floor_wrapper.py"), str(consent_file), url, str(log_file)]
+    scenarios += [
+        Scenario("floor instant", [*floor, "--", *CLOCK], CLOCK, env, work),
+        Scenario("floor 0.5 s", [*floor, "--", "sleep", "0.5"], ["sleep", "0.5"], env, work),
+    ]
+    env, work = place("no-decision", url, None)
+    scenarios.append(
+        Scenario("no decision", run_exe + CLOCK, CLOCK, env, work, 1.5, 1.5, note="no terminal")
     )
-    rows.append(
-        measure(
-            "one-second",
-            [exe, "run", "--", "sleep", "1"],
-            ["sleep", "1"],
-            env,
-            work,
-            args.pairs,
-            args.warmup,
-        )
-    )
-    rows[-1].note = f"server received {_Server.received} requests in all"
-    env, work = place("refused", dead_url, True)
-    row = measure(
-        "refused", [exe, "run", "--", "true"], ["true"], env, work, args.pairs, args.warmup
-    )
-    row.note = f"{_queued(Path(env['HOME']))} events queued"
-    rows.append(row)
-    env, work = place("black-hole", hole_url, True)
-    row = measure(
-        "black-hole", [exe, "run", "--", "true"], ["true"], env, work, args.black_hole_pairs, 1
-    )
-    row.note = f"deadline 2 s; {_queued(Path(env['HOME']))} events queued"
-    rows.append(row)
-    env, work = place("not-consented", url, False)
-    rows.append(
-        measure(
-            "not-consented",
-            [exe, "run", "--", "true"],
-            ["true"],
-            env,
-            work,
-            args.pairs,
-            args.warmup,
-        )
-    )
-    instant = rows[0].added_median_ms
-    rows[3].budget_ms = round(instant + 15, 1)
-    rows[4].budget_ms = 2000 + 150
+    env, work = place("declined", url, "out")
+    scenarios.append(Scenario("declined", run_exe + CLOCK, CLOCK, env, work, 1.5, 1.5))
+    env, work = place("refused", dead_url, "in")
+    refused = Scenario("refused", run_exe + CLOCK, CLOCK, env, work)
+    scenarios.append(refused)
+    if args.black_hole_rounds:
+        env, work = place("black-hole", hole_url, "in")
+        hole_s = Scenario("black hole", run_exe + CLOCK, CLOCK, env, work)
+        hole_s.rounds = args.black_hole_rounds
+        scenarios.append(hole_s)
+
+    p_cpu: list[float] = []
+    p_argv = [python, "-c", "pass"]
+    for i in range(args.warmup + args.rounds):
+        for s in scenarios:
+            if s.rounds is not None and (i < args.warmup or len(s.samples) >= s.rounds):
+                continue  # a slow scenario: no warm-up, fewer rounds
+            order = [("p", p_argv), ("bare", s.bare), ("wrapped", s.wrapped)]
+            random.shuffle(order)
+            runs = {key: run_once(argv, s.env, s.cwd) for key, argv in order}
+            if i >= args.warmup:
+                s.samples.append((runs["p"].wall, runs["bare"], runs["wrapped"]))
+                p_cpu.append(runs["p"].cpu)
+    for s in scenarios:
+        s.rss_kib = max(peak_rss_kib(python, s.wrapped, s.env, s.cwd) for _ in range(3))
+    refused.note = f"{_queued(Path(refused.env['HOME']))} queued"
+    if args.black_hole_rounds:
+        hole_s.note = f"deadline 2 s; {_queued(Path(hole_s.env['HOME']))} queued"
+    scenarios[0].note = f"server got {_Server.received} requests"
     shutil.rmtree(root, ignore_errors=True)
 
+    cpu_p = statistics.median(p_cpu)
+    rows = [summarise(s, cpu_p) for s in scenarios]
+    all_p = [p for s in scenarios for p, _b, _w in s.samples]
     machine = {
         "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
-        "pairs": args.pairs,
+        "system": f"{platform.system()} {platform.release()}",
+        "processor": _cpu_model(),
+        "rounds": args.rounds,
         "bytecode": "none" if args.no_bytecode else "compiled",
+        "launcher_imports_re": launcher_imports_re,
+        "p_ms": statistics.median(all_p) * 1000,
+        "p_p10_ms": _q(all_p, 0.1) * 1000,
+        "p_p90_ms": _q(all_p, 0.9) * 1000,
+        "p_cpu_ms": cpu_p * 1000,
     }
     if args.json:
-        print(json.dumps({"machine": machine, "rows": [asdict(r) for r in rows]}, indent=2))
+        print(json.dumps({"machine": machine, "rows": [r.__dict__ for r in rows]}, indent=2))
         return
     print(
-        f"send_metrics benchmark: Python {machine['python']}, {machine['cpus']} CPUs, "
-        f"{args.pairs} pairs after {args.warmup} warm-up (black hole: "
-        f"{args.black_hole_pairs}), bytecode {machine['bytecode']}"
+        f"send_metrics bench: {machine['implementation']} {machine['python']} on "
+        f"{machine['system']} {machine['machine']}, {machine['cpus']} CPUs "
+        f"({machine['processor']}); {args.rounds} rounds after {args.warmup} warm-up; "
+        f"bytecode {machine['bytecode']}; console-script launcher "
+        f"{'imports' if launcher_imports_re else 'does not import'} re"
+    )
+    print(
+        f"P = `python -c pass`: median {machine['p_ms']:.1f} ms "
+        f"(p10-p90 {machine['p_p10_ms']:.1f}-{machine['p_p90_ms']:.1f}), "
+        f"CPU {machine['p_cpu_ms']:.1f} ms; every ratio below is to the P of its own round"
     )
     header = (
         "scenario",
-        "bare ms",
-        "wrapped ms",
-        "added ms (median)",
-        "added ms (p90)",
-        "ratio",
-        "peak RSS MiB",
-        "budget ms",
+        "added ms",
+        "p10-p90",
+        "added/P",
+        "budget",
+        "start ms",
+        "start/P",
+        "budget",
+        "CPU ms",
+        "CPU/P",
+        "RSS MiB",
+        "ok",
         "note",
     )
+
+    def opt(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
     table = [header] + [
         (
             r.scenario,
-            f"{r.bare_median_ms:.1f}",
-            f"{r.wrapped_median_ms:.1f}",
-            f"{r.added_median_ms:.1f}",
-            f"{r.added_p90_ms:.1f}",
-            f"{r.ratio:.2f}",
-            f"{r.wrapper_peak_rss_mib:.1f}",
-            "-" if r.budget_ms is None else f"{r.budget_ms:g}",
+            f"{r.added_ms:.1f}",
+            f"{r.added_p10_ms:.1f}-{r.added_p90_ms:.1f}",
+            f"{r.added_p:.2f}",
+            opt(r.budget_p, ".1f"),
+            opt(r.start_ms, ".1f"),
+            opt(r.start_p, ".2f"),
+            opt(r.start_budget_p, ".1f"),
+            f"{r.cpu_ms:.1f}",
+            f"{r.cpu_p:.2f}",
+            f"{r.peak_rss_mib:.1f}",
+            "yes" if r.within else "NO",
             r.note,
         )
         for r in rows
@@ -316,10 +502,21 @@ def main() -> None:
     for line in table:
         print(
             "  ".join(
-                c.ljust(w) if i in (0, 8) else c.rjust(w)
+                c.ljust(w) if i in (0, len(header) - 1) else c.rjust(w)
                 for i, (c, w) in enumerate(zip(line, widths, strict=True))
-            )
+            ).rstrip()
         )
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":
