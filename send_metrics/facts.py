@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from datetime import UTC
 from pathlib import Path
 from typing import NamedTuple
+
+from send_metrics import gitfiles
 
 GIT_TIMEOUT = 1.0  # seconds for all git probes of one run together
 # CI vendors by the variable each one sets; `CI` alone means an unnamed one.
@@ -106,56 +107,59 @@ def remote_hash(url: str, app: str) -> str:
 
 
 def git_facts(app: str, cwd: Path | None = None, timeout: float = GIT_TIMEOUT) -> GitFacts:
-    """Everything git can tell without network in `timeout` seconds, or as much as it could."""
+    """Everything git can tell without network in `timeout` seconds, or as much as it could.
+
+    One `git status` says whether this is a work tree, the branch, its upstream's distance and
+    whether tracked files changed; the rest (commit time, remotes, the remote's default branch)
+    is read from the files in `.git`, which costs no process. Git is asked again only for a
+    commit it stores as a delta."""
     deadline = time.monotonic() + timeout
-
-    def git(*args: str) -> ProbeResult | None:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        return probe(["git", *args], cwd, left)
-
-    head = git("rev-parse", "--is-inside-work-tree", "--symbolic-full-name", "HEAD")
-    if head is None:
+    status = probe(
+        ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"], cwd, timeout
+    )
+    if status is None:
         return GitFacts()
-    lines = head.stdout.split()
-    if head.returncode != 0 or not lines or lines[0] != "true":
+    if status.returncode != 0:
         # 128 with no output is "not a repository"; anything else is a broken git.
-        return GitFacts(work_tree=False) if head.returncode == 128 else GitFacts()
-    branch = lines[1].removeprefix("refs/heads/") if len(lines) > 1 and lines[1] != "HEAD" else ""
-
-    commit_time = None
-    log = git("log", "-1", "--format=%ct")
-    if log is not None and log.returncode == 0 and log.stdout.strip().isdigit():
-        from datetime import datetime
-
-        seconds = int(log.stdout.strip())
-        commit_time = datetime.fromtimestamp(seconds, UTC).isoformat()
-
-    status = git("status", "--porcelain", "--untracked-files=no")
-    dirty = bool(status.stdout.strip()) if status is not None and status.returncode == 0 else None
-
+        return GitFacts(work_tree=False) if status.returncode == 128 else GitFacts()
+    heads: dict[str, str] = {}
+    dirty = False
+    for line in status.stdout.splitlines():
+        if line.startswith("# branch."):
+            key, _, value = line[len("# branch.") :].partition(" ")
+            heads[key] = value
+        elif line.strip():
+            dirty = True
+    if "oid" not in heads or "head" not in heads:
+        return GitFacts()  # not what git status prints: a broken or foreign git
+    branch = heads["head"]
+    branch = "" if branch == "(detached)" else branch
     behind = None
-    if branch:
-        count = git("rev-list", "--count", "HEAD..@{upstream}")
-        if count is not None and count.returncode == 0 and count.stdout.strip().isdigit():
-            behind = int(count.stdout.strip())
+    ahead_behind = heads.get("ab", "").split()  # "+1 -2" when the upstream exists
+    if branch and len(ahead_behind) == 2 and ahead_behind[1][1:].isdigit():
+        behind = int(ahead_behind[1][1:])
 
-    remotes = git("config", "--get-regexp", r"^remote\..*\.url$")
-    urls: dict[str, str] = {}
-    if remotes is not None and remotes.returncode == 0:
-        for line in remotes.stdout.splitlines():
-            key, _, value = line.partition(" ")
-            urls[key[len("remote.") : -len(".url")]] = value
+    dirs = gitfiles.find(cwd)
+    seconds = None
+    oid = heads["oid"]
+    if dirs is not None and oid != "(initial)":
+        seconds = gitfiles.commit_time(dirs.common, oid)
+    if seconds is None and oid != "(initial)":
+        log = probe(["git", "log", "-1", "--format=%ct"], cwd, deadline - time.monotonic())
+        if log is not None and log.returncode == 0 and log.stdout.strip().isdigit():
+            seconds = int(log.stdout.strip())
+    commit_time = None
+    if seconds is not None:
+        commit_time = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(seconds))
+
+    urls = gitfiles.remote_urls(dirs.common) if dirs is not None else {}
     remote_name = "origin" if "origin" in urls else next(iter(urls), "")
-
     on_default: bool | None = False
     if branch:
         default = ""
-        if remote_name:
-            ref = git("symbolic-ref", "-q", f"refs/remotes/{remote_name}/HEAD")
-            if ref is not None and ref.returncode == 0:
-                default = ref.stdout.strip().rpartition(f"refs/remotes/{remote_name}/")[2]
+        if remote_name and dirs is not None:
+            ref = gitfiles.symbolic_ref(dirs.common, f"refs/remotes/{remote_name}/HEAD")
+            default = ref.rpartition(f"refs/remotes/{remote_name}/")[2] if ref else ""
         on_default = branch == default if default else branch in ("main", "master")
     return GitFacts(
         work_tree=True,

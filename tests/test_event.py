@@ -123,6 +123,39 @@ def test_git_detached_dirty_and_no_upstream(tmp_path: Path) -> None:
     assert (found.on_default_branch, found.dirty, found.behind_upstream) == (False, False, None)
 
 
+@pytest.mark.parametrize("layout", ["loose", "packed", "linked worktree", "delta"])
+def test_git_facts_read_from_the_files_agree_with_git(tmp_path: Path, layout: str) -> None:
+    """Commit time, remotes and the default branch come from `.git`'s files (loose or packed
+    objects, a linked worktree's pointers); a commit stored as a delta is asked of git."""
+    from send_metrics import gitfiles
+
+    repo = make_repo(tmp_path / "r")
+    git(repo, "remote", "add", "upstream", "https://example.org/up/repo.git")
+    git(repo, "config", "remote.upstream.fetch", "+refs/heads/*:refs/remotes/upstream/*")
+    where = repo
+    if layout == "packed":
+        git(repo, "gc", "-q")
+        assert not any((repo / ".git/objects").glob("??/*"))
+    elif layout == "linked worktree":
+        git(repo, "worktree", "add", "-q", "-b", "main2", str(tmp_path / "wt"))
+        where = tmp_path / "wt"
+    elif layout == "delta":
+        for i in range(30):  # similar commits, so that gc stores HEAD's as a delta
+            git(repo, "commit", "-q", "--allow-empty", "-m", "message " * 200 + str(i))
+        git(repo, "gc", "-q", "--aggressive")
+        git(repo, "checkout", "-q", "--detach", "HEAD~5")  # the newest is whole, older deltas
+    found = facts.git_facts("app", where)
+    seconds = int(git(where, "log", "-1", "--format=%ct"))
+    dirs = gitfiles.find(where)
+    assert dirs is not None
+    from_files = gitfiles.commit_time(dirs.common, git(where, "rev-parse", "HEAD"))
+    assert from_files == (None if layout == "delta" else seconds)
+    assert found.commit_time == time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(seconds))
+    assert found.remote_hash == facts.remote_hash("https://example.org/up/repo", "app")
+    assert found.on_default_branch is (layout == "loose" or layout == "packed")
+    assert found.work_tree is True and found.dirty is False
+
+
 def test_not_a_repository(tmp_path: Path) -> None:
     found = facts.git_facts("app", tmp_path)
     assert found == facts.GitFacts(work_tree=False)

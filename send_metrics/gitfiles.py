@@ -1,0 +1,223 @@
+"""What git keeps in `.git`, read from its files: cheaper than a git process per question.
+
+Only the plain file layout is read (loose and packed refs, loose objects, pack indexes of
+version 2, the repository's own `config`). Anything else (a reftable, a commit stored as a
+delta, an alternate object store) gives None, and the caller asks git itself.
+"""
+
+from __future__ import annotations
+
+import os
+
+MAX_FILE = 1 << 20  # bytes of a ref or config file we read at most
+_COMMIT = 1  # a pack entry's type for a commit; 6 and 7 are deltas
+
+
+class GitDirs:
+    """A work tree's git directory and the common one its refs, objects and config live in
+    (they differ in a linked worktree)."""
+
+    def __init__(self, git_dir: str, common: str):
+        self.git_dir = git_dir
+        self.common = common
+
+
+def _read(path: str, limit: int = MAX_FILE) -> bytes | None:
+    """A small regular file's bytes; None for anything missing, special or too large."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, limit + 1)
+        return data if len(data) <= limit else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def find(cwd: str | os.PathLike[str] | None = None) -> GitDirs | None:
+    """The git directories of the work tree holding `cwd`: the nearest `.git` upward, a
+    directory or (in linked worktrees and submodules) a file saying `gitdir: PATH`."""
+    try:
+        here = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
+    except OSError:
+        return None
+    while True:
+        dot = os.path.join(here, ".git")
+        if os.path.isdir(dot):
+            git_dir = dot
+            break
+        if os.path.isfile(dot):
+            text = (_read(dot) or b"").decode("utf-8", "replace").strip()
+            if not text.startswith("gitdir:"):
+                return None
+            git_dir = os.path.join(here, text[len("gitdir:") :].strip())
+            break
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+    common = git_dir
+    pointer = _read(os.path.join(git_dir, "commondir"))
+    if pointer:
+        common = os.path.join(git_dir, pointer.decode("utf-8", "replace").strip())
+    return GitDirs(os.path.normpath(git_dir), os.path.normpath(common))
+
+
+def symbolic_ref(common: str, name: str) -> str | None:
+    """Where a symbolic ref such as `refs/remotes/origin/HEAD` points, or None."""
+    data = _read(os.path.join(common, *name.split("/")))
+    text = data.decode("utf-8", "replace").strip() if data else ""
+    return text[len("ref:") :].strip() if text.startswith("ref:") else None
+
+
+def _loose_object(common: str, oid: str) -> bytes | None:
+    import zlib
+
+    data = _read(os.path.join(common, "objects", oid[:2], oid[2:]))
+    if data is None:
+        return None
+    try:
+        whole = zlib.decompressobj().decompress(data, 1 << 20)
+    except zlib.error:
+        return None
+    kind, _, rest = whole.partition(b" ")
+    return rest.partition(b"\0")[2] if kind == b"commit" else None
+
+
+def _find_in_index(fd: int, binary: bytes) -> int | None:
+    """The pack offset of an object in a version 2 pack index, or None; reads only the few
+    entries a binary search visits."""
+
+    def at(offset: int, size: int) -> bytes:
+        return os.pread(fd, size, offset)
+
+    def number(offset: int, size: int = 4) -> int:
+        return int.from_bytes(at(offset, size))
+
+    if at(0, 8) != b"\377tOc\0\0\0\2":
+        return None
+    width = len(binary)
+    first = binary[0]
+    lo = number(8 + 4 * (first - 1)) if first else 0
+    hi = number(8 + 4 * first)
+    count = number(8 + 4 * 255)
+    names = 8 + 256 * 4
+    while lo < hi:
+        mid = (lo + hi) // 2
+        found = at(names + mid * width, width)
+        if found == binary:
+            offsets = names + count * (width + 4)  # after the names and their CRCs
+            offset = number(offsets + 4 * mid)
+            if offset & 0x80000000:  # an index into the table of 8-byte offsets
+                offset = number(offsets + 4 * count + 8 * (offset & 0x7FFFFFFF), 8)
+            return offset
+        if found < binary:
+            lo = mid + 1
+        else:
+            hi = mid
+    return None
+
+
+def _packed_object(common: str, oid: str) -> bytes | None:
+    import zlib
+
+    pack_dir = os.path.join(common, "objects", "pack")
+    try:
+        names = [n for n in os.listdir(pack_dir) if n.endswith(".idx")]
+    except OSError:
+        return None
+    binary = bytes.fromhex(oid)
+    for name in names:
+        try:
+            fd = os.open(os.path.join(pack_dir, name), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            offset = _find_in_index(fd, binary)
+        except (OSError, ValueError):
+            offset = None
+        finally:
+            os.close(fd)
+        if offset is None:
+            continue
+        try:
+            with open(os.path.join(pack_dir, name[: -len(".idx")] + ".pack"), "rb") as pack:
+                pack.seek(offset)
+                head = pack.read(1 << 16)
+        except OSError:
+            return None
+        if not head or (head[0] >> 4) & 7 != _COMMIT:
+            return None  # a delta (or damage): git knows
+        i = 0
+        while i < len(head) - 1 and head[i] & 0x80:  # the object's size: not needed
+            i += 1
+        try:
+            return zlib.decompressobj().decompress(head[i + 1 :], 1 << 20)
+        except zlib.error:
+            return None
+    return None
+
+
+def commit_time(common: str, oid: str) -> int | None:
+    """The committer time (Unix seconds) of a commit, read from the object store."""
+    if len(oid) not in (40, 64) or any(c not in "0123456789abcdef" for c in oid):
+        return None
+    body = _loose_object(common, oid) or _packed_object(common, oid)
+    if body is None:
+        return None
+    for line in body.split(b"\n"):
+        if not line:
+            break  # the end of the headers: the message follows
+        if line.startswith(b"committer "):
+            words = line.rsplit(b" ", 2)
+            return int(words[1]) if len(words) == 3 and words[1].isdigit() else None
+    return None
+
+
+def _config_value(text: str) -> str:
+    """A git config value: quotes removed, escapes read, a trailing comment dropped."""
+    out: list[str] = []
+    quoted = False
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            i += 1
+            out.append({"n": "\n", "t": "\t", "b": "\b"}.get(text[i], text[i]))
+        elif ch == '"':
+            quoted = not quoted
+        elif ch in "#;" and not quoted:
+            break
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out).strip()
+
+
+def remote_urls(common: str) -> dict[str, str]:
+    """Each remote's URL from the repository's own config, in the file's order."""
+    data = _read(os.path.join(common, "config"))
+    urls: dict[str, str] = {}
+    remote = None
+    for raw in (data or b"").decode("utf-8", "surrogateescape").splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            section, _, sub = line[1:].partition("]")[0].partition(" ")
+            if section.lower() == "remote" and sub.strip().startswith('"'):
+                remote = _config_value(sub.strip())
+            elif section.lower().startswith("remote."):
+                remote = section[len("remote.") :].lower()
+            else:
+                remote = None
+        elif remote is not None:
+            key, eq, value = line.partition("=")
+            if eq and key.strip().lower() == "url":
+                urls[remote] = _config_value(value)
+    return urls
