@@ -272,21 +272,31 @@ def importtime(exe: str) -> None:
             check=True,
         )
     shutil.rmtree(root, ignore_errors=True)
+    python = Path(exe).read_text().splitlines()[0].removeprefix("#!")
+    bare = subprocess.run(
+        [python, "-X", "importtime", "-c", "pass"], env=env, capture_output=True, text=True
+    )
+    own = {name for _cum, name in _top_imports(bare.stderr)}
     before, _, after = done.stderr.partition(marker)
+    print(f"the interpreter's own start imports {', '.join(sorted(own))}: left out below")
     for title, text in (("before the child started", before), ("after", after)):
-        top = [
-            (int(cum), name.strip())
-            for _t, _self, cum, name in (
-                line.split("|")[0].split(":") + line.split("|")[1:]
-                for line in text.splitlines()
-                if line.startswith("import time:") and "|" in line and "cumulative" not in line
-            )
-            if not name.startswith("  ")
-        ]
+        top = [(cum, name) for cum, name in _top_imports(text) if name not in own]
         total = sum(c for c, _ in top)
         print(f"{title}: {len(top)} top-level imports, {total / 1000:.1f} ms cumulative")
         for cum, name in sorted(top, reverse=True)[:12]:
             print(f"  {cum / 1000:6.1f} ms  {name}")
+
+
+def _top_imports(text: str) -> list[tuple[int, str]]:
+    """(cumulative us, module) of each top-level import in -X importtime output."""
+    found = []
+    for line in text.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _self, cum, name = line[len("import time:") :].split("|")
+        if not name.startswith("  "):
+            found.append((int(cum), name.strip()))
+    return found
 
 
 def main() -> None:
