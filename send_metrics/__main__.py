@@ -7,7 +7,6 @@ import sys
 def main() -> None:
     """Run the command line; `run` and `wrap` start their child before click is imported."""
     from send_metrics import fastpath
-    from send_metrics.errors import ExitCode
 
     try:
         fastpath.try_fast(sys.argv[1:])
@@ -15,8 +14,12 @@ def main() -> None:
 
         cli.main(prog_name="send_metrics")
     except KeyboardInterrupt:
+        from send_metrics.errors import ExitCode  # not before a child starts: see fastpath
+
         sys.exit(ExitCode.INTERRUPTED)  # Ctrl-C before a child started, or in our own commands
     except BrokenPipeError:
+        from send_metrics.errors import ExitCode
+
         # `send_metrics schema | head`: the reader left; say nothing more.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(ExitCode.BROKEN_PIPE)

@@ -13,6 +13,9 @@ from send_metrics.errors import ExitCode, MetricsError
 from send_metrics.files import state_path
 from send_metrics.output import warn
 
+# Deferred imports: each command loads only what it uses (click itself is never loaded
+# by a wrapped run, see fastpath).
+
 _PASS_THROUGH = {"ignore_unknown_options": True, "allow_interspersed_args": False}
 
 

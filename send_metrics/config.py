@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from send_metrics.errors import ConfigError
+from send_metrics.fastpath import DEFAULT_IMPL_PREFIX, config_file
+from send_metrics.fastpath import env_flag as env_flag  # the off switches are read before
+from send_metrics.fastpath import metrics_disabled as metrics_disabled  # the child starts
 
-CONFIG_NAME = "send_metrics.toml"
+# Deferred imports: every wrapped run reads this config after its child starts; tomllib
+# (~7 ms) only when a file exists, difflib only to suggest a key for a typo.
+
 DEFAULT_APP = "send_metrics"
 Sink = Literal["segment", "otlp", "http", "local"]
 SINKS: tuple[Sink, ...] = ("segment", "otlp", "http", "local")
@@ -41,6 +45,8 @@ _TABLES = {key.partition(".")[0] for key in _KEYS if "." in key}
 
 # Data crossing modules is immutable NamedTuples rather than frozen dataclasses: importing
 # dataclasses costs ~5 ms (it imports inspect), paid by every wrapped run before its child starts.
+
+
 class Settings(NamedTuple):
     """The operator's choices, validated, with defaults filled in."""
 
@@ -56,7 +62,7 @@ class Settings(NamedTuple):
     deadline: float = 2.0
     queue_max_events: int = 1000
     queue_max_age_days: float = 30.0
-    impl_prefix: str = "impl-"
+    impl_prefix: str = DEFAULT_IMPL_PREFIX
     allow_args: tuple[str, ...] = ()
     path: Path | None = None
 
@@ -68,31 +74,10 @@ class Loaded(NamedTuple):
     problems: tuple[str, ...] = ()
 
 
-def env_flag(name: str, environ: dict[str, str] | os._Environ[str] | None = None) -> bool:
-    """True when a variable is set to anything but empty, `0` or `false` (DO_NOT_TRACK style)."""
-    value = (environ if environ is not None else os.environ).get(name, "").strip().lower()
-    return value not in ("", "0", "false", "no", "off")
-
-
-def metrics_disabled() -> bool:
-    """The user's global opt-outs, which override everything else."""
-    return env_flag("DO_NOT_TRACK") or env_flag("SEND_METRICS_DISABLED")
-
-
 def find_config(start: Path | None = None) -> Path | None:
     """The operator config: `SEND_METRICS_CONFIG`, else the nearest `send_metrics.toml` upward."""
-    explicit = os.environ.get("SEND_METRICS_CONFIG")
-    if explicit:
-        return Path(explicit)
-    try:
-        here = start or Path.cwd()
-    except OSError:
-        return None  # the working directory was deleted: defaults apply
-    for folder in (here, *here.parents):
-        candidate = folder / CONFIG_NAME
-        if candidate.is_file():
-            return candidate
-    return None
+    found = config_file(str(start) if start is not None else None)
+    return Path(found) if found else None
 
 
 def _expected(kind: type) -> str:

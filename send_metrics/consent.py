@@ -13,6 +13,9 @@ from send_metrics.decision import Decision, read_decision, remove_decision, writ
 from send_metrics.errors import ConfigError
 from send_metrics.files import data_dir, state_path
 
+# Deferred imports: every wrapped run asks this module whether to collect, after its child
+# starts; asking, the disclosure and writing a decision are rare and load their own modules.
+
 
 def is_interactive() -> bool:
     """A person is at a terminal: stdin and stderr are TTYs, no CI variable is set, and we are

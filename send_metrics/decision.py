@@ -9,6 +9,9 @@ from typing import Literal, NamedTuple
 from send_metrics import files
 from send_metrics.errors import ConfigError
 
+# Deferred imports: every wrapped run reads the decision after its child starts; writing
+# and removing one (tempfile, tomli_w, shutil) happen only at a question or a command.
+
 Answer = Literal["granted", "declined"]
 
 

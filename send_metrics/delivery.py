@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from send_metrics.store import Store
 
 
+# Deferred imports: a wrapped run loads the sinks and the store on its prefetch thread
+# while the child runs, and only once consent is known.
+
+
 def destination(settings: Settings) -> tuple[Target | None, str | None]:
     """Where events go: (target, None); (None, None) for the local sink or SEND_METRICS_DEBUG;
     (None, problem) when the operator's sink settings are incomplete."""

@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from send_metrics.runner import ChildResult
     from send_metrics.wrapper import CommandType
 
+# Deferred imports: every collected run builds its event after the child ends; the schema
+# (json, importlib.resources) is read only by `schema`, the disclosure and tests.
+
 SCHEMA_VERSION = 1
 EVENT_NAME = "command_run"
 MAX_TEXT = 200  # characters kept of a command name or an allow-listed argument
@@ -81,11 +84,6 @@ def clean_text(text: str, limit: int = MAX_TEXT) -> str:
     text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     text = "".join(ch if ch.isprintable() else "\ufffd" for ch in text[: limit * 2])
     return text[:limit]
-
-
-def command_name(argv0: str) -> str:
-    """The program's basename: never its directory, which may name the user."""
-    return clean_text(argv0.replace("\\", "/").rstrip("/").rpartition("/")[2] or argv0)
 
 
 def _bounded_args(args: list[str]) -> list[str]:

@@ -10,6 +10,9 @@ from typing import NamedTuple
 
 from send_metrics import gitfiles
 
+# Deferred imports: facts are gathered on the prefetch thread while the child runs;
+# subprocess and hashlib load there, only for a run that collects.
+
 GIT_TIMEOUT = 1.0  # seconds for all git probes of one run together
 # CI vendors by the variable each one sets; `CI` alone means an unnamed one.
 CI_VENDORS = (

@@ -1,16 +1,90 @@
-"""The hot path: recognise plain `run`, `wrap` and `preview` calls without importing click.
+"""The hot path: what `run`, `wrap` and `preview` need before their child starts.
 
-Importing click costs about 20 ms, paid on every wrapped make target. The common shapes are
-parsed here; anything else (help, a typo, an unusual form) returns None and click takes over,
-so click stays the one place that explains usage.
+Every wrapped make target pays for whatever is imported before its child starts, so that part
+of the code keeps one rule, stated here once: before the child starts, import nothing that
+costs. That is this module, `wrapper`, `runner` and `output`, which import only built-in or
+already loaded modules (`os`, `sys`, `time`, `_signal`, and `ctypes` to tie the child to us);
+types come from `typing` only under TYPE_CHECKING (`typing` costs ~8 ms here, `enum` ~3,
+`pathlib` ~5, `re` ~5, `tomllib` ~7, click ~20). Everything else is imported inside the
+function that needs it, after the child has started, preferably on the prefetch thread.
+`tests/test_imports.py` holds the rule in a real process.
+
+The common shapes are parsed here; anything else (help, a typo, an unusual form) returns None
+and click takes over, so click stays the one place that explains usage.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+import stat  # loaded by `os` at start-up already
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
     from send_metrics.wrapper import RunSpec
+
+CONFIG_NAME = "send_metrics.toml"
+DEFAULT_IMPL_PREFIX = "impl-"
+MAX_SMALL_FILE = 1 << 20  # bytes: a config or decision file is a few hundred; refuse anything huge
+
+
+def env_flag(name: str, environ: dict[str, str] | os._Environ[str] | None = None) -> bool:
+    """True when a variable is set to anything but empty, `0` or `false` (DO_NOT_TRACK style)."""
+    value = (environ if environ is not None else os.environ).get(name, "").strip().lower()
+    return value not in ("", "0", "false", "no", "off")
+
+
+def metrics_disabled() -> bool:
+    """The user's global opt-outs, which override everything else."""
+    return env_flag("DO_NOT_TRACK") or env_flag("SEND_METRICS_DISABLED")
+
+
+def config_file(start: str | None = None) -> str | None:
+    """The operator config: `SEND_METRICS_CONFIG`, else the nearest `send_metrics.toml` upward."""
+    explicit = os.environ.get("SEND_METRICS_CONFIG")
+    if explicit:
+        return explicit
+    try:
+        here = os.path.abspath(start or os.getcwd())
+    except OSError:
+        return None  # the working directory was deleted: defaults apply
+    while True:
+        candidate = os.path.join(here, CONFIG_NAME)
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def read_bounded(path: str, limit: int = MAX_SMALL_FILE) -> bytes | None:
+    """A small regular file's bytes without blocking on a FIFO or device; None for anything
+    missing, special, unreadable or larger than `limit` (callers that must explain why use
+    `files.read_small`)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, limit + 1)
+        return data if len(data) <= limit else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def impl_prefix(path: str | None) -> str | None:
+    """The impl prefix of a config that cannot set one, without parsing it: the default, when
+    the file never names the key (and has no escape that could spell it); None otherwise."""
+    if path is None:
+        return DEFAULT_IMPL_PREFIX
+    data = read_bounded(path)
+    if data is None or b"impl_prefix" in data or b"\\u" in data or b"\\U" in data:
+        return None  # set, possibly set, or unreadable: the full reader decides and explains
+    return DEFAULT_IMPL_PREFIX
 
 
 def _options(

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from send_metrics.errors import ConfigError
 
+# Deferred imports: `stat` only where a file is read (the wrapper reads one per run).
+
 STATE_NAME = "metrics.toml"
 MAX_SMALL_FILE = 1 << 20  # bytes: a config or decision file is a few hundred; refuse anything huge
 

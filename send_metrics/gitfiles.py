@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 
-MAX_FILE = 1 << 20  # bytes of a ref or config file we read at most
+from send_metrics.fastpath import read_bounded
+
+# Deferred imports: zlib loads only where an object is read, on the prefetch thread.
+
 _COMMIT = 1  # a pack entry's type for a commit; 6 and 7 are deltas
 
 
@@ -20,25 +23,6 @@ class GitDirs:
     def __init__(self, git_dir: str, common: str):
         self.git_dir = git_dir
         self.common = common
-
-
-def _read(path: str, limit: int = MAX_FILE) -> bytes | None:
-    """A small regular file's bytes; None for anything missing, special or too large."""
-    import stat
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        data = os.read(fd, limit + 1)
-        return data if len(data) <= limit else None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def find(cwd: str | os.PathLike[str] | None = None) -> GitDirs | None:
@@ -54,7 +38,7 @@ def find(cwd: str | os.PathLike[str] | None = None) -> GitDirs | None:
             git_dir = dot
             break
         if os.path.isfile(dot):
-            text = (_read(dot) or b"").decode("utf-8", "replace").strip()
+            text = (read_bounded(dot) or b"").decode("utf-8", "replace").strip()
             if not text.startswith("gitdir:"):
                 return None
             git_dir = os.path.join(here, text[len("gitdir:") :].strip())
@@ -64,7 +48,7 @@ def find(cwd: str | os.PathLike[str] | None = None) -> GitDirs | None:
             return None
         here = parent
     common = git_dir
-    pointer = _read(os.path.join(git_dir, "commondir"))
+    pointer = read_bounded(os.path.join(git_dir, "commondir"))
     if pointer:
         common = os.path.join(git_dir, pointer.decode("utf-8", "replace").strip())
     return GitDirs(os.path.normpath(git_dir), os.path.normpath(common))
@@ -72,7 +56,7 @@ def find(cwd: str | os.PathLike[str] | None = None) -> GitDirs | None:
 
 def symbolic_ref(common: str, name: str) -> str | None:
     """Where a symbolic ref such as `refs/remotes/origin/HEAD` points, or None."""
-    data = _read(os.path.join(common, *name.split("/")))
+    data = read_bounded(os.path.join(common, *name.split("/")))
     text = data.decode("utf-8", "replace").strip() if data else ""
     return text[len("ref:") :].strip() if text.startswith("ref:") else None
 
@@ -80,7 +64,7 @@ def symbolic_ref(common: str, name: str) -> str | None:
 def _loose_object(common: str, oid: str) -> bytes | None:
     import zlib
 
-    data = _read(os.path.join(common, "objects", oid[:2], oid[2:]))
+    data = read_bounded(os.path.join(common, "objects", oid[:2], oid[2:]))
     if data is None:
         return None
     try:
@@ -203,7 +187,7 @@ def _config_value(text: str) -> str:
 
 def remote_urls(common: str) -> dict[str, str]:
     """Each remote's URL from the repository's own config, in the file's order."""
-    data = _read(os.path.join(common, "config"))
+    data = read_bounded(os.path.join(common, "config"))
     urls: dict[str, str] = {}
     remote = None
     for raw in (data or b"").decode("utf-8", "surrogateescape").splitlines():

@@ -12,6 +12,9 @@ from send_metrics.decision import Decision, read_decision
 from send_metrics.errors import MetricsError
 from send_metrics.files import data_dir, state_path
 
+# Deferred imports: `status` and `stats` share this module; statistics are loaded only
+# for `stats`.
+
 # Every variable that changes what send_metrics does; `status` names the ones in force.
 OVERRIDES = (
     "DO_NOT_TRACK",

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
     from send_metrics.event import Event
 
+# Deferred imports: http.client and its email parsing (~10 ms) load on the prefetch thread
+# while the child runs; dates and sockets only where a reply needs them.
+
 DEFAULT_ENDPOINTS = {"segment": "https://api.segment.io", "otlp": "http://localhost:4318"}
 SEGMENT_MAX_BATCH_BYTES = 480_000  # Segment allows 500 KB a batch; keep a margin for the envelope
 OTLP_MAX_RECORDS = 500

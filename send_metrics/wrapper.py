@@ -1,7 +1,6 @@
 """The life of one wrapped run: start the child, prefetch while it runs, ask, record, end like it.
 
-This module is on the hot path: everything not needed before the child starts is imported
-inside the function that needs it (see `fastpath`), so a wrapped run starts its child first.
+This module is on the hot path: it follows the rule in `fastpath`'s docstring.
 """
 
 from __future__ import annotations
@@ -9,14 +8,15 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Literal, NamedTuple, NoReturn
 
-from send_metrics import config, runner
-from send_metrics.errors import CommandNotFound, ExitCode, MetricsError
+from send_metrics import fastpath, runner
 from send_metrics.output import say, warn
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from send_metrics.config import Settings
+    from typing import Literal, NoReturn
+
+    from send_metrics.config import Loaded, Settings
     from send_metrics.decision import Decision
     from send_metrics.event import Event
     from send_metrics.facts import GitFacts, MachineFacts
@@ -26,20 +26,46 @@ ACTIVE_VAR = "SEND_METRICS_ACTIVE"  # set for the child: a wrapped run inside is
 PLACEHOLDER_ID = "00000000-0000-4000-8000-000000000000"  # preview before any opt-in
 _MAKE_NO_RUN = set("nqt")  # make's --just-print, --question and --touch: no real run happens
 
-CommandType = Literal["make", "command"]
+if TYPE_CHECKING:
+    CommandType = Literal["make", "command"]
 
 
-class RunSpec(NamedTuple):
+class RunSpec:
     """What to run and how to name it in the event. A make target is data too: its argv is made
-    by `child_argv` once the operator's impl prefix is known."""
+    by `child_argv` once the operator's impl prefix is known. (Plain data, not a NamedTuple:
+    it exists before the child starts, see `fastpath`.)"""
 
-    command: str
-    command_type: CommandType
-    args: tuple[str, ...] = ()  # the program's arguments, or the VAR=value words after a target
-    argv: tuple[str, ...] = ()  # the command to run (empty for a make target)
-    make: str | None = None  # the calling make's binary (make targets)
-    makefile: str | None = None  # the calling makefile (make targets)
-    dry_run: bool = False
+    __slots__ = ("args", "argv", "command", "command_type", "dry_run", "make", "makefile")
+
+    def __init__(
+        self,
+        command: str,
+        command_type: CommandType,
+        args: tuple[str, ...] = (),  # the program's arguments, or the VAR=value words of make
+        argv: tuple[str, ...] = (),  # the command to run (empty for a make target)
+        make: str | None = None,  # the calling make's binary (make targets)
+        makefile: str | None = None,  # the calling makefile (make targets)
+        dry_run: bool = False,
+    ) -> None:
+        self.command = command
+        self.command_type = command_type
+        self.args = args
+        self.argv = argv
+        self.make = make
+        self.makefile = makefile
+        self.dry_run = dry_run
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunSpec) and self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable fields: compared, never hashed
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"RunSpec({fields})"
 
 
 def make_spec(
@@ -54,12 +80,10 @@ def make_spec(
 
 
 def command_spec(argv: list[str], name: str | None = None, dry_run: bool = False) -> RunSpec:
-    """Any command; it is named by --name or its program's basename, never its path."""
-    from send_metrics.event import command_name
-
-    return RunSpec(
-        name or command_name(argv[0]), "command", tuple(argv[1:]), tuple(argv), dry_run=dry_run
-    )
+    """Any command; it is named by --name or its program's basename, never its path (the event
+    cleans the name further)."""
+    program = argv[0].replace("\\", "/").rstrip("/").rpartition("/")[2] or argv[0]
+    return RunSpec(name or program, "command", tuple(argv[1:]), tuple(argv), dry_run=dry_run)
 
 
 def child_argv(spec: RunSpec, impl_prefix: str) -> list[str]:
@@ -86,7 +110,7 @@ def _nothing_to_record(spec: RunSpec) -> bool:
     """Nested in another wrapper, switched off by the user, or make is not really running."""
     if spec.dry_run:
         return False
-    if os.environ.get(ACTIVE_VAR) or config.metrics_disabled():
+    if os.environ.get(ACTIVE_VAR) or fastpath.metrics_disabled():
         return True
     return spec.command_type == "make" and bool(
         make_flags(os.environ.get("MAKEFLAGS", "")) & _MAKE_NO_RUN
@@ -100,6 +124,8 @@ def _exec_plain(argv: list[str]) -> NoReturn:
     except OSError as exc:
         missing = isinstance(exc, FileNotFoundError)
         warn(f"{argv[0]}: command not found" if missing else f"{argv[0]}: {exc.strerror or exc}")
+        from send_metrics.errors import ExitCode
+
         os._exit(ExitCode.NOT_FOUND if missing else ExitCode.NOT_EXECUTABLE)
 
 
@@ -142,6 +168,7 @@ class _Prefetch:
 
 def _read_decision(settings: Settings, problems: list[str]) -> Decision:
     from send_metrics.decision import Decision, read_decision
+    from send_metrics.errors import MetricsError
     from send_metrics.files import state_path
 
     try:
@@ -151,27 +178,44 @@ def _read_decision(settings: Settings, problems: list[str]) -> Decision:
         return Decision()
 
 
+def _load_settings() -> Loaded:
+    from send_metrics import config
+
+    return config.load_settings()
+
+
 def execute(spec: RunSpec) -> NoReturn:
     """Run the command as if directly, record it if the developer agreed, end as it ended."""
-    # A plain command does not need the operator config before its child starts, so it is read
-    # while the child runs; a make target needs its impl prefix first.
-    loaded = config.load_settings() if spec.command_type == "make" else None
-    argv = child_argv(spec, loaded.settings.impl_prefix if loaded else "")
+    # The operator config is read once the child runs. A make target needs its impl prefix
+    # first: that costs nothing for a config that does not set one, else it is read first.
+    loaded = None
+    prefix = ""
+    if spec.command_type == "make":
+        prefix = fastpath.impl_prefix(fastpath.config_file()) or ""
+        if not prefix:
+            loaded = _load_settings()
+            prefix = loaded.settings.impl_prefix
+    argv = child_argv(spec, prefix)
     if _nothing_to_record(spec):
         _exec_plain(argv)
     env = {**os.environ, ACTIVE_VAR: "1"}
     try:
         child = runner.Child(argv, env)
-    except CommandNotFound as exc:
-        for line in (loaded or config.load_settings()).problems:
+    except Exception as exc:  # CommandNotFound, imported only then (see fastpath)
+        from send_metrics.errors import CommandNotFound
+
+        if not isinstance(exc, CommandNotFound):
+            raise
+        for line in (loaded or _load_settings()).problems:
             warn(line)
         warn(str(exc))
         os._exit(exc.exit_code)
-    loaded = loaded or config.load_settings()
+    loaded = loaded or _load_settings()
     settings = loaded.settings
     problems = list(loaded.problems)
     decision = _read_decision(settings, problems)
     from send_metrics import consent
+    from send_metrics.errors import MetricsError
 
     prefetch = None
     if spec.dry_run or consent.collecting(decision, settings):

@@ -329,7 +329,7 @@ def test_portable_signal_path_without_sigtimedwait(monkeypatch: pytest.MonkeyPat
     from send_metrics import runner
 
     saved = {sig: signal.getsignal(sig) for sig in runner.FORWARDED}
-    monkeypatch.delattr(signal, "sigtimedwait")
+    monkeypatch.delattr(runner.signal, "sigtimedwait")  # the signal module runner uses
     try:
         child = runner.Child(["sh", "-c", "exec sleep 30"])
         assert not child._use_sigwait

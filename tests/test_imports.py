@@ -1,0 +1,158 @@
+"""The hot path's import rule (see `fastpath`'s docstring), held in real processes, and the
+habit that a module outside the hot path defers an import only for a reason it writes down."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import SEND_METRICS, opt_in
+
+PACKAGE = Path(__file__).parent.parent / "send_metrics"
+HOT_PATH = {"__main__", "fastpath", "wrapper", "runner", "output"}
+MARK = "--the-child-started--"
+# Modules that cost milliseconds each; none may load before a wrapped child starts.
+COSTLY = (
+    "click",
+    "typing",
+    "enum",
+    "re",
+    "signal",
+    "pathlib",
+    "tomllib",
+    "threading",
+    "collections",
+    "json",
+    "subprocess",
+    "socket",
+    "sqlite3",
+    "datetime",
+    "dataclasses",
+    "contextlib",
+    "urllib.parse",
+    "ipaddress",
+    "http.client",
+    "send_metrics.config",
+    "send_metrics.errors",
+    "send_metrics.event",
+)
+
+
+def imported(stderr: str) -> list[str]:
+    """The modules named by -X importtime lines, in the order their imports finished."""
+    return [
+        line.rsplit("|", 1)[1].strip()
+        for line in stderr.splitlines()
+        if line.startswith("import time:") and "cumulative" not in line
+    ]
+
+
+def at_start() -> set[str]:
+    """What the interpreter imports on its own (site, encodings, .pth files): not ours."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True
+    )
+    return set(imported(done.stderr))
+
+
+def run_marked(*args: str, **kwargs: object) -> tuple[list[str], list[str]]:
+    """Run `send_metrics ARGS -- sh -c 'echo MARK >&2'` under -X importtime, as the console
+    script's launcher does (`from send_metrics.__main__ import main`): what was imported
+    before the child started, and after."""
+    launcher = "import sys; from send_metrics.__main__ import main; sys.exit(main())"
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", launcher, *args, "--", "sh", "-c", f"echo {MARK} >&2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    assert done.returncode == 0, done.stderr
+    before, found, after = done.stderr.partition(MARK)
+    assert found, done.stderr
+    return imported(before), imported(after)
+
+
+@pytest.mark.parametrize("decision", ["consented", "no decision"])
+def test_nothing_costly_is_imported_before_the_child_starts(home: Path, decision: str) -> None:
+    Path("send_metrics.toml").write_text(
+        '[report]\nsink = "http"\nendpoint = "http://127.0.0.1:9/"\n'
+    )
+    if decision == "consented":
+        opt_in()
+    own = at_start()
+    before, after = run_marked("run")
+    costly = [name for name in before if name in COSTLY and name not in own]
+    assert costly == [], before
+    assert "send_metrics.wrapper" in before and "send_metrics.config" in after
+
+
+def test_nothing_costly_before_a_wrapped_make_target_starts(home: Path) -> None:
+    """`wrap` needs the impl prefix first: a config that does not set it is not parsed."""
+    Path("send_metrics.toml").write_text("[consent]\nversion = 2\n")
+    Path("Makefile").write_text(f"impl-t:\n\t@sh -c 'echo {MARK} >&2'\n")
+    opt_in()
+    own = at_start()
+    launcher = "import sys; from send_metrics.__main__ import main; sys.exit(main())"
+    done = subprocess.run(
+        [sys.executable, "-c", launcher, "wrap", "t"],
+        env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    before = imported(done.stderr.partition(MARK)[0])
+    assert [name for name in before if name in COSTLY and name not in own] == [], before
+
+
+@pytest.mark.parametrize("args", [("run", "--", "true"), ("wrap", "t")], ids=["run", "wrap"])
+def test_the_console_script_never_imports_click_for_a_run(home: Path, args: tuple) -> None:
+    """The whole run, question and report included (consented, so everything happens)."""
+    Path("Makefile").write_text("impl-t: ; @:\n")
+    opt_in()
+    done = subprocess.run(
+        [SEND_METRICS, *args],
+        env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    modules = imported(done.stderr)
+    assert "send_metrics.wrapper" in modules and "send_metrics.store" in modules
+    assert not [m for m in modules if m == "click" or m.startswith("click.")]
+
+
+def _deferred_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """Imports inside functions (not those under `if TYPE_CHECKING:`, which never run)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found += [n for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return found
+
+
+@pytest.mark.parametrize(
+    "module", sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in HOT_PATH)
+)
+def test_a_deferred_import_outside_the_hot_path_says_why(module: str) -> None:
+    """Outside the hot path an import inside a function needs a reason: a comment on its line
+    or the line above, or one `# Deferred imports: ...` comment for the whole module."""
+    text = (PACKAGE / f"{module}.py").read_text()
+    lines = text.splitlines()
+    if any(line.startswith("# Deferred imports:") for line in lines):
+        return
+    unexplained = [
+        lines[node.lineno - 1].strip()
+        for node in _deferred_imports(ast.parse(text))
+        if "#" not in lines[node.lineno - 1] and not lines[node.lineno - 2].strip().startswith("#")
+    ]
+    assert unexplained == [], f"{module}: deferred without a reason: {unexplained}"
