@@ -10,8 +10,8 @@ from send_metrics.fastpath import DEFAULT_IMPL_PREFIX, config_file
 from send_metrics.fastpath import env_flag as env_flag  # the off switches are read before
 from send_metrics.fastpath import metrics_disabled as metrics_disabled  # the child starts
 
-# Deferred imports: every wrapped run reads this config after its child starts; tomllib
-# (~7 ms) only when a file exists, difflib only to suggest a key for a typo.
+# Deferred imports: every wrapped run reads this config after its child starts; the TOML
+# reader only when a file exists, difflib only to suggest a key for a typo.
 
 DEFAULT_APP = "send_metrics"
 Sink = Literal["segment", "otlp", "http", "local"]
@@ -141,20 +141,11 @@ def load_settings(path: Path | None = None) -> Loaded:
         path = find_config()
     if path is None:
         return Loaded(Settings())
-    import tomllib
-
-    from send_metrics import files
+    from send_metrics import files, tomlread
 
     try:
-        raw = tomllib.loads(files.read_small(path).decode("utf-8"))
-    except (
-        OSError,
-        ConfigError,
-        tomllib.TOMLDecodeError,
-        UnicodeDecodeError,
-        ValueError,
-        RecursionError,
-    ) as exc:
+        raw = tomlread.loads(files.read_small(path).decode("utf-8"))
+    except (OSError, ConfigError, ValueError, RecursionError) as exc:  # ValueError: bad TOML
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         if isinstance(exc, ConfigError):
             reason = reason.removeprefix(f"{path} ").removeprefix(f"cannot read {path} ")

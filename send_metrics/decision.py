@@ -30,14 +30,14 @@ class Decision(NamedTuple):
 
 def read_decision(path: Path) -> Decision:
     """Read the decision file; a missing file is no decision, a bad one raises ConfigError."""
-    import tomllib
+    from send_metrics import tomlread
 
     try:
         text = files.read_small(path, follow=False).decode("utf-8")
-        raw = tomllib.loads(text)
+        raw = tomlread.loads(text)
     except FileNotFoundError:
         return Decision()
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: not UTF-8, not TOML
         raise ConfigError(f"{path} is not valid TOML") from None
     answer = raw.get("decision")
     version = raw.get("consent_version", 0)

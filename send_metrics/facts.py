@@ -66,25 +66,53 @@ class ProbeResult(NamedTuple):
     stdout: str
 
 
+class Probe:
+    """A small command started now, with captured output collected later, so that the caller
+    can work while it runs."""
+
+    def __init__(self, argv: list[str], cwd: Path | None = None):
+        import subprocess
+
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "SYSTEMROOT", "TMPDIR")}
+        env.update(LC_ALL="C", GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
+        self.proc: subprocess.Popen[bytes] | None = None
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except (OSError, subprocess.SubprocessError, ValueError):
+            pass
+
+    def result(self, timeout: float) -> ProbeResult | None:
+        """The outcome within `timeout` seconds; None when it could not run or hangs (killed)."""
+        import subprocess
+
+        if self.proc is None:
+            return None
+        try:
+            out, _err = self.proc.communicate(timeout=max(timeout, 0.01))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            return None
+        except (OSError, subprocess.SubprocessError, ValueError):
+            return None
+        return ProbeResult(self.proc.returncode, out.decode("utf-8", "replace"))
+
+
 def probe(argv: list[str], cwd: Path | None, timeout: float) -> ProbeResult | None:
     """Run a small command with captured output; None when it is missing, fails to run or hangs."""
-    import subprocess
+    return Probe(argv, cwd).result(timeout)
 
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "SYSTEMROOT", "TMPDIR")}
-    env.update(LC_ALL="C", GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
-    try:
-        done = subprocess.run(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=max(timeout, 0.01),
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return None
-    return ProbeResult(done.returncode, done.stdout.decode("utf-8", "replace"))
+
+def start_git(cwd: Path | None = None) -> Probe:
+    """Start the one `git status` that `git_facts` reads, to read it later."""
+    return Probe(["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"], cwd)
 
 
 def strip_credentials(url: str) -> str:
@@ -109,17 +137,17 @@ def remote_hash(url: str, app: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def git_facts(app: str, cwd: Path | None = None, timeout: float = GIT_TIMEOUT) -> GitFacts:
+def git_facts(
+    app: str, cwd: Path | None = None, timeout: float = GIT_TIMEOUT, started: Probe | None = None
+) -> GitFacts:
     """Everything git can tell without network in `timeout` seconds, or as much as it could.
 
     One `git status` says whether this is a work tree, the branch, its upstream's distance and
     whether tracked files changed; the rest (commit time, remotes, the remote's default branch)
     is read from the files in `.git`, which costs no process. Git is asked again only for a
-    commit it stores as a delta."""
+    commit it stores as a delta. `started` is that `git status` if `start_git` began it."""
     deadline = time.monotonic() + timeout
-    status = probe(
-        ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"], cwd, timeout
-    )
+    status = (started or start_git(cwd)).result(timeout)
     if status is None:
         return GitFacts()
     if status.returncode != 0:

@@ -141,12 +141,17 @@ class _Prefetch:
         self.thread = runner.start_thread(self._work, "send_metrics-prefetch")
 
     def _work(self) -> None:
+        from send_metrics import facts
+
+        git = facts.start_git()  # git runs on another core while the imports below load
         # Imported here, on the thread, so the main thread never waits for them.
-        from send_metrics import delivery, event, facts, sinks, store  # noqa: F401
+        import http.client  # noqa: F401 - the HTTP client's, the costliest
+
+        from send_metrics import delivery, event, sinks, store  # noqa: F401
 
         target: Target | None = delivery.destination(self.settings)[0]
         self.machine = facts.machine_facts()
-        self.git = facts.git_facts(self.settings.app)
+        self.git = facts.git_facts(self.settings.app, started=git)
         if target is not None:  # last: a hanging DNS must not cost the facts above
             client = sinks.HttpClient(time.monotonic() + self.settings.deadline)
             client.prepare(target.url)
