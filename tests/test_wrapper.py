@@ -416,3 +416,24 @@ def test_anything_unusual_goes_to_click(argv: list[str]) -> None:
     from send_metrics import fastpath
 
     assert fastpath.parse(argv) is None
+
+
+@pytest.mark.parametrize(
+    ("config", "ran"),
+    [
+        ('[make]\nimpl_prefix = "do-"\n', "custom"),
+        ('[make]\n"impl_\\u0070refix" = "do-"\n', "custom"),  # a key spelt with an escape
+        ("[consent]\nversion = 1\n# no prefix here\n", "default"),
+        (None, "default"),
+    ],
+    ids=["set", "escaped", "not set", "no config"],
+)
+def test_wrap_uses_the_operators_impl_prefix(home: Path, config: str | None, ran: str) -> None:
+    """The prefix is read before the child starts, skipping the parse only when the file
+    cannot set it."""
+    if config is not None:
+        Path("send_metrics.toml").write_text(config)
+    Path("Makefile").write_text("do-t: ; @echo custom\nimpl-t: ; @echo default\n")
+    result = sm("wrap", "t")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ran
