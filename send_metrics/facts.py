@@ -67,42 +67,59 @@ class ProbeResult(NamedTuple):
 
 
 class Probe:
-    """A small command started now, with captured output collected later, so that the caller
-    can work while it runs."""
+    """A small command started now, with its output collected later, so that the caller can
+    work while it runs. Spawned directly (`posix_spawn`, a pipe, `select`): `subprocess` would
+    cost an import of ~3 ms in every collected run."""
 
     def __init__(self, argv: list[str], cwd: Path | None = None):
-        import subprocess
-
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "SYSTEMROOT", "TMPDIR")}
         env.update(LC_ALL="C", GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.pid = 0
+        self.out = b""
+        self.read_end, write_end = os.pipe()  # neither end is inherited (PEP 446)
+        if cwd is not None:  # posix_spawn cannot chdir: git's -C does it
+            argv = [argv[0], "-C", os.fspath(cwd), *argv[1:]]
         try:
-            self.proc = subprocess.Popen(
+            self.pid = os.posix_spawnp(
+                argv[0],
                 argv,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, write_end, 1),
+                    (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                ],
+                setsigmask=(),  # not the signals our thread blocks
             )
-        except (OSError, subprocess.SubprocessError, ValueError):
-            pass
+        except OSError:
+            os.close(self.read_end)
+        finally:
+            os.close(write_end)
 
     def result(self, timeout: float) -> ProbeResult | None:
         """The outcome within `timeout` seconds; None when it could not run or hangs (killed)."""
-        import subprocess
+        import select
 
-        if self.proc is None:
+        if not self.pid:
             return None
+        deadline = time.monotonic() + max(timeout, 0.01)
         try:
-            out, _err = self.proc.communicate(timeout=max(timeout, 0.01))
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self.read_end], [], [], left)[0]:
+                    os.kill(self.pid, 9)  # SIGKILL: it hangs, and costs only its own fields
+                    os.waitpid(self.pid, 0)
+                    return None
+                chunk = os.read(self.read_end, 65536)
+                if not chunk:
+                    break
+                self.out += chunk
+            _pid, status = os.waitpid(self.pid, 0)
+        except OSError:
             return None
-        except (OSError, subprocess.SubprocessError, ValueError):
-            return None
-        return ProbeResult(self.proc.returncode, out.decode("utf-8", "replace"))
+        finally:
+            os.close(self.read_end)
+        return ProbeResult(os.waitstatus_to_exitcode(status), self.out.decode("utf-8", "replace"))
 
 
 def probe(argv: list[str], cwd: Path | None, timeout: float) -> ProbeResult | None:

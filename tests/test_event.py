@@ -169,17 +169,33 @@ def test_git_missing_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert facts.git_facts("app", repo) == facts.GitFacts()
 
 
-def test_git_that_hangs_costs_only_the_git_fields(fp, tmp_path: Path) -> None:
-    fp.register(["git", fp.any()], wait=30)
+def fake_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    """A real `git` program first on PATH that does what `script` says."""
+    folder = tmp_path / "fake-bin"
+    folder.mkdir()
+    git = folder / "git"
+    git.write_text(f"#!/bin/sh\n{script}\n")
+    git.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_git_that_hangs_costs_only_the_git_fields(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo(tmp_path / "r")
+    fake_git(tmp_path, monkeypatch, "exec sleep 30")
     started = time.monotonic()
-    found = facts.git_facts("app", tmp_path, timeout=0.3)
+    found = facts.git_facts("app", repo, timeout=0.3)
     assert found == facts.GitFacts()
     assert time.monotonic() - started < 5  # bounded by the timeout, not by the hang
 
 
-def test_broken_git_costs_only_the_git_fields(fp, tmp_path: Path) -> None:
-    fp.register(["git", fp.any()], returncode=1, stderr="error: broken")
-    assert facts.git_facts("app", tmp_path) == facts.GitFacts()
+def test_broken_git_costs_only_the_git_fields(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo(tmp_path / "r")
+    fake_git(tmp_path, monkeypatch, 'echo "error: broken" >&2; exit 1')
+    assert facts.git_facts("app", repo) == facts.GitFacts()
 
 
 def test_remote_credentials_never_reach_the_hash() -> None:
