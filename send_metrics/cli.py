@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,8 @@ from send_metrics.output import warn
 
 # Deferred imports: each command loads only what it uses (click itself is never loaded
 # by a wrapped run, see fastpath).
+if TYPE_CHECKING:
+    from send_metrics import stats_text
 
 _PASS_THROUGH = {"ignore_unknown_options": True, "allow_interspersed_args": False}
 
@@ -179,33 +181,82 @@ def schema() -> None:
 
 
 @cli.command()
-def stats() -> None:
-    """Your own local history: per command, runs, failures, median and p95 duration."""
-    rows = reports.stats(_settings())
-    if not rows:
-        click.echo("No runs recorded yet (nothing is recorded before you opt in).")
+@click.option(
+    "--since",
+    metavar="7d|30d|DATE",
+    help="Only runs started at or after this: 7d, 30d, 12h, 2w ago, or a date (00:00 UTC).",
+)
+@click.option("--command", "command", metavar="NAME", help="One command in detail.")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts (documented keys).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV for scripts (documented columns).")
+@click.option("--html", "html_file", metavar="FILE", help="Write a page of charts ('-': stdout).")
+def stats(
+    since: str | None, command: str | None, as_json: bool, as_csv: bool, html_file: str | None
+) -> None:
+    """Your own local history: per command, runs, failures, durations, time spent, trends."""
+    from send_metrics import stats as numbers
+    from send_metrics import stats_text
+
+    if as_json + as_csv + bool(html_file) > 1:
+        raise click.UsageError("choose one of --json, --csv and --html")
+    try:
+        window = numbers.window(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--since'") from None
+    settings = _settings()
+    runs = numbers.load_runs(settings)
+    if html_file:
+        from send_metrics import report_html
+
+        report = numbers.report(
+            [r for r in runs if r.command == command] if command else runs, window
+        )
+        slowest = report_html.slowest_command(report)
+        found = None
+        if slowest is not None:
+            found = numbers.detail(report, slowest, numbers.command_events(settings, slowest))
+        report_html.write(html_file, report_html.page(report, found, settings.app))
+        if html_file != "-":
+            click.echo(f"Wrote {html_file} ({len(report.runs)} runs).")
         return
-    header = ("command", "runs", "failures", "median", "p95", "last run (UTC)")
-    table = [header] + [
-        (
-            r.command,
-            str(r.runs),
-            str(r.failures),
-            _seconds(r.median_ms),
-            _seconds(r.p95_ms),
-            r.last_run[:19].replace("T", " "),
-        )
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        click.echo(
-            "  ".join(
-                cell.ljust(w) if i in (0, len(header) - 1) else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            ).rstrip()
-        )
+    report = numbers.report(runs, window)
+    if command is None:
+        if as_json:
+            click.echo(stats_text.report_json(report))
+        elif as_csv:
+            click.echo(stats_text.report_csv(report), nl=False)
+        else:
+            for line in stats_text.table(report, _style(), len(runs)):
+                click.echo(line)
+        return
+    found = numbers.detail(report, command, numbers.command_events(settings, command))
+    if as_json:
+        click.echo(stats_text.detail_json(found, command, window))
+    elif as_csv:
+        click.echo(stats_text.runs_csv(found.runs), nl=False)
+    else:
+        known = sorted({r.command for r in runs})
+        close = numbers.suggestions(command, known) if found.stats is None else []
+        for line in stats_text.detail_text(found, command, window, _style(), close):
+            click.echo(line)
 
 
-def _seconds(ms: float) -> str:
-    return f"{ms / 1000:.2f}s" if ms >= 1000 else f"{ms:.0f}ms"
+def _style() -> stats_text.Style:
+    """The terminal's width (COLUMNS wins), colour only on a terminal and never with NO_COLOR."""
+    import os
+    import shutil
+
+    from send_metrics.stats_text import Style
+
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "▁█↑…".encode(encoding)
+        unicode = True
+    except (LookupError, UnicodeEncodeError):
+        unicode = False
+    color = (
+        sys.stdout.isatty()
+        and not os.environ.get("NO_COLOR")
+        and os.environ.get("TERM", "") != "dumb"
+    )
+    return Style(max(20, shutil.get_terminal_size().columns), color, unicode)

@@ -1,10 +1,9 @@
-"""What `status` and `stats` report: plain data from the config, the state and the store."""
+"""What `status` reports: plain data from the config, the state and the store."""
 
 from __future__ import annotations
 
 import os
 import time
-from typing import NamedTuple
 
 from send_metrics import config, delivery, sinks, store
 from send_metrics.config import Settings
@@ -125,53 +124,3 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
             in_force.append(f"{name}={shown}")
     lines.append(("environment overrides", ", ".join(in_force) or "(none)"))
     return lines
-
-
-class CommandStats(NamedTuple):
-    """One line of `send_metrics stats`."""
-
-    command: str
-    runs: int
-    failures: int
-    median_ms: float
-    p95_ms: float
-    last_run: str
-
-
-def _percentile(sorted_values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile: a value that was really observed."""
-    import math
-
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def stats(settings: Settings) -> list[CommandStats]:
-    """Per command: runs, failures, median and p95 duration, last run; from the local history."""
-    import statistics
-
-    path = store.db_path(data_dir(settings.app))
-    if not path.exists():
-        return []
-    db = store.Store(path)
-    try:
-        rows = db.history()
-    finally:
-        db.close()
-    by_command: dict[str, list[tuple[str, float, int]]] = {}
-    for command, start, duration, failed in rows:
-        by_command.setdefault(command, []).append((start, duration, failed))
-    result = []
-    for command, runs in sorted(by_command.items()):
-        durations = sorted(d for _, d, _ in runs)
-        result.append(
-            CommandStats(
-                command,
-                len(runs),
-                sum(f for _, _, f in runs),
-                statistics.median(durations),
-                _percentile(durations, 0.95),
-                max(s for s, _, _ in runs),
-            )
-        )
-    return result

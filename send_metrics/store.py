@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from send_metrics.errors import StoreError
 
@@ -252,6 +252,25 @@ class Store:
             ).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.path} ({_reason(exc)})") from None
+
+    def events_of(self, command: str) -> list[dict[str, Any]]:
+        """The recorded events of one command, oldest first; one that is not JSON is skipped."""
+        try:
+            rows = self._db.execute(
+                "SELECT event FROM history WHERE command = ? ORDER BY start_time, rowid",
+                (command,),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.path} ({_reason(exc)})") from None
+        events = []
+        for (text,) in rows:
+            try:
+                event = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+        return events
 
 
 def wipe(data_dir: Path) -> bool:

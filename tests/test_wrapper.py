@@ -343,33 +343,6 @@ def test_portable_signal_path_without_sigtimedwait(monkeypatch: pytest.MonkeyPat
     assert result.exit_code is None and result.status == 128 + signal.SIGTERM
 
 
-def test_stats_median_and_p95_from_the_history(home: Path) -> None:
-    import json
-
-    from send_metrics import config, files, reports, store
-
-    event = json.loads(sm("preview", "--", "true").stdout)
-    db = store.Store(store.db_path(files.data_dir("send_metrics")))
-    for i in range(1, 21):  # durations 10, 20, ... 200 ms; every fifth run fails
-        db.record(
-            {
-                **event,
-                "message_id": f"{i:08d}-0000-4000-8000-000000000000",
-                "duration_ms": i * 10.0,
-                "exit_code": int(i % 5 == 0),
-                "start_time": f"2026-11-24T10:00:{i:02d}.000+00:00",
-            },
-            queue=False,
-        )
-    db.close()
-    [row] = reports.stats(config.Settings())
-    assert (row.command, row.runs, row.failures) == ("true", 20, 4)
-    assert (row.median_ms, row.p95_ms) == (105.0, 190.0)
-    assert row.last_run == "2026-11-24T10:00:20.000+00:00"
-    shown = sm("stats").stdout.splitlines()
-    assert shown[1].split() == ["true", "20", "4", "105ms", "190ms", "2026-11-24", "10:00:20"]
-
-
 @pytest.mark.parametrize(
     "argv",
     [
