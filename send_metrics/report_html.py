@@ -10,10 +10,12 @@ import base64
 import hashlib
 import math
 import statistics
+import sys
 from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import NamedTuple
 
+from send_metrics.errors import MetricsError
 from send_metrics.stats import CommandStats, Detail, Report, Run
 from send_metrics.stats_text import human
 
@@ -412,10 +414,6 @@ def slowest_command(report: Report) -> str | None:
 
 def write(path: str, text: str) -> None:
     """Write the page to `path` (`-`: standard output); a path we cannot write is one line."""
-    import sys
-
-    from send_metrics.errors import MetricsError
-
     if path == "-":
         sys.stdout.write(text)
         return

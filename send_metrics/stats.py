@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import statistics
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+from send_metrics import store
+from send_metrics.files import data_dir
 
 if TYPE_CHECKING:
     from send_metrics.config import Settings
@@ -137,9 +141,6 @@ def window(since: str | None) -> Period:
 
 def load_runs(settings: Settings) -> list[Run]:
     """Every run in the local history, oldest first; an absent store is an empty history."""
-    from send_metrics import store
-    from send_metrics.files import data_dir
-
     path = store.db_path(data_dir(settings.app))
     if not path.exists():
         return []
@@ -316,9 +317,6 @@ def _is_number(value: object) -> bool:
 
 def command_events(settings: Settings, command: str) -> list[dict[str, Any]]:
     """The recorded events of one command, oldest first, for its make breakdown."""
-    from send_metrics import store
-    from send_metrics.files import data_dir
-
     path = store.db_path(data_dir(settings.app))
     if not path.exists():
         return []
@@ -331,6 +329,4 @@ def command_events(settings: Settings, command: str) -> list[dict[str, Any]]:
 
 def suggestions(command: str, known: list[str]) -> list[str]:
     """Recorded command names close to a mistyped one."""
-    import difflib
-
     return difflib.get_close_matches(command, known, n=3, cutoff=0.6)

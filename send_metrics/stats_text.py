@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import textwrap
 from collections.abc import Sequence
 from datetime import datetime
@@ -185,8 +186,6 @@ def table(report: Report, style: Style, recorded: int) -> list[str]:
 
 def _visible(cell: str) -> int:
     """A cell's width on screen: colour codes take none."""
-    import re
-
     return len(re.sub(r"\x1b\[[0-9;]*m", "", cell))
 
 
