@@ -34,6 +34,7 @@ _KEYS: dict[str, tuple[type, str, Any, str]] = {
     "report.endpoint": (str, "endpoint", None, ""),
     "report.write_key": (str, "write_key", None, ""),
     "report.headers": (dict, "headers", None, ""),
+    "report.ca_bundle": (str, "ca_bundle", None, ""),
     "report.deadline": (float, "deadline", lambda v: 0 < v <= 60, "between 0 and 60 seconds"),
     "report.queue_max_events": (int, "queue_max_events", lambda v: v >= 1, "1 or more"),
     "report.queue_max_age_days": (float, "queue_max_age_days", lambda v: v > 0, "above 0"),
@@ -59,6 +60,7 @@ class Settings(NamedTuple):
     endpoint: str = ""
     write_key: str = ""
     headers: dict[str, str] = {}  # noqa: RUF012 - a shared default, never mutated
+    ca_bundle: str = ""  # certificates (a PEM file or a directory) trusted for the endpoint
     deadline: float = 2.0
     queue_max_events: int = 1000
     queue_max_age_days: float = 30.0

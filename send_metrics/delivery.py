@@ -10,6 +10,8 @@ from send_metrics import config, runner
 from send_metrics.errors import DeliveryError, MetricsError
 from send_metrics.output import warn
 
+MAX_LEASE_S = 300.0  # a claimed event goes back to the queue after this, whatever happened
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -30,6 +32,8 @@ def destination(settings: Settings) -> tuple[Target | None, str | None]:
 
     if settings.sink == "local" or config.env_flag("SEND_METRICS_DEBUG"):
         return None, None
+    if settings.sink == "otlp" and sinks.otel_disabled():
+        return None, None  # OTEL_SDK_DISABLED=true: the history only, as with the local sink
     try:
         return sinks.resolve(settings), None
     except MetricsError as exc:
@@ -72,7 +76,7 @@ def report(
 
         sys.stderr.write("send_metrics debug: " + json.dumps(event) + "\n")
     if target is not None:
-        error = flush(db, target, deadline, client=client)
+        error = flush(db, target, deadline, client=client)  # quiet while backing off
     if error:
         warn(f"{error}; the event is queued for a later run or `send_metrics flush`")
 
@@ -93,19 +97,34 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
     if problem:
         raise DeliveryError(problem)
     if target is None:
-        reason = (
-            "SEND_METRICS_DEBUG is set: events are printed, not sent"
-            if settings.sink != "local"
-            else "The sink is 'local': nothing is ever sent."
-        )
+        reason = "The sink is 'local': nothing is ever sent."
+        if config.env_flag("SEND_METRICS_DEBUG") and settings.sink != "local":
+            reason = "SEND_METRICS_DEBUG is set: events are printed, not sent"
+        elif settings.sink != "local":
+            reason = "OTEL_SDK_DISABLED=true: nothing is sent"
         return FlushOutcome("", reason, 0, 0, None)
     if not _store_path(settings).exists():
         return FlushOutcome(target.shown, "", 0, 0, None)
     db = _open_store(settings)
     before = db.counts().queued
-    error = flush(db, target, time.monotonic() + timeout, batch=400)
+    error = flush(db, target, time.monotonic() + timeout, batch=400, force=True)
     left = db.counts().queued
     return FlushOutcome(target.shown, "", before, left, error)
+
+
+def backing_off(settings: Settings, target: Target) -> bool:
+    """True while runs only queue (Retry-After or a back-off): nothing may connect, not even
+    the connection prepared while the child runs."""
+    if not _store_path(settings).exists():
+        return False
+    try:
+        db = _open_store(settings, busy_timeout=0.2)
+        try:
+            return db.not_before(target.fingerprint) > time.time()
+        finally:
+            db.close()
+    except MetricsError:
+        return False
 
 
 def flush(
@@ -114,12 +133,15 @@ def flush(
     deadline: float,
     batch: int = 100,
     client: HttpClient | None = None,
+    force: bool = False,
 ) -> str | None:
-    """Deliver queued events oldest first until done or the deadline; the last error, if any."""
+    """Deliver queued events oldest first until done or the deadline; the last error, if any.
+    While the endpoint asked to wait or is backed off, nothing is tried unless `force` (the
+    `flush` command always tries)."""
     outcome: dict[str, str | None] = {"error": None}
     claimed: list[str] = []  # appended by the sender thread, read here
-    if db.counts().not_before > time.time():
-        return "the endpoint asked to wait (Retry-After)"
+    if not force and db.not_before(target.fingerprint) > time.time():
+        return None
 
     def work() -> None:
         from send_metrics import sinks
@@ -127,18 +149,20 @@ def flush(
         while time.monotonic() < deadline:
             # The lease outlives this process's deadline by a little: a wrapper killed while
             # sending leaves its events to others soon after, never while it may still send.
-            events = db.claim(batch, lease_s=deadline - time.monotonic() + 2.0)
+            # Never more than a few minutes, even for `flush --timeout inf`.
+            lease = min(deadline - time.monotonic() + 2.0, MAX_LEASE_S)
+            events = db.claim(batch, lease_s=lease)
             if not events:
                 return
             claimed.extend(e["message_id"] for e in events)
             stop = False
 
-            def on_result(ids: list[str], exc: DeliveryError | None) -> None:
+            def on_result(ids: list[str], exc: DeliveryError | None, refused: int) -> None:
                 nonlocal stop
                 if exc is None:
-                    db.delivered(ids)
+                    db.delivered(ids, refused)
                 elif exc.retry:
-                    db.failed(ids, str(exc), exc.retry_after)
+                    db.failed(ids, str(exc), exc.retry_after, exc.backs_off, target.fingerprint)
                     outcome["error"] = str(exc)
                     stop = True
                 else:
@@ -148,7 +172,8 @@ def flush(
             try:
                 sinks.deliver(target, events, deadline, on_result, client)
             except MetricsError as exc:
-                db.failed([e["message_id"] for e in events], str(exc), None)
+                ids = [e["message_id"] for e in events]
+                db.failed(ids, str(exc), None, True, target.fingerprint)
                 outcome["error"] = str(exc)
                 return
             if stop:
@@ -163,7 +188,8 @@ def flush(
             outcome["error"] = f"delivery failed ({type(exc).__name__})"
 
     thread = runner.start_thread(guarded, "send_metrics-send")
-    thread.join(max(0.0, deadline - time.monotonic()))
+    left = deadline - time.monotonic()
+    thread.join(None if left == float("inf") else max(0.0, left))
     if thread.is_alive():
         error = "the endpoint did not answer within report.deadline"
         # The sender is abandoned mid-request; free its claims so the next run or flush can
@@ -172,7 +198,7 @@ def flush(
 
         try:
             other = store.Store(db.path, busy_timeout=0.2)
-            other.failed(claimed[:], error, None)
+            other.failed(claimed[:], error, None, True, target.fingerprint)  # unreachable
             other.close()
         except MetricsError:
             pass  # the claims' short lease runs out on its own

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Literal
 
 
 class ExitCode(IntEnum):
@@ -32,13 +33,33 @@ class StoreError(MetricsError):
     """The local history and queue cannot be read or written."""
 
 
+# What a failed delivery means for the queue: kept and retried by a later run ("busy"); kept
+# with a growing back-off ("unreachable": timeout, refused, DNS, TLS; "config": the operator's
+# key, endpoint or certificates are wrong); dropped and counted ("reject"); or a batch that must
+# be split to find the event at fault ("split").
+FailureKind = Literal["busy", "unreachable", "config", "reject", "split"]
+
+
 class DeliveryError(MetricsError):
     """An endpoint refused, failed or did not answer in time."""
 
-    def __init__(self, message: str, *, retry: bool = True, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry: bool = True,
+        retry_after: float | None = None,
+        kind: FailureKind | None = None,
+    ):
         super().__init__(message)
-        self.retry = retry
+        self.kind: FailureKind = kind or ("busy" if retry else "reject")
+        self.retry = self.kind not in ("reject", "split")
         self.retry_after = retry_after
+
+    @property
+    def backs_off(self) -> bool:
+        """Later runs only queue for a while: trying again at once would cost every run."""
+        return self.kind in ("unreachable", "config")
 
 
 class CommandNotFound(MetricsError):

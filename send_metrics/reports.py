@@ -27,6 +27,27 @@ OVERRIDES = (
     "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
     "OTEL_EXPORTER_OTLP_TIMEOUT",
     "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SDK_DISABLED",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
     "XDG_CONFIG_HOME",
     "XDG_DATA_HOME",
 )
@@ -108,9 +129,27 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
                 lines.append(("last delivery", counts.last_delivery))
             if counts.last_error:
                 lines.append(("last error", counts.last_error))
+            if counts.partial_rejected:
+                lines.append(
+                    (
+                        "refused by the collector",
+                        f"{counts.partial_rejected} (OTLP partial success)",
+                    )
+                )
             if counts.not_before > time.time():
                 wait = counts.not_before - time.time()
-                lines.append(("waiting", f"the endpoint asked to wait {wait:.0f} s more"))
+                why = (
+                    f"back-off after {counts.backoff_step} failed attempt(s) in a row"
+                    if counts.backoff_step
+                    else "the endpoint asked to wait (Retry-After)"
+                )
+                lines.append(
+                    (
+                        "waiting",
+                        f"{why}: runs only queue for {wait:.0f} s more; "
+                        "`send_metrics flush` tries now",
+                    )
+                )
         except MetricsError as exc:
             lines.append(("store", str(exc)))
     else:
@@ -121,6 +160,8 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
             shown = "***" if any(s in name for s in _SECRET_VARS) else os.environ[name]
             if name.endswith("ENDPOINT"):
                 shown = sinks.mask_url(shown)
+            elif name.lower() in ("https_proxy", "http_proxy", "all_proxy"):
+                shown = sinks.mask_url(shown if "://" in shown else f"http://{shown}")
             in_force.append(f"{name}={shown}")
     lines.append(("environment overrides", ", ".join(in_force) or "(none)"))
     return lines

@@ -1,32 +1,46 @@
-"""The network sinks (Segment, OTLP/HTTP JSON, plain HTTP): where events go and in what shape."""
+"""The network sinks (Segment, OTLP/HTTP, plain HTTP): where events go, in what shape, and what
+each endpoint's answer means for the queue. The way there (proxies, TLS) is `transport`'s."""
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import SplitResult, quote, unquote, urlsplit
+from urllib.parse import unquote
 
 from send_metrics import __version__
 from send_metrics.config import Settings
 from send_metrics.errors import DeliveryError
+from send_metrics.transport import Environ, HttpClient, Response, check_url, mask_url
 
 if TYPE_CHECKING:
-    from http.client import HTTPConnection
-
     from send_metrics.event import Event
 
-# Deferred imports: http.client and its email parsing (~10 ms) load on the prefetch thread
-# while the child runs; dates and sockets only where a reply needs them.
+__all__ = ["HttpClient", "Target", "deliver", "mask_url", "resolve"]
+
+# Deferred imports: http.client (in `transport`) loads on the prefetch thread while the child
+# runs; dates, zlib, protobuf and the e-mail date parser only where a request or reply needs them.
 
 DEFAULT_ENDPOINTS = {"segment": "https://api.segment.io", "otlp": "http://localhost:4318"}
-SEGMENT_MAX_BATCH_BYTES = 480_000  # Segment allows 500 KB a batch; keep a margin for the envelope
+# Segment's HTTP API limits, in bytes of JSON as sent: an event (a whole track request) and a
+# batch request; and events in a batch.
+SEGMENT_MAX_EVENT_BYTES = 32_000
+SEGMENT_MAX_BATCH_BYTES = 500_000
+SEGMENT_MAX_BATCH_EVENTS = 2_500
 OTLP_MAX_RECORDS = 500
-MAX_RESPONSE_BYTES = 65_536  # more than this of a reply is never read
-MAX_IDLE_S = 10.0  # an older prepared connection may have died (a laptop slept): open anew
+# What a status means, per sink; the rest of 4xx drops the event (counted) unless listed here.
+_RETRY = {
+    # Segment's HTTP API documentation: retry 408, 429 and 5xx except 501 and 505.
+    "segment": {408, 429, *(s for s in range(500, 600) if s not in (501, 505))},
+    # OTLP/HTTP: only these are retryable; any other failure is final for the data.
+    "otlp": {429, 502, 503, 504},
+    "http": {408, 429, *range(500, 600)},
+}
+_SPLIT = {400, 413, 422}  # the request's content is at fault: split a batch to find the event
+_CONFIG = {401, 403, 404, 405, 407}  # the operator's key or endpoint is wrong: keep the events
 
 # Event fields as OTLP attributes, named after the OpenTelemetry semantic conventions where one
 # exists; the rest live under `send_metrics.`. Resource attributes describe app and machine.
@@ -50,16 +64,44 @@ OTLP_RECORD = {
     "command_args": "process.command_args",
     "exit_code": "process.exit.code",
 }
+# host.arch's well-known values in the semantic conventions, from what `uname -m` says.
+HOST_ARCH = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "armv6l": "arm32",
+    "armv7l": "arm32",
+    "armv8l": "arm32",
+    "arm": "arm32",
+    "i386": "x86",
+    "i486": "x86",
+    "i586": "x86",
+    "i686": "x86",
+    "x86": "x86",
+    "ia64": "ia64",
+    "ppc": "ppc32",
+    "ppc64": "ppc64",
+    "ppc64le": "ppc64",
+    "s390x": "s390x",
+}
+OTLP_PROTOCOLS = ("http/json", "http/protobuf")
 
 
 class Target(NamedTuple):
-    """A resolved destination: sink, URLs and headers (which may hold secrets; never print them)."""
+    """A resolved destination: sink, URLs, headers (which may hold secrets; never print them),
+    and how to reach and speak to it."""
 
     sink: str
     url: str
     batch_url: str = ""
     headers: dict[str, str] = {}  # noqa: RUF012 - a shared default, never mutated
     timeout: float | None = None
+    ca_bundles: tuple[tuple[str, str], ...] = ()  # (setting, path) of certificates to trust
+    auth_setting: str = "report.headers"  # named when the endpoint says 401 or 403
+    protobuf: bool = False  # OTLP/HTTP binary encoding instead of JSON
+    gzip: bool = False
+    resource: tuple[tuple[str, str], ...] = ()  # OTLP resource attributes from OTEL_* variables
 
     def __repr__(self) -> str:
         return f"Target({self.sink!r}, {self.shown!r}, headers=***)"
@@ -69,72 +111,143 @@ class Target(NamedTuple):
         """The endpoint as it may be printed: no credentials, no query values."""
         return mask_url(self.url)
 
+    @property
+    def fingerprint(self) -> str:
+        """Tells destinations apart (a checksum, stored locally): a back-off recorded for one
+        does not hold once the operator fixed the endpoint, key or certificates."""
+        import zlib
 
-def mask_url(url: str) -> str:
-    """A URL with user name, password and query values replaced by `***`."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        if parts.username or parts.password:
-            host = f"***@{host}"
-        query = "&".join(f"{kv.split('=', 1)[0]}=***" for kv in parts.query.split("&") if kv)
-        return SplitResult(parts.scheme, host, parts.path, query, "").geturl()
-    except ValueError:
-        return "(unparseable URL)"
+        return f"{zlib.crc32(repr(tuple(self) + tuple(sorted(self.headers.items()))).encode()):08x}"
 
 
-def _otel(name: str, environ: dict[str, str]) -> str:
-    return environ.get(f"OTEL_EXPORTER_OTLP_LOGS_{name}") or environ.get(
-        f"OTEL_EXPORTER_OTLP_{name}", ""
-    )
+def _otel(name: str, environ: Environ) -> tuple[str, str]:
+    """An OTLP exporter variable, the logs-specific one first: (variable name, value)."""
+    for var in (f"OTEL_EXPORTER_OTLP_LOGS_{name}", f"OTEL_EXPORTER_OTLP_{name}"):
+        if environ.get(var, "").strip():
+            return var, environ[var].strip()
+    return f"OTEL_EXPORTER_OTLP_{name}", ""
 
 
-def _otel_headers(text: str) -> dict[str, str]:
-    headers = {}
+def _otel_pairs(text: str) -> dict[str, str]:
+    """`key=value,key2=value2` with percent-encoded parts (OTEL headers, resource attributes)."""
+    pairs = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
         if sep and key.strip():
-            headers[unquote(key.strip())] = unquote(value.strip())
-    return headers
+            pairs[unquote(key.strip())] = unquote(value.strip())
+    return pairs
 
 
-def resolve(settings: Settings, environ: dict[str, str] | None = None) -> Target | None:
+def otel_disabled(environ: Environ | None = None) -> bool:
+    """OTEL_SDK_DISABLED=true (the specification's only true value): the otlp sink sends nothing."""
+    env = os.environ if environ is None else environ
+    return env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
+def _bundles(settings: Settings, env: Environ, extra: tuple[str, str] = ("", "")) -> list[Any]:
+    found = [extra] if extra[1] else []
+    if settings.ca_bundle:
+        found.append(("report.ca_bundle", settings.ca_bundle))
+    for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # what requests honours, in its order
+        if env.get(var):
+            found.append((var, env[var]))
+            break
+    return found
+
+
+def _otlp(settings: Settings, env: Environ, override: str) -> Target:
+    logs_var = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"  # used as it is: no path appended
+    logs_url = env.get(logs_var, "").strip()
+    if override or not logs_url:
+        base_var, base = "report.endpoint", settings.endpoint or DEFAULT_ENDPOINTS["otlp"]
+        if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            base_var, base = "OTEL_EXPORTER_OTLP_ENDPOINT", env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        if override:
+            base_var, base = "SEND_METRICS_ENDPOINT", override
+        check_url(base, base_var)
+        logs_url = f"{base.rstrip('/')}/v1/logs"
+    else:
+        check_url(logs_url, logs_var)
+    var, protocol = _otel("PROTOCOL", env)
+    protocol = protocol.lower() or "http/json"
+    if protocol not in OTLP_PROTOCOLS:
+        hint = "; only OTLP/HTTP is spoken" if protocol == "grpc" else ""
+        raise DeliveryError(
+            f"{var}={protocol} is not supported (use http/json or http/protobuf){hint}",
+            kind="config",
+        )
+    if protocol == "http/protobuf":
+        import importlib.util
+
+        if importlib.util.find_spec("opentelemetry.proto") is None:
+            raise DeliveryError(
+                f"{var}=http/protobuf needs opentelemetry-proto: "
+                "pip install 'send-metrics[protobuf]' (or use http/json)",
+                kind="config",
+            )
+    cvar, compression = _otel("COMPRESSION", env)
+    if compression.lower() not in ("", "none", "gzip"):
+        raise DeliveryError(f"{cvar}={compression} is not supported (gzip or none)", kind="config")
+    headers = {**settings.headers, **_otel_pairs(_otel("HEADERS", env)[1])}
+    timeout = None
+    try:
+        timeout = float(_otel("TIMEOUT", env)[1]) / 1000.0 or None
+    except ValueError:
+        pass
+    resource = _otel_pairs(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+    if env.get("OTEL_SERVICE_NAME", "").strip():
+        resource["service.name"] = env["OTEL_SERVICE_NAME"].strip()
+    return Target(
+        "otlp",
+        logs_url,
+        logs_url,
+        headers,
+        timeout,
+        tuple(_bundles(settings, env, _otel("CERTIFICATE", env))),
+        "report.headers or OTEL_EXPORTER_OTLP_HEADERS",
+        protocol == "http/protobuf",
+        compression.lower() == "gzip",
+        tuple(resource.items()),
+    )
+
+
+def resolve(settings: Settings, environ: Environ | None = None) -> Target | None:
     """Where events go for these settings and environment; None for the local sink."""
-    env = dict(os.environ if environ is None else environ)
+    env = os.environ if environ is None else environ
     sink = settings.sink
     override = env.get("SEND_METRICS_ENDPOINT", "")
+    setting = "SEND_METRICS_ENDPOINT" if override else "report.endpoint"
     if sink == "local":
         return None
     if sink == "segment":
         if not settings.write_key:
             raise DeliveryError("report.sink is 'segment' but report.write_key is not set")
-        base = (override or settings.endpoint or DEFAULT_ENDPOINTS["segment"]).rstrip("/")
-        auth = base64.b64encode(f"{settings.write_key}:".encode()).decode()
+        base = override or settings.endpoint or DEFAULT_ENDPOINTS["segment"]
+        check_url(base, setting)
+        base = base.rstrip("/")
+        auth = binascii.b2a_base64(f"{settings.write_key}:".encode(), newline=False).decode()
         headers = {**settings.headers, "Authorization": f"Basic {auth}"}
-        return Target("segment", f"{base}/v1/track", f"{base}/v1/batch", headers)
+        bundles = tuple(_bundles(settings, env))
+        return Target(
+            "segment", f"{base}/v1/track", f"{base}/v1/batch", headers, None, bundles,
+            "report.write_key",
+        )  # fmt: skip
     if sink == "otlp":
-        logs_url = env.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "")
-        if override or not logs_url:
-            base = (
-                override
-                or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-                or settings.endpoint
-                or DEFAULT_ENDPOINTS["otlp"]
-            ).rstrip("/")
-            logs_url = f"{base}/v1/logs"
-        headers = {**settings.headers, **_otel_headers(_otel("HEADERS", env))}
-        timeout = None
-        try:
-            timeout = float(_otel("TIMEOUT", env)) / 1000.0 or None
-        except ValueError:
-            pass
-        return Target("otlp", logs_url, logs_url, headers, timeout)
+        return _otlp(settings, env, override)
     url = override or settings.endpoint
     if not url:
-        raise DeliveryError("report.sink is 'http' but no endpoint is set", retry=True)
-    return Target("http", url, url, dict(settings.headers))
+        raise DeliveryError("report.sink is 'http' but no endpoint is set", kind="config")
+    check_url(url, setting)
+    return Target("http", url, url, dict(settings.headers), None, tuple(_bundles(settings, env)))
+
+
+# ---- Segment ----
+
+
+def _now_iso() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def segment_message(event: Event) -> dict[str, Any]:
@@ -146,6 +259,7 @@ def segment_message(event: Event) -> dict[str, Any]:
         "type": "track",
         "event": event["event"],
         "anonymousId": event["anonymous_id"],
+        "userId": None,  # anonymous only, as Segment's own clients send it
         "messageId": event["message_id"],
         "timestamp": event["start_time"],
         "properties": properties,
@@ -153,7 +267,46 @@ def segment_message(event: Event) -> dict[str, Any]:
             "library": {"name": "send_metrics", "version": __version__},
             "ip": "0.0.0.0",  # noqa: S104 - not a bind: tells Segment to record no address
         },
+        "integrations": {},
     }
+
+
+def _segment_requests(target: Target, events: list[Event]) -> Iterator[_Request]:
+    """Segment requests within its limits; `sentAt` on each, so Segment corrects clock skew."""
+    if len(events) == 1:
+        message = segment_message(events[0])
+        body = json.dumps({**message, "sentAt": _now_iso()}).encode()
+        if len(body) > SEGMENT_MAX_EVENT_BYTES:
+            yield _Request(target.url, events, None, "over Segment's 32 KB limit for an event")
+        else:
+            yield _Request(target.url, events, body, "")
+        return
+    sent_at = json.dumps(_now_iso()).encode()
+    envelope = len(b'{"batch":[],"sentAt":}') + len(sent_at)
+    chunk: list[bytes] = []
+    members: list[Event] = []
+    size = envelope
+    for event in events:
+        item = json.dumps(segment_message(event)).encode()
+        if len(item) > SEGMENT_MAX_EVENT_BYTES:
+            yield _Request(target.url, [event], None, "over Segment's 32 KB limit for an event")
+            continue
+        full = size + len(item) + (1 if chunk else 0) > SEGMENT_MAX_BATCH_BYTES
+        if chunk and (full or len(chunk) == SEGMENT_MAX_BATCH_EVENTS):
+            yield _Request(target.batch_url, members, _batch(chunk, sent_at), "")
+            chunk, members, size = [], [], envelope
+        chunk.append(item)
+        members.append(event)
+        size += len(item) + (1 if len(chunk) > 1 else 0)
+    if chunk:
+        yield _Request(target.batch_url, members, _batch(chunk, sent_at), "")
+
+
+def _batch(items: list[bytes], sent_at: bytes) -> bytes:
+    return b'{"batch":[' + b",".join(items) + b'],"sentAt":' + sent_at + b"}"
+
+
+# ---- OTLP ----
 
 
 def _any_value(value: Any) -> dict[str, Any]:
@@ -168,8 +321,18 @@ def _any_value(value: Any) -> dict[str, Any]:
     return {"stringValue": str(value)}
 
 
-def _attributes(event: Event, names: dict[str, str]) -> list[dict[str, Any]]:
-    fields: Mapping[str, object] = event
+def _otlp_fields(event: Event) -> dict[str, Any]:
+    """The event's values as the semantic conventions want them: `process.command_args` is the
+    whole command line (the command first), `host.arch` one of the well-known values."""
+    fields: dict[str, Any] = dict(event)
+    if event.get("command_args") is not None:
+        fields["command_args"] = [event["command"], *(event["command_args"] or [])]
+    arch = str(event.get("arch") or "")
+    fields["arch"] = HOST_ARCH.get(arch, arch) or None
+    return fields
+
+
+def _attributes(fields: Mapping[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
     return [
         {"key": names[k], "value": _any_value(fields[k])}
         for k in names
@@ -177,8 +340,10 @@ def _attributes(event: Event, names: dict[str, str]) -> list[dict[str, Any]]:
     ]
 
 
-def otlp_request(events: list[Event]) -> dict[str, Any]:
-    """An OTLP/HTTP JSON ExportLogsServiceRequest: one log record per event."""
+def otlp_request(events: list[Event], resource: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+    """An OTLP/HTTP ExportLogsServiceRequest in its JSON form: one log record per event.
+    `resource` (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME) is added to each resource; the
+    event's own facts win over it, except that OTEL_SERVICE_NAME names the service."""
     from datetime import datetime
 
     used = {*OTLP_RESOURCE, *OTLP_RECORD}
@@ -186,6 +351,7 @@ def otlp_request(events: list[Event]) -> dict[str, Any]:
     observed = str(time.time_ns())
     resource_logs = []
     for event in events:
+        fields = _otlp_fields(event)
         start_ns = int(datetime.fromisoformat(event["start_time"]).timestamp() * 1e9)
         record = {
             "timeUnixNano": str(start_ns),
@@ -194,11 +360,20 @@ def otlp_request(events: list[Event]) -> dict[str, Any]:
             "severityText": "INFO",
             "eventName": event["event"],
             "body": {"stringValue": event["event"]},
-            "attributes": _attributes(event, {**OTLP_RECORD, **rest}),
+            "attributes": _attributes(fields, {**OTLP_RECORD, **rest}),
         }
+        own = _attributes(fields, OTLP_RESOURCE)
+        mine = {a["key"] for a in own}
+        env_attrs = dict(resource)
+        if "service.name" in env_attrs:
+            own = [a for a in own if a["key"] != "service.name"]
+            mine.discard("service.name")
+        extra = [
+            {"key": k, "value": {"stringValue": v}} for k, v in env_attrs.items() if k not in mine
+        ]
         resource_logs.append(
             {
-                "resource": {"attributes": _attributes(event, OTLP_RESOURCE)},
+                "resource": {"attributes": extra + own},
                 "scopeLogs": [
                     {
                         "scope": {"name": "send_metrics", "version": __version__},
@@ -210,43 +385,67 @@ def otlp_request(events: list[Event]) -> dict[str, Any]:
     return {"resourceLogs": resource_logs}
 
 
-def _segment_bodies(events: list[Event]) -> Iterator[tuple[bool, list[str], bytes]]:
-    """Segment requests: (is_batch, message ids, body), each batch within Segment's size limits."""
-    if len(events) == 1:
-        body = json.dumps(segment_message(events[0])).encode()
-        yield False, [events[0]["message_id"]], body
-        return
-    chunk: list[bytes] = []
-    ids: list[str] = []
-    size = 0
-    for event in events:
-        item = json.dumps(segment_message(event)).encode()  # under 32 KB: see event.py
-        if chunk and size + len(item) > SEGMENT_MAX_BATCH_BYTES:
-            yield True, ids, b'{"batch":[' + b",".join(chunk) + b"]}"
-            chunk, ids, size = [], [], 0
-        chunk.append(item)
-        ids.append(event["message_id"])
-        size += len(item) + 1
-    if chunk:
-        yield True, ids, b'{"batch":[' + b",".join(chunk) + b"]}"
+def _otlp_body(target: Target, events: list[Event]) -> bytes:
+    request = otlp_request(events, target.resource)
+    if not target.protobuf:
+        return json.dumps(request).encode()
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+    message = json_format.ParseDict(
+        request, logs_service_pb2.ExportLogsServiceRequest(), ignore_unknown_fields=True
+    )
+    return bytes(message.SerializeToString())
 
 
-def requests_for(target: Target, events: list[Event]) -> Iterator[tuple[str, list[str], bytes]]:
-    """Every HTTP request that delivers `events`: (url, message ids it carries, JSON body)."""
+def _partial_rejections(target: Target, response: Response) -> int:
+    """OTLP's partial success: how many records the collector refused though it answered 2xx."""
+    if target.sink != "otlp" or not response.body:
+        return 0
+    try:
+        if "protobuf" in response.content_type:
+            from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+            answer = logs_service_pb2.ExportLogsServiceResponse()
+            answer.ParseFromString(response.body)
+            return int(answer.partial_success.rejected_log_records)
+        doc = json.loads(response.body)
+        partial = doc.get("partialSuccess") if isinstance(doc, dict) else None
+        return int(partial.get("rejectedLogRecords") or 0) if isinstance(partial, dict) else 0
+    except Exception:  # unreadable (protobuf's DecodeError included): not a failure to send
+        return 0
+
+
+# ---- requests and answers ----
+
+
+class _Request(NamedTuple):
+    """One HTTP request to make: URL, the events it carries, and its body (None: cannot be
+    sent at all, for `why`)."""
+
+    url: str
+    events: list[Event]
+    body: bytes | None
+    why: str
+
+
+def _plan(target: Target, events: list[Event]) -> Iterator[_Request]:
     if target.sink == "segment":
-        for batch, ids, body in _segment_bodies(events):
-            yield (target.batch_url if batch else target.url), ids, body
+        yield from _segment_requests(target, events)
     elif target.sink == "otlp":
         for i in range(0, len(events), OTLP_MAX_RECORDS):
             chunk = events[i : i + OTLP_MAX_RECORDS]
-            yield (
-                target.url,
-                [e["message_id"] for e in chunk],
-                json.dumps(otlp_request(chunk)).encode(),
-            )
+            yield _Request(target.url, chunk, _otlp_body(target, chunk), "")
     else:
         for event in events:
-            yield target.url, [event["message_id"]], json.dumps(event).encode()
+            yield _Request(target.url, [event], json.dumps(event).encode(), "")
+
+
+def requests_for(target: Target, events: list[Event]) -> Iterator[tuple[str, list[str], bytes]]:
+    """Every HTTP request that delivers `events`: (url, message ids it carries, body)."""
+    for request in _plan(target, events):
+        if request.body is not None:
+            yield request.url, [e["message_id"] for e in request.events], request.body
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -264,151 +463,83 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-class HttpClient:
-    """Keep-alive HTTP connections, one per host, with every wait bounded by a deadline."""
-
-    def __init__(self, deadline: float):
-        self.deadline = deadline
-        self._conns: dict[tuple[str, str, int], HTTPConnection] = {}
-        self._opened: dict[tuple[str, str, int], float] = {}
-
-    def _left(self) -> float:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise DeliveryError("deadline reached before the endpoint answered")
-        return left
-
-    def _get(self, parts: SplitResult) -> HTTPConnection:
-        import http.client
-
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        key = (parts.scheme, parts.hostname or "", port)
-        conn = self._conns.get(key)
-        if conn is not None and time.monotonic() - self._opened[key] > MAX_IDLE_S:
-            conn.close()
-            conn = None
-        if conn is None:
-            kind = (
-                http.client.HTTPSConnection
-                if parts.scheme == "https"
-                else http.client.HTTPConnection
-            )
-            conn = kind(parts.hostname or "", port, timeout=self._left())
-            self._conns[key] = conn
-            self._opened[key] = time.monotonic()
-        return conn
-
-    def prepare(self, url: str) -> None:
-        """Connect ahead of time (DNS, TCP, TLS) while the child runs; failures wait for post."""
-        try:
-            parts = urlsplit(url)
-            if parts.scheme in ("http", "https") and parts.hostname:
-                self._get(parts).connect()
-        except (OSError, ValueError, DeliveryError):
-            self.close()
-
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
-        """POST a JSON body; return on 2xx, raise DeliveryError (retry or reject) otherwise."""
-        import http.client
-
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise DeliveryError(f"endpoint {mask_url(url)} is not an http(s) URL", retry=False)
-        all_headers = {
-            "Content-Type": "application/json",
-            "User-Agent": f"send_metrics/{__version__}",
-            **headers,
-        }
-        if parts.username or parts.password:
-            user = unquote(parts.username or "")
-            secret = unquote(parts.password or "")
-            token = base64.b64encode(f"{user}:{secret}".encode()).decode()
-            all_headers.setdefault("Authorization", f"Basic {token}")
-        path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~") + (
-            f"?{parts.query}" if parts.query else ""
+def judge(target: Target, url: str, response: Response) -> DeliveryError | None:
+    """What an answer means: None for accepted; else the failure and what to do with the events."""
+    status = response.status
+    if 200 <= status < 300:
+        return None
+    text = f"{mask_url(url)} answered HTTP {status}"
+    if status in (401, 403, 407):
+        setting = "the proxy's credentials" if status == 407 else target.auth_setting
+        return DeliveryError(f"{text}: check {setting}; events stay queued", kind="config")
+    if 300 <= status < 400 or status in _CONFIG:
+        where = f" (to {mask_url(response.location)})" if response.location else ""
+        return DeliveryError(
+            f"{text}{where}: check report.endpoint; events stay queued", kind="config"
         )
-        for attempt in (1, 2):
-            conn = self._get(parts)
-            reused = conn.sock is not None
-            try:
-                if reused:
-                    conn.sock.settimeout(self._left())
-                else:
-                    conn.timeout = self._left()
-                conn.request("POST", path, body=body, headers=all_headers)
-                if conn.sock is not None:
-                    conn.sock.settimeout(self._left())
-                response = conn.getresponse()
-                response.read(MAX_RESPONSE_BYTES)
-                if not response.isclosed():
-                    self.close()
-                break
-            except DeliveryError:
-                self.close()
-                raise
-            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
-                self.close()
-                if reused and attempt == 1:
-                    continue  # the server closed an idle keep-alive connection: once more, fresh
-                raise DeliveryError(f"{mask_url(url)}: connection closed by the server") from None
-            except (OSError, http.client.HTTPException, ValueError) as exc:
-                self.close()
-                raise DeliveryError(f"{mask_url(url)}: {_describe(exc)}") from None
-        status = response.status
-        if 200 <= status < 300:
-            return
-        text = f"{mask_url(url)} answered HTTP {status}"
-        if status in (408, 429) or status >= 500 or 300 <= status < 400:
-            raise DeliveryError(
-                text, retry=True, retry_after=_retry_after(response.getheader("Retry-After"))
-            )
-        raise DeliveryError(text, retry=False)
-
-    def close(self) -> None:
-        for conn in self._conns.values():
-            try:
-                conn.close()
-            except OSError:
-                pass
-        self._conns.clear()
-        self._opened.clear()
+    if status in _RETRY[target.sink]:
+        return DeliveryError(text, kind="busy", retry_after=_retry_after(response.retry_after))
+    if status in _SPLIT:
+        return DeliveryError(text, kind="split")
+    return DeliveryError(text, kind="reject")
 
 
-def _describe(exc: BaseException) -> str:
-    import socket
-
-    if isinstance(exc, (TimeoutError, socket.timeout)):
-        return "no answer in time"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return "host name not found"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return f"bad response ({type(exc).__name__})"
+# on_result(message ids, failure or None, records the collector refused in a partial success)
+OnResult = Callable[[list[str], DeliveryError | None, int], None]
 
 
 def deliver(
     target: Target,
     events: list[Event],
     deadline: float,
-    on_result: Callable[[list[str], DeliveryError | None], None],
+    on_result: OnResult,
     client: HttpClient | None = None,
 ) -> None:
-    """Send events in as few requests as the sink allows; report each request's outcome."""
+    """Send events in as few requests as the sink allows; report each request's outcome. A batch
+    refused for its content (400, 413) is halved until the event at fault is alone: only that
+    one is dropped."""
     if target.timeout:
         deadline = min(deadline, time.monotonic() + target.timeout)
-    conn = client or HttpClient(deadline)
+    conn = client or HttpClient(deadline, target.ca_bundles)
     conn.deadline = deadline
+    conn.ca_bundles = target.ca_bundles
+    headers = dict(target.headers)
+    if target.protobuf:
+        headers["Content-Type"] = "application/x-protobuf"
+    if target.gzip:
+        headers["Content-Encoding"] = "gzip"
+    pending = list(_plan(target, events))
     try:
-        for url, ids, body in requests_for(target, events):
-            try:
-                conn.post(url, body, target.headers)
-            except DeliveryError as exc:
-                on_result(ids, exc)
-                if exc.retry:
-                    return  # the endpoint is unwell: leave the rest queued for a later run
+        while pending:
+            request = pending.pop(0)
+            ids = [e["message_id"] for e in request.events]
+            if request.body is None:
+                on_result(ids, DeliveryError(f"event {request.why}", kind="reject"), 0)
                 continue
-            on_result(ids, None)
+            body = request.body
+            if target.gzip:
+                import zlib
+
+                packer = zlib.compressobj(wbits=31)  # 31: the gzip format, without gzip's import
+                body = packer.compress(body) + packer.flush()
+            try:
+                response = conn.post(request.url, body, headers)
+            except DeliveryError as exc:
+                on_result(ids, exc, 0)
+                return  # unreachable or unusable: leave the rest queued for a later run
+            failure = judge(target, request.url, response)
+            if failure is not None and failure.kind == "split" and len(request.events) > 1:
+                half = len(request.events) // 2
+                pending[:0] = [
+                    *_plan(target, request.events[:half]),
+                    *_plan(target, request.events[half:]),
+                ]
+                continue
+            if failure is not None and failure.kind == "split":
+                failure = DeliveryError(str(failure), kind="reject")
+            refused = _partial_rejections(target, response) if failure is None else 0
+            on_result(ids, failure, refused)
+            if failure is not None and failure.retry:
+                return  # the endpoint is unwell or misconfigured: the rest waits too
     finally:
         conn.close()

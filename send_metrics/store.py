@@ -44,7 +44,12 @@ DROPPED_OVERFLOW = "dropped_overflow"
 DROPPED_EXPIRED = "dropped_expired"
 LAST_ERROR = "last_error"
 LAST_DELIVERY = "last_delivery"
-NOT_BEFORE = "not_before"
+NOT_BEFORE = "not_before"  # nothing is sent before this time (Retry-After, or back-off)
+BACKOFF_STEP = "backoff_step"  # failures in a row that back off; the wait grows with it
+WAIT_FOR = "wait_for"  # which destination NOT_BEFORE is about: a fixed config tries at once
+PARTIAL_REJECTED = "partial_rejected"  # records an OTLP collector refused in a partial success
+BACKOFF_FIRST_S = 60.0
+BACKOFF_MAX_S = 3600.0
 
 
 class Counts(NamedTuple):
@@ -58,6 +63,8 @@ class Counts(NamedTuple):
     last_error: str
     last_delivery: str
     not_before: float
+    backoff_step: int = 0
+    partial_rejected: int = 0
 
 
 def db_path(data_dir: Path) -> Path:
@@ -200,22 +207,58 @@ class Store:
             )
         return [json.loads(r[1]) for r in rows]
 
-    def delivered(self, ids: list[str]) -> None:
-        """Events the endpoint accepted leave the queue for good."""
+    def delivered(self, ids: list[str], refused: int = 0) -> None:
+        """Events the endpoint accepted leave the queue for good (`refused`: how many of them
+        an OTLP collector said it dropped, counted); any back-off ends."""
         with self._write() as db:
             db.executemany("DELETE FROM queue WHERE message_id = ?", [(i,) for i in ids])
+            self._bump(db, PARTIAL_REJECTED, refused)
             self._set(db, LAST_DELIVERY, _utc_now())
-            db.execute("DELETE FROM meta WHERE key IN (?, ?)", (LAST_ERROR, NOT_BEFORE))
+            db.execute(
+                "DELETE FROM meta WHERE key IN (?, ?, ?, ?)",
+                (LAST_ERROR, NOT_BEFORE, BACKOFF_STEP, WAIT_FOR),
+            )
 
-    def failed(self, ids: list[str], error: str, retry_after: float | None) -> None:
-        """Events that may succeed later stay queued; the endpoint is left alone while it asks."""
+    def failed(
+        self,
+        ids: list[str],
+        error: str,
+        retry_after: float | None,
+        backoff: bool = False,
+        destination: str = "",
+    ) -> None:
+        """Events that may succeed later stay queued; the endpoint is left alone while it asks
+        (Retry-After) and, when it is unreachable or refuses our credentials, for a back-off
+        that grows with each failure in a row."""
         with self._write() as db:
             db.executemany(
                 "UPDATE queue SET lease_until = 0 WHERE message_id = ?", [(i,) for i in ids]
             )
             self._set(db, LAST_ERROR, f"{_utc_now()} {error}")
-            if retry_after:
-                self._set(db, NOT_BEFORE, str(time.time() + retry_after))
+            wait = retry_after or 0.0
+            if backoff:
+                row = db.execute("SELECT value FROM meta WHERE key = ?", (BACKOFF_STEP,))
+                step = int((row.fetchone() or ("0",))[0]) + 1
+                self._set(db, BACKOFF_STEP, str(step))
+                wait = max(wait, backoff_seconds(step))
+            if wait:
+                self._set(db, NOT_BEFORE, str(time.time() + wait))
+                self._set(db, WAIT_FOR, destination)
+
+    def not_before(self, destination: str = "") -> float:
+        """Until when (epoch seconds) runs sending to `destination` only queue; 0 when sending
+        is allowed (a wait recorded for another destination does not count)."""
+        try:
+            rows = dict(
+                self._db.execute(
+                    "SELECT key, value FROM meta WHERE key IN (?, ?)", (NOT_BEFORE, WAIT_FOR)
+                ).fetchall()
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.path} ({_reason(exc)})") from None
+        if rows.get(WAIT_FOR, "") != destination:
+            return 0.0
+        return float(rows.get(NOT_BEFORE, 0.0))
 
     def rejected(self, ids: list[str], error: str) -> None:
         """Events the endpoint refused for good are dropped and counted, never silently."""
@@ -241,6 +284,8 @@ class Store:
             meta.get(LAST_ERROR, ""),
             meta.get(LAST_DELIVERY, ""),
             float(meta.get(NOT_BEFORE, 0)),
+            int(meta.get(BACKOFF_STEP, 0)),
+            int(meta.get(PARTIAL_REJECTED, 0)),
         )
 
     def history(self) -> list[tuple[str, str, float, int]]:
@@ -271,6 +316,14 @@ class Store:
             if isinstance(event, dict):
                 events.append(event)
         return events
+
+
+def backoff_seconds(step: int) -> float:
+    """The wait after `step` failures in a row: 1 min, doubling up to 1 h, each with +-20 %
+    jitter so that a team's laptops coming back online do not all retry at once."""
+    base = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0 ** min(step - 1, 16))
+    jitter = 0.8 + 0.4 * int.from_bytes(os.urandom(2), "big") / 65535
+    return min(BACKOFF_MAX_S, base * jitter)
 
 
 def wipe(data_dir: Path) -> bool:

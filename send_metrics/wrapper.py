@@ -152,8 +152,10 @@ class _Prefetch:
         target: Target | None = delivery.destination(self.settings)[0]
         self.machine = facts.machine_facts()
         self.git = facts.git_facts(self.settings.app, started=git)
-        if target is not None:  # last: a hanging DNS must not cost the facts above
-            client = sinks.HttpClient(time.monotonic() + self.settings.deadline)
+        # Last: a hanging DNS must not cost the facts above. Not while backing off: an offline
+        # laptop's runs only queue, and never wait for the network.
+        if target is not None and not delivery.backing_off(self.settings, target):
+            client = sinks.HttpClient(time.monotonic() + self.settings.deadline, target.ca_bundles)
             client.prepare(target.url)
             self.client = client
 

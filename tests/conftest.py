@@ -7,12 +7,12 @@ import os
 import random
 import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import BIN, CI_VARS, OUR_VARS, Collector, Received
+from tests.network import CertAuthority, Proxy, make_cert_authority, serve_proxy
 
 
 @pytest.fixture(autouse=True)
@@ -41,9 +41,51 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def collector():
     state = Collector()
+    server = _serve(state)
+    yield state
+    state.released.set()
+    server.shutdown()
+    server.server_close()
 
+
+@pytest.fixture
+def tls_collector(cert_authority: CertAuthority):
+    """The collector over https, with a certificate for 127.0.0.1 signed by the test CA."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_authority.server_cert, cert_authority.server_key)
+    state = Collector()
+    server = _serve(state, context)
+    yield state
+    state.released.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def cert_authority(tmp_path_factory: pytest.TempPathFactory) -> CertAuthority:
+    """A certificate authority made here with openssl, and a server certificate it signed."""
+    return make_cert_authority(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+def proxy():
+    """A loopback forward proxy (http://) and CONNECT tunnel (https://) recording each use."""
+    state = Proxy()
+    server = serve_proxy(state)
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def _serve(state: Collector, tls=None) -> http.server.ThreadingHTTPServer:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            state.connections += 1
+            super().setup()
 
         def log_message(self, *args) -> None:
             pass
@@ -75,6 +117,8 @@ def collector():
                 self.close_connection = True
                 return
             status = 500 if random.random() < state.fail_rate else state.status
+            if state.decide is not None:
+                status = state.decide(Received(self.path, dict(self.headers), body, 0)) or status
             state.requests.append(Received(self.path, dict(self.headers), body, status))
             self.send_response(status)
             for key, value in state.reply_headers.items():
@@ -86,19 +130,13 @@ def collector():
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    for _ in range(100):  # bounded readiness wait
-        try:
-            socket.create_connection(("127.0.0.1", server.server_address[1]), 1).close()
-            break
-        except OSError:
-            time.sleep(0.02)
-    yield state
-    state.released.set()
-    server.shutdown()
-    server.server_close()
+    scheme = "https" if tls is not None else "http"
+    state.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
+    return server  # listening since it was made: a client's connect waits in the backlog
 
 
 @pytest.fixture

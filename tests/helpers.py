@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,23 @@ OUR_VARS = (
     "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
     "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
     "container",
+    *(
+        f"OTEL_EXPORTER_OTLP{scope}_{name}"
+        for scope in ("", "_LOGS")
+        for name in ("PROTOCOL", "COMPRESSION", "CERTIFICATE")
+    ),
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SDK_DISABLED",
+    *(
+        v
+        for name in ("http", "https", "all", "no")
+        for v in (f"{name}_proxy", f"{name.upper()}_PROXY")
+    ),
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
 )
 
 
@@ -172,6 +190,8 @@ class Collector:
     garbage: bool = False
     huge: bool = False  # claims a 1 GB body and streams it until the client goes away
     fail_rate: float = 0.0  # this share of requests, at random, get a 500
+    decide: Callable[[Received], int] | None = None  # a status chosen per request (0: default)
+    connections: int = 0  # TCP connections accepted, whether or not a request came
     requests: list[Received] = field(default_factory=list)
     released: threading.Event = field(default_factory=threading.Event)
 
