@@ -115,16 +115,10 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
 def backing_off(settings: Settings, target: Target) -> bool:
     """True while runs only queue (Retry-After or a back-off): nothing may connect, not even
     the connection prepared while the child runs."""
-    if not _store_path(settings).exists():
-        return False
-    try:
-        db = _open_store(settings, busy_timeout=0.2)
-        try:
-            return db.not_before(target.fingerprint) > time.time()
-        finally:
-            db.close()
-    except MetricsError:
-        return False
+    from send_metrics import store
+
+    path = _store_path(settings)
+    return path.exists() and store.peek_not_before(path, target.fingerprint) > time.time()
 
 
 def flush(

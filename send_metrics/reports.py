@@ -98,6 +98,8 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
         endpoint = target.shown
     elif debug and settings.sink != "local":
         endpoint = "(none while SEND_METRICS_DEBUG is set: events are printed, not sent)"
+    elif settings.sink == "otlp" and sinks.otel_disabled():
+        endpoint = "(none while OTEL_SDK_DISABLED=true: nothing is sent)"
     else:
         endpoint = "(none: nothing leaves this machine)"
     lines.append(

@@ -249,16 +249,9 @@ class Store:
         """Until when (epoch seconds) runs sending to `destination` only queue; 0 when sending
         is allowed (a wait recorded for another destination does not count)."""
         try:
-            rows = dict(
-                self._db.execute(
-                    "SELECT key, value FROM meta WHERE key IN (?, ?)", (NOT_BEFORE, WAIT_FOR)
-                ).fetchall()
-            )
+            return _waiting(self._db, destination)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.path} ({_reason(exc)})") from None
-        if rows.get(WAIT_FOR, "") != destination:
-            return 0.0
-        return float(rows.get(NOT_BEFORE, 0.0))
 
     def rejected(self, ids: list[str], error: str) -> None:
         """Events the endpoint refused for good are dropped and counted, never silently."""
@@ -316,6 +309,30 @@ class Store:
             if isinstance(event, dict):
                 events.append(event)
         return events
+
+
+def peek_not_before(path: Path, destination: str) -> float:
+    """`Store.not_before` read-only, without creating or repairing anything: for the thread
+    that runs beside the child, which must neither print nor change the store."""
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=0.2)
+        try:
+            return _waiting(db, destination)
+        finally:
+            db.close()
+    except (sqlite3.Error, ValueError):
+        return 0.0
+
+
+def _waiting(db: sqlite3.Connection, destination: str) -> float:
+    rows = dict(
+        db.execute(
+            "SELECT key, value FROM meta WHERE key IN (?, ?)", (NOT_BEFORE, WAIT_FOR)
+        ).fetchall()
+    )
+    if rows.get(WAIT_FOR, "") != destination:
+        return 0.0
+    return float(rows.get(NOT_BEFORE, 0.0))
 
 
 def backoff_seconds(step: int) -> float:

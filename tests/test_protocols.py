@@ -254,6 +254,10 @@ def test_otlp_exporter_variables(home: Path, collector, env: dict, expect: dict)
     if expect.get("nothing"):
         assert result.stderr == "" and collector.requests == [] and queued(home) == []
         assert "OTEL_SDK_DISABLED" in sm("flush", env={**os.environ, **env}).stdout
+        assert (
+            "OTEL_SDK_DISABLED=true: nothing is sent"
+            in sm("status", env={**os.environ, **env}).stdout
+        )
         return
     assert result.stderr == ""
     [request] = collector.requests
