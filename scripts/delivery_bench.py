@@ -46,15 +46,37 @@ def _wall(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None =
 
 
 def import_costs(runs: int) -> None:
-    print(f"Start-up cost over `python -c pass` (median of {runs}, alternated):")
     base = [sys.executable, "-c", "pass"]
+    floor = statistics.median(_wall(base) for _ in range(runs))
+    print(f"Start-up cost over `python -c pass` ({floor:.1f} ms; median of {runs}, alternated):")
+    own = _imported("pass")
     for name, code in IMPORTS.items():
         added = []
         for _ in range(runs + 2):
             bare = _wall(base)
             added.append(_wall([sys.executable, "-c", code]) - bare)
-        added = added[2:]
-        print(f"  {name:45s} +{statistics.median(added):6.1f} ms")
+        median = statistics.median(added[2:])
+        modules = {m: t for m, t in _imported(code).items() if m not in own}
+        fastest = min(sum(_imported(code, only=modules).values()) for _ in range(5))
+        print(
+            f"  {name:45s} +{median:6.1f} ms wall ({median / floor:.2f} x python -c pass); "
+            f"{len(modules)} modules, {fastest:.1f} ms of imports (fastest of 5)"
+        )
+
+
+def _imported(code: str, only: dict[str, float] | None = None) -> dict[str, float]:
+    """Module -> its own import time in ms, from -X importtime."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True
+    )
+    found = {}
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and "self [us]" not in line:
+            self_us, _cumulative, name = line[len("import time:") :].split("|")
+            module = name.strip()
+            if only is None or module in only:
+                found[module] = int(self_us) / 1000
+    return found
 
 
 def offline(runs: int) -> None:

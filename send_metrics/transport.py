@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     import ssl
     from http.client import HTTPConnection, HTTPResponse
 
+# Deferred imports: http.client loads on the prefetch thread while the child runs; ssl only for
+# https endpoints, ipaddress only for an IP literal against a NO_PROXY network, socket only to
+# name a failure.
+
 MAX_RESPONSE_BYTES = 65_536  # more than this of a reply is never read
 MAX_IDLE_S = 10.0  # an older prepared connection may have died (a laptop slept): open anew
 MAX_WAIT_S = 60.0  # no single wait on the network is longer, even for `flush --timeout inf`
