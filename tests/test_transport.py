@@ -189,3 +189,12 @@ def test_a_missing_ca_bundle_is_one_line_naming_the_setting(home: Path, tls_coll
     [line] = result.stderr.splitlines()
     assert line.startswith("send_metrics: report.ca_bundle: cannot use /nonexistent/ca.pem")
     assert len(queued(home)) == 1
+
+
+def test_a_socks_proxy_is_one_line_and_the_event_stays(home: Path, collector) -> None:
+    _configure("segment", collector.url)
+    opt_in()
+    result = _run({"HTTP_PROXY": "socks5://user:secret@127.0.0.1:1080"})
+    [line] = result.stderr.splitlines()
+    assert "only http:// proxies" in line and "secret" not in line and "queued" in line
+    assert collector.requests == [] and len(queued(home)) == 1
