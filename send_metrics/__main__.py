@@ -6,9 +6,9 @@ import sys
 
 def main() -> None:
     """Run the command line; `run` and `wrap` start their child before click is imported."""
-    from send_metrics import fastpath
-
     try:
+        from send_metrics import fastpath
+
         fastpath.try_fast(sys.argv[1:])
         from send_metrics.cli import cli
 

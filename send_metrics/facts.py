@@ -150,7 +150,8 @@ def remote_hash(url: str, app: str) -> str:
     """A salted hash of the credential-free remote: groups runs by repository, names none."""
     import hashlib
 
-    digest = hashlib.sha256(f"send_metrics/{app}/{strip_credentials(url)}".encode())
+    text = f"send_metrics/{app}/{strip_credentials(url)}"
+    digest = hashlib.sha256(text.encode("utf-8", "surrogateescape"))  # git's bytes, as they are
     return digest.hexdigest()[:16]
 
 
@@ -198,7 +199,10 @@ def git_facts(
             seconds = int(log.stdout.strip())
     commit_time = None
     if seconds is not None:
-        commit_time = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(seconds))
+        try:
+            commit_time = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(seconds))
+        except (OverflowError, OSError, ValueError):
+            commit_time = None  # a committer date no calendar holds: unknown, as git's damage
 
     urls = gitfiles.remote_urls(dirs.common) if dirs is not None else {}
     remote_name = "origin" if "origin" in urls else next(iter(urls), "")

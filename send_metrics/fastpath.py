@@ -63,7 +63,7 @@ def read_bounded(path: str, limit: int = MAX_SMALL_FILE) -> bytes | None:
     `files.read_small`)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the path
         return None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):

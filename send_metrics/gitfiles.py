@@ -34,11 +34,11 @@ def find(cwd: str | os.PathLike[str] | None = None) -> GitDirs | None:
         return None
     while True:
         dot = os.path.join(here, ".git")
-        if os.path.isdir(dot):
-            git_dir = dot
+        if os.path.isdir(dot) and os.path.exists(os.path.join(dot, "HEAD")):
+            git_dir = dot  # an empty `.git` folder is not a repository, for git either
             break
         if os.path.isfile(dot):
-            text = (read_bounded(dot) or b"").decode("utf-8", "replace").strip()
+            text = _path_text(read_bounded(dot) or b"")
             if not text.startswith("gitdir:"):
                 return None
             git_dir = os.path.join(here, text[len("gitdir:") :].strip())
@@ -50,8 +50,14 @@ def find(cwd: str | os.PathLike[str] | None = None) -> GitDirs | None:
     common = git_dir
     pointer = read_bounded(os.path.join(git_dir, "commondir"))
     if pointer:
-        common = os.path.join(git_dir, pointer.decode("utf-8", "replace").strip())
+        common = os.path.join(git_dir, _path_text(pointer))
     return GitDirs(os.path.normpath(git_dir), os.path.normpath(common))
+
+
+def _path_text(data: bytes) -> str:
+    """A path written in one of git's small files: up to a NUL, as C reads it, in the file
+    system's own encoding (not necessarily UTF-8)."""
+    return os.fsdecode(data.split(b"\0", 1)[0].strip())
 
 
 def symbolic_ref(common: str, name: str) -> str | None:
@@ -109,6 +115,17 @@ def _find_in_index(fd: int, binary: bytes) -> int | None:
     return None
 
 
+def _open_regular(path: str) -> int:
+    """A descriptor on a regular file; a FIFO or device is refused at once, never waited on."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
+    return fd
+
+
 def _packed_object(common: str, oid: str) -> bytes | None:
     import zlib
 
@@ -120,7 +137,7 @@ def _packed_object(common: str, oid: str) -> bytes | None:
     binary = bytes.fromhex(oid)
     for name in names:
         try:
-            fd = os.open(os.path.join(pack_dir, name), os.O_RDONLY | os.O_CLOEXEC)
+            fd = _open_regular(os.path.join(pack_dir, name))
         except OSError:
             continue
         try:
@@ -132,11 +149,15 @@ def _packed_object(common: str, oid: str) -> bytes | None:
         if offset is None:
             continue
         try:
-            with open(os.path.join(pack_dir, name[: -len(".idx")] + ".pack"), "rb") as pack:
-                pack.seek(offset)
-                head = pack.read(1 << 16)
+            fd = _open_regular(os.path.join(pack_dir, name[: -len(".idx")] + ".pack"))
         except OSError:
             return None
+        try:
+            head = os.pread(fd, 1 << 16, offset)
+        except (OSError, ValueError, OverflowError):
+            return None
+        finally:
+            os.close(fd)
         if not head or (head[0] >> 4) & 7 != _COMMIT:
             return None  # a delta (or damage): git knows
         i = 0

@@ -10,7 +10,7 @@ def warn(message: str) -> None:
     try:
         sys.stderr.write(f"send_metrics: {message}\n")
         sys.stderr.flush()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # AttributeError: stderr was closed (None)
         pass
 
 
@@ -19,5 +19,5 @@ def say(text: str) -> None:
     try:
         sys.stderr.write(text)
         sys.stderr.flush()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # AttributeError: stderr was closed (None)
         pass

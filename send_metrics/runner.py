@@ -191,6 +191,11 @@ def _spawn_tied(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) ->
                 os._exit(128 + signal.SIGTERM)  # the wrapper died before the tie was made
             for sig in _RESTORED:
                 signal.signal(sig, signal.SIG_DFL)
+            # A Ctrl-C pending since the fork must act on the command as it would on any
+            # program (die by SIGINT), not raise KeyboardInterrupt in this copy of Python.
+            for sig in FORWARDED:
+                if callable(signal.getsignal(sig)):
+                    signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             os.execvpe(argv[0], argv, env)
         except OSError as exc:
@@ -235,7 +240,7 @@ def exit_like(result: ChildResult) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):  # AttributeError: started with it closed
             pass
     if result.signal:
         sig = result.signal

@@ -141,6 +141,12 @@ class _Prefetch:
         self.thread = runner.start_thread(self._work, "send_metrics-prefetch")
 
     def _work(self) -> None:
+        try:
+            self._gather()
+        except BaseException:  # noqa: S110 - a fact we could not gather is unknown (null), and
+            pass  # a thread's traceback would land in the middle of the command's output
+
+    def _gather(self) -> None:
         from send_metrics import facts
 
         git = facts.start_git()  # git runs on another core while the imports below load
@@ -278,7 +284,8 @@ def _after(
         event = _build(spec, settings, identity_id, result, prefetch, until)
         import json
 
-        sys.stdout.write(json.dumps(event, indent=2) + "\n")
+        if sys.stdout is not None:  # None when started with stdout closed
+            sys.stdout.write(json.dumps(event, indent=2) + "\n")
         return
     deadline = time.monotonic() + settings.deadline
     event = _build(spec, settings, decision.anonymous_id, result, prefetch, deadline - 0.2)

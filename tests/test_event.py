@@ -321,3 +321,64 @@ def test_no_canary_leaves_the_process(tmp_path: Path, collector, monkeypatch) ->
             assert CANARY.encode() not in raw.read_bytes()
     assert delivered_ids(collector.ok()) == [e["message_id"] for e in events]
     assert_no_traceback(outputs[2].stderr)
+
+
+def test_a_remote_url_that_is_not_utf8_is_still_hashed(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r")
+    with open(repo / ".git" / "config", "ab") as fh:
+        fh.write(b'[remote "origin"]\n\turl = https://example.org/r\xe9.git\n')
+    found = facts.git_facts("app", repo)
+    assert found.work_tree is True and found.commit_time is not None
+    assert found.remote_hash and len(found.remote_hash) == 16
+
+
+def test_a_git_file_with_a_nul_byte_costs_nothing_but_what_git_cannot_say(
+    tmp_path: Path,
+) -> None:
+    real = tmp_path / "real"
+    work = tmp_path / "w"
+    work.mkdir()
+    git(work, "init", "-q", f"--separate-git-dir={real}")
+    git(work, "commit", "-q", "--allow-empty", "-m", "x")
+    (work / ".git").write_bytes(f"gitdir: {real}\0junk\n".encode())
+    found = facts.git_facts("app", work)
+    assert found.work_tree is True  # git itself reads the file up to the NUL
+
+
+def test_a_committer_date_beyond_the_calendar_is_unknown(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r")
+    tree = git(repo, "write-tree")
+    body = f"tree {tree}\nauthor a <a@b> 1 +0000\ncommitter a <a@b> 99999999999999999 +0000\n\nm\n"
+    done = subprocess.run(
+        ["git", "hash-object", "-t", "commit", "-w", "--stdin", "--literally"],
+        cwd=repo,
+        input=body,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    git(repo, "update-ref", "refs/heads/main", done.stdout.strip())
+    found = facts.git_facts("app", repo)
+    assert found.work_tree is True and found.commit_time is None
+
+
+def test_a_fifo_among_the_packs_is_never_waited_on(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r")
+    git(repo, "gc", "-q")
+    os.mkfifo(repo / ".git" / "objects" / "pack" / "pack-0000.idx")
+    started = time.monotonic()
+    found = facts.git_facts("app", repo, timeout=30.0)
+    assert found.work_tree is True and found.commit_time is not None
+    assert time.monotonic() - started < 15.0  # a FIFO would hold it to the 30 s timeout
+
+
+@pytest.mark.parametrize(
+    ("closed", "told"), [(">&-", ">&2"), ("2>&-", "")], ids=["stdout", "stderr"]
+)
+def test_a_closed_stdout_or_stderr_keeps_the_status(home: Path, closed: str, told: str) -> None:
+    opt_in()
+    script = f'send_metrics run -- sh -c "exit 4" {closed}; echo "rc=$?" {told}'
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+    assert "rc=4" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert [e["exit_code"] for e in history(home)] == [4]
