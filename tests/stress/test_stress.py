@@ -102,16 +102,19 @@ def test_make_j16_500_runs_with_a_flaky_server_and_concurrent_flush(home: Path, 
 def test_kill_minus_nine_at_random_moments(home: Path, collector) -> None:
     _segment(collector.url, deadline=2.0)
     opt_in()
+    argv = [SEND_METRICS, "run", "--", "sleep", "0.05"]
+    lengths = []
+    for _ in range(3):  # how long a whole run takes on this machine, now
+        started = time.monotonic()
+        subprocess.run(argv, capture_output=True, check=False)
+        lengths.append(time.monotonic() - started)
+    span = 1.4 * sorted(lengths)[1]
     rng = random.Random(7)
     killed = 0
     for _ in range(40):
-        proc = subprocess.Popen(
-            [SEND_METRICS, "run", "--", "sleep", "0.05"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # From before the child starts to after the wrapper ends, whatever this machine's speed.
-        time.sleep(rng.uniform(0.0, 0.35))
+        time.sleep(rng.uniform(0.0, span))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             killed += 1
