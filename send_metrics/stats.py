@@ -23,6 +23,10 @@ SLOWEST_RUNS = 5
 # a list of {"name", "start_ms", "duration_ms", "exit_code", "lines", "critical"}; read
 # defensively, since older events lack it and a newer schema may add keys.
 BREAKDOWN_FIELD = "make_targets"
+# Targets whose names could be paths are never named: one {"count", "duration_ms", "critical"}
+# object per run, shown as one entry under this name (make target names hold no spaces).
+FILE_TARGETS_FIELD = "make_file_targets"
+FILE_TARGETS = "(file targets)"
 
 
 class Run(NamedTuple):
@@ -108,14 +112,14 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     value = text.strip()
     units = {"h": 3600, "d": 86400, "w": 7 * 86400}
-    if len(value) >= 2 and value[-1].lower() in units and value[:-1].isdigit():
-        return now - timedelta(seconds=int(value[:-1]) * units[value[-1].lower()])
     try:
+        if len(value) >= 2 and value[-1].lower() in units and value[:-1].isdigit():
+            return now - timedelta(seconds=int(value[:-1]) * units[value[-1].lower()])
         if len(value) == 10:
             day = date.fromisoformat(value)
             return datetime(day.year, day.month, day.day, tzinfo=UTC)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ValueError(
             f"{text!r} is not a period: use 7d, 30d, 12h, 2w, a date (2026-11-01) "
             "or a date-time (2026-11-01T09:00, UTC unless an offset is given)"
@@ -130,7 +134,11 @@ def period(since: datetime | None, now: datetime | None = None) -> Period:
     7 days without `since`) against the same length just before it."""
     now = now or datetime.now(UTC)
     trend_since = since if since is not None else now - timedelta(days=DEFAULT_TREND_DAYS)
-    return Period(since, now, trend_since, trend_since - (now - trend_since))
+    try:
+        previous_since = trend_since - (now - trend_since)
+    except OverflowError:  # a period reaching back to year 1 has nothing before it
+        previous_since = datetime.min.replace(tzinfo=UTC)
+    return Period(since, now, trend_since, previous_since)
 
 
 def window(since: str | None) -> Period:
@@ -280,10 +288,18 @@ def make_breakdown(events: list[dict[str, Any]]) -> tuple[list[TargetTime], int]
     traced = 0
     for event in events:
         targets = event.get(BREAKDOWN_FIELD)
-        if not isinstance(targets, list):
+        files = event.get(FILE_TARGETS_FIELD)
+        if not isinstance(targets, list) and not isinstance(files, dict):
             continue
         traced += 1
-        for target in targets:
+        if isinstance(files, dict) and _is_number(files.get("duration_ms")):
+            files = {
+                **files,
+                "name": FILE_TARGETS,
+                "critical": _is_number(files.get("critical")) and files["critical"] > 0,
+            }
+            targets = [*(targets if isinstance(targets, list) else []), files]
+        for target in targets if isinstance(targets, list) else []:
             if not isinstance(target, dict):
                 continue
             name = target.get("name")

@@ -215,13 +215,20 @@ def test_parse_since_is_exact() -> None:
             stats.parse_since(bad, now)
 
 
-@pytest.mark.parametrize("value", ["yesterday", "7y", "2026-02-30", ""])
+@pytest.mark.parametrize("value", ["yesterday", "7y", "2026-02-30", "", "99999999999d", "9999999d"])
 def test_a_bad_since_is_a_usage_error_without_traceback(value: str) -> None:
     result = sm("stats", "--since", value)
     assert result.returncode == 2
     assert "--since" in result.stderr
     assert "is not a period" in result.stderr
     assert_no_traceback(result.stderr)
+
+
+def test_a_period_from_the_first_year_counts_everything(home: Path) -> None:
+    add_runs(home, KNOWN)
+    doc = as_json("--since", "0001-01-01")
+    assert doc["total_runs"] == len(KNOWN)
+    assert doc["previous_since"] == "0001-01-01T00:00:00.000+00:00"
 
 
 def test_json_keys_are_the_documented_ones(home: Path) -> None:
@@ -384,6 +391,33 @@ def test_command_detail_with_days_runs_and_make_breakdown(home: Path) -> None:
     since = as_json("--command", "build", "--since", "2026-11-21")
     assert since["traced_runs"] == 1
     assert [t["total_ms"] for t in since["breakdown"]] == [1500.0, 500.0]
+
+
+def test_file_targets_are_one_entry_never_named(home: Path) -> None:
+    files = {"count": 3, "duration_ms": 400.0, "critical": 1}
+    add_runs(
+        home,
+        [
+            ("app", "2026-11-20T10:00:00.000+00:00", 900.0, 0, {stats.FILE_TARGETS_FIELD: files}),
+            (
+                "app",
+                "2026-11-21T10:00:00.000+00:00",
+                900.0,
+                0,
+                {
+                    stats.FILE_TARGETS_FIELD: {**files, "critical": 0},
+                    stats.BREAKDOWN_FIELD: [{"name": "all", "duration_ms": 500.0}],
+                },
+            ),
+            ("app", "2026-11-22T10:00:00.000+00:00", 900.0, 0, {stats.FILE_TARGETS_FIELD: {}}),
+        ],
+    )
+    doc = as_json("--command", "app")
+    assert doc["traced_runs"] == 3
+    assert [(t["name"], t["runs"], t["total_ms"], t["critical"]) for t in doc["breakdown"]] == [
+        ("(file targets)", 2, 800.0, 1),
+        ("all", 1, 500.0, 0),
+    ]
 
 
 def test_an_unknown_command_suggests_a_close_one(home: Path) -> None:
