@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from send_metrics import store
 from send_metrics.files import data_dir
+from send_metrics.output import warn
 
 if TYPE_CHECKING:
     from send_metrics.config import Settings
@@ -153,6 +154,8 @@ def load_runs(settings: Settings) -> list[Run]:
     if not path.exists():
         return []
     db = store.Store(path)
+    if db.notice:  # the file was not a database: set aside, so the history starts anew
+        warn(db.notice)
     try:
         rows = db.history()
     finally:

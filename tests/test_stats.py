@@ -317,6 +317,20 @@ def test_empty_history_in_every_form() -> None:
     assert '<p id="empty">' in page.read_text()
 
 
+def test_a_store_that_is_not_a_database_is_named_and_set_aside(home: Path) -> None:
+    from tests.helpers import data_db
+
+    path = data_db(home)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a database" * 100)
+    result = sm("stats")
+    assert result.returncode == 0
+    assert result.stdout == stats_text.EMPTY + "\n"
+    assert result.stderr.startswith(f"send_metrics: {path} was not a usable database")
+    assert len(result.stderr.splitlines()) == 1
+    assert path.with_name(path.name + ".corrupt").exists()
+
+
 def test_a_period_without_runs_says_how_many_there_are(home: Path) -> None:
     add_runs(home, KNOWN)
     result = sm("stats", "--since", "1h")

@@ -204,3 +204,19 @@ def test_the_readme_shows_the_screenshot() -> None:
     root = Path(__file__).parent.parent
     assert "](docs/stats-report.png)" in (root / "README.md").read_text()
     _png_size((root / "docs/stats-report.png").read_bytes())
+
+
+def test_a_single_instant_run_draws_every_chart(
+    home: Path, tmp_path: Path, browser: Browser
+) -> None:
+    add_runs(home, [("true", _day(0, 9), 0.0, 0)])
+    page = tmp_path / "one.html"
+    assert sm("stats", "--html", str(page)).returncode == 0
+    browser.open(page.as_uri())
+    seen = json.loads(browser.evaluate(READ_PAGE))
+    assert browser.problems() == []
+    assert seen["charts"] == ["duration", "failures", "time", "breakdown"]
+    assert seen["points"] == [["true", _day(0, 9), 0, 0]]
+    assert seen["days"] == [[_day(0, 9)[:10], 1, 0]]
+    assert all(h > 50 for h in seen["heights"][:2]), seen["heights"]
+    assert "NaN" not in page.read_text()
