@@ -398,6 +398,14 @@ def _otlp_body(target: Target, events: list[Event]) -> bytes:
     return bytes(message.SerializeToString())
 
 
+def warm(target: Target) -> None:
+    """Load the optional encoder (protobuf: tens of ms) on the prefetch thread, while the child
+    runs, rather than inside the deadline."""
+    if target.protobuf:
+        from google.protobuf import json_format  # noqa: F401
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2  # noqa: F401
+
+
 def _partial_rejections(target: Target, response: Response) -> int:
     """OTLP's partial success: how many records the collector refused though it answered 2xx."""
     if target.sink != "otlp" or not response.body:

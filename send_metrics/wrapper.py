@@ -161,6 +161,7 @@ class _Prefetch:
         # Last: a hanging DNS must not cost the facts above. Not while backing off: an offline
         # laptop's runs only queue, and never wait for the network.
         if target is not None and not delivery.backing_off(self.settings, target):
+            sinks.warm(target)
             client = sinks.HttpClient(time.monotonic() + self.settings.deadline, target.ca_bundles)
             client.prepare(target.url)
             self.client = client
