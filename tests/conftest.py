@@ -93,6 +93,10 @@ def _serve(state: Collector, tls=None) -> http.server.ThreadingHTTPServer:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             body = self.rfile.read(length)
+            if len(body) < length:  # the client went away mid-request: nothing was accepted
+                state.requests.append(Received(self.path, dict(self.headers), body, 0))
+                self.close_connection = True
+                return
             if state.hang:
                 state.requests.append(Received(self.path, dict(self.headers), body, 0))
                 state.released.wait(30)
