@@ -40,6 +40,7 @@ EMPTY = "No runs recorded yet (nothing is recorded before you opt in)."
 _SPARKS = "▁▂▃▄▅▆▇█"
 _ASCII_SPARKS = "_.,-=+*#"
 _RED, _GREEN, _BOLD, _DIM = "31", "32", "1", "2"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class Style(NamedTuple):
@@ -186,7 +187,7 @@ def table(report: Report, style: Style, recorded: int) -> list[str]:
 
 def _visible(cell: str) -> int:
     """A cell's width on screen: colour codes take none."""
-    return len(re.sub(r"\x1b\[[0-9;]*m", "", cell))
+    return len(_ANSI.sub("", cell)) if "\x1b" in cell else len(cell)
 
 
 def _columns(
