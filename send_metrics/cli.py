@@ -260,3 +260,62 @@ def _style() -> stats_text.Style:
         and os.environ.get("TERM", "") != "dumb"
     )
     return Style(max(20, shutil.get_terminal_size().columns), color, unicode)
+
+
+@cli.command()
+@click.option("--path", "show_path", is_flag=True, help="Print the shipped file's path instead.")
+def makefile(show_path: bool) -> None:
+    """Print the snippet that records every target of a Makefile with one include line.
+
+    Save it next to your Makefile and add `-include send_metrics.mk` as its last line:
+    send_metrics makefile > send_metrics.mk
+    """
+    from send_metrics import maketrace
+
+    if show_path:
+        click.echo(str(maketrace.snippet_path()))
+        return
+    click.echo(maketrace.snippet_text(_settings().app), nl=False)
+
+
+@cli.command()
+@click.argument("target", required=False)
+@click.option("--chrome", metavar="FILE", help="Write Chrome trace-event JSON (for Perfetto).")
+def trace(target: str | None, chrome: str | None) -> None:
+    """Show where the time went in the last recorded make run (of TARGET)."""
+    import json
+
+    from send_metrics import maketrace, store
+    from send_metrics.errors import ConfigError
+    from send_metrics.files import data_dir
+
+    settings = _settings()
+    path = store.db_path(data_dir(settings.app))
+    events = []
+    if path.exists():
+        db = store.Store(path)
+        try:
+            events = db.recent_events(2000)
+        finally:
+            db.close()
+    event = maketrace.last_event(events, target)
+    if event is None:
+        what = f"of {target} " if target else ""
+        click.echo(f"No make run {what}with a breakdown recorded yet: see `send_metrics makefile`.")
+        return
+    if chrome:
+        try:
+            with open(chrome, "w", encoding="utf-8") as out:
+                json.dump(maketrace.chrome_trace(event), out, indent=1)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {chrome} ({exc.strerror or exc})") from None
+        click.echo(f"Wrote {chrome}: open it in https://ui.perfetto.dev or chrome://tracing.")
+        return
+    click.echo(maketrace.render(event, _width()))
+
+
+def _width() -> int:
+    """The terminal's width (100 when not a terminal), for the trace's timeline."""
+    import shutil
+
+    return shutil.get_terminal_size((100, 24)).columns

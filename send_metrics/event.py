@@ -9,16 +9,37 @@ from send_metrics import __version__
 
 if TYPE_CHECKING:
     from send_metrics.facts import GitFacts, MachineFacts
+    from send_metrics.maketrace import Breakdown
     from send_metrics.runner import ChildResult
     from send_metrics.wrapper import CommandType
 
 # Deferred imports: every collected run builds its event after the child ends; the schema
 # (json, importlib.resources) is read only by `schema`, the disclosure and tests.
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 EVENT_NAME = "command_run"
 MAX_TEXT = 200  # characters kept of a command name or an allow-listed argument
 MAX_ARGS_TEXT = 4000  # characters of allow-listed arguments in all: an event stays under 32 KB
+
+
+class MakeTarget(TypedDict):
+    """One target that ran a recipe inside a traced make (see `maketrace`)."""
+
+    name: str
+    start_ms: float
+    duration_ms: float
+    exit_code: int | None
+    lines: int
+    critical: bool
+    depth: int
+
+
+class FileTargets(TypedDict):
+    """The targets whose names could be paths: counted, never named."""
+
+    count: int
+    duration_ms: float
+    critical: int
 
 
 class Event(TypedDict):
@@ -41,9 +62,13 @@ class Event(TypedDict):
     exit_code: int | None
     signal: str | None
     interrupted: bool
-    cpu_user_s: float
-    cpu_system_s: float
-    peak_memory_bytes: int
+    exit_code_derived: bool
+    cpu_user_s: float | None
+    cpu_system_s: float | None
+    peak_memory_bytes: int | None
+    make_targets: list[MakeTarget] | None
+    make_file_targets: FileTargets | None
+    make_targets_omitted: int | None
     git_work_tree: bool | None
     git_commit_time: str | None
     git_on_default_branch: bool | None
@@ -117,8 +142,12 @@ def build_event(
     result: ChildResult,
     git: GitFacts | None,
     machine: MachineFacts,
+    make: Breakdown | None = None,
+    derived: bool = False,
 ) -> Event:
-    """Assemble the event from plain facts; the only place an event is made."""
+    """Assemble the event from plain facts; the only place an event is made. `make` is the
+    breakdown of a traced make; `derived` says the outcome was read from its trace (include
+    mode), where make's own exit status and resource use are not visible."""
     if git is None:
         from send_metrics.facts import GitFacts
 
@@ -143,9 +172,13 @@ def build_event(
         exit_code=result.exit_code,
         signal=_signal_name(result.signal),
         interrupted=result.interrupted,
-        cpu_user_s=result.cpu_user_s,
-        cpu_system_s=result.cpu_system_s,
-        peak_memory_bytes=result.peak_memory_bytes,
+        exit_code_derived=derived,
+        cpu_user_s=None if derived else result.cpu_user_s,
+        cpu_system_s=None if derived else result.cpu_system_s,
+        peak_memory_bytes=None if derived else result.peak_memory_bytes,
+        make_targets=make.targets if make else None,
+        make_file_targets=make.file_targets if make else None,
+        make_targets_omitted=make.omitted if make else None,
         git_work_tree=git.work_tree,
         git_commit_time=git.commit_time,
         git_on_default_branch=git.on_default_branch,

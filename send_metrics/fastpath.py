@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import os
 import stat  # loaded by `os` at start-up already
+import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
     from send_metrics.wrapper import RunSpec
 
 CONFIG_NAME = "send_metrics.toml"
+DEFAULT_APP = "send_metrics"
 DEFAULT_IMPL_PREFIX = "impl-"
+MAKE_RUN_VAR = "SEND_METRICS_MAKE_RUN"  # the trace file of the traced make a recipe belongs to
+_MAKEFILES = ("GNUmakefile", "makefile", "Makefile")  # what make reads without -f, in order
 MAX_SMALL_FILE = 1 << 20  # bytes: a config or decision file is a few hundred; refuse anything huge
 
 
@@ -85,6 +89,72 @@ def impl_prefix(path: str | None) -> str | None:
     if data is None or b"impl_prefix" in data or b"\\u" in data or b"\\U" in data:
         return None  # set, possibly set, or unreadable: the full reader decides and explains
     return DEFAULT_IMPL_PREFIX
+
+
+def app_name(path: str | None) -> str | None:
+    """The app a config names, without a TOML parser: the default when there is no config or
+    it never names the key; the plain quoted value of a top-level `app = "..."`; None when
+    unsure (the full reader decides after the child has started)."""
+    if path is None:
+        return DEFAULT_APP
+    data = read_bounded(path)
+    if data is None:
+        return None
+    if b"app" not in data:
+        return DEFAULT_APP
+    for raw in data.decode("utf-8", "replace").splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            break
+        key, eq, value = line.partition("=")
+        if eq and key.strip().strip("\"'") == "app":
+            value = value.strip()
+            name = value[1:-1]
+            plain = name and all(c.isalnum() or c in "-_." for c in name)
+            return name if plain and value[0] == value[-1] and value[0] in "\"'" else None
+    return None if b"\\u" in data or b"\\U" in data else DEFAULT_APP
+
+
+def config_home(app: str) -> str:
+    """The developer's config directory for `app` (as `files.config_dir`), without pathlib."""
+    home = os.environ.get("HOME") or os.path.expanduser("~")
+    if sys.platform == "darwin":
+        return os.path.join(home, "Library", "Application Support", app)
+    xdg = os.environ.get("XDG_CONFIG_HOME", "")
+    return os.path.join(xdg if os.path.isabs(xdg) else os.path.join(home, ".config"), app)
+
+
+def trace_make(
+    argv: list[str], env: dict[str, str], makefile: str | None, dry_run: bool, app: str | None
+) -> str | None:
+    """Before a wrapped make starts: under a recorded yes (a quick look here, the full check
+    after) or for a dry run, have it read send_metrics.mk after its makefile and trace each
+    recipe line into a fresh private file. Edits argv and env; the file's path, or None."""
+    if app is None or sys.platform == "win32":
+        return None
+    home = config_home(app)
+    if not dry_run:
+        decision = read_bounded(os.path.join(home, "metrics.toml"))
+        if decision is None or b'decision = "granted"' not in decision:
+            return None
+    extra = ["-f", os.path.join(os.path.dirname(os.path.abspath(__file__)), "send_metrics.mk")]
+    if makefile is None:
+        found = next((name for name in _MAKEFILES if os.path.isfile(name)), None)
+        if found is None:
+            return None
+        extra = ["-f", found, *extra]
+    folder = os.path.join(home, "make-traces")
+    path = os.path.join(folder, f"wrap-{os.getpid()}.trace")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        os.close(os.open(path, flags, 0o600))
+    except OSError:
+        return None
+    at = argv.index("--no-print-directory") + 1 + (2 if makefile else 0)
+    argv[at:at] = extra
+    env[MAKE_RUN_VAR] = path
+    return path
 
 
 def _options(
@@ -154,6 +224,10 @@ def parse(argv: list[str]) -> RunSpec | None:
 
 def try_fast(argv: list[str]) -> None:
     """Run a plain `run`/`wrap`/`preview` call now (never returns); return to hand it to click."""
+    if argv[:1] == ["_make-watch"]:  # started by send_metrics.mk's first recipe line
+        from send_metrics import maketrace
+
+        maketrace.watch(argv[1:])
     spec = parse(argv)
     if spec is None:
         return

@@ -300,15 +300,27 @@ class Store:
             ).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.path} ({_reason(exc)})") from None
-        events = []
-        for (text,) in rows:
-            try:
-                event = json.loads(text)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                events.append(event)
-        return events
+        return [e for e in (_parsed(text) for (text,) in rows) if e is not None]
+
+    def recent_events(self, limit: int) -> list[dict[str, Any]]:
+        """The newest recorded events, newest last (`send_metrics trace`); one that is not
+        JSON is skipped."""
+        try:
+            rows = self._db.execute(
+                "SELECT event FROM history ORDER BY start_time DESC, rowid DESC LIMIT ?", (limit,)
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.path} ({_reason(exc)})") from None
+        return [e for e in (_parsed(text) for (text,) in reversed(rows)) if e is not None]
+
+
+def _parsed(text: str) -> dict[str, Any] | None:
+    """A stored event, or None for a row that is not a JSON object."""
+    try:
+        event = json.loads(text)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
 
 
 def peek_not_before(path: Path, destination: str) -> float:

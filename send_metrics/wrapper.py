@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from send_metrics.decision import Decision
     from send_metrics.event import Event
     from send_metrics.facts import GitFacts, MachineFacts
+    from send_metrics.maketrace import Breakdown
     from send_metrics.sinks import HttpClient, Target
 
 ACTIVE_VAR = "SEND_METRICS_ACTIVE"  # set for the child: a wrapped run inside is not counted twice
@@ -110,7 +111,9 @@ def _nothing_to_record(spec: RunSpec) -> bool:
     """Nested in another wrapper, switched off by the user, or make is not really running."""
     if spec.dry_run:
         return False
-    if os.environ.get(ACTIVE_VAR) or fastpath.metrics_disabled():
+    if os.environ.get(ACTIVE_VAR) or os.environ.get(fastpath.MAKE_RUN_VAR):
+        return True
+    if fastpath.metrics_disabled():
         return True
     return spec.command_type == "make" and bool(
         make_flags(os.environ.get("MAKEFLAGS", "")) & _MAKE_NO_RUN
@@ -213,6 +216,10 @@ def execute(spec: RunSpec) -> NoReturn:
     if _nothing_to_record(spec):
         _exec_plain(argv)
     env = {**os.environ, ACTIVE_VAR: "1"}
+    trace = None
+    if spec.command_type == "make":  # inside a traced make: that make's event counts it
+        app = loaded.settings.app if loaded else fastpath.app_name(fastpath.config_file())
+        trace = fastpath.trace_make(argv, env, spec.makefile, spec.dry_run, app)
     try:
         child = runner.Child(argv, env)
     except Exception as exc:  # CommandNotFound, imported only then (see fastpath)
@@ -237,9 +244,14 @@ def execute(spec: RunSpec) -> NoReturn:
     result = child.wait()
     child.release()
     try:
+        made = None
+        if trace is not None:
+            from send_metrics import maketrace
+
+            made = maketrace.take_wrapped(trace, result)  # deletes the trace either way
         for line in problems:
             warn(line)
-        _after(spec, settings, decision, result, prefetch)
+        _after(spec, settings, decision, result, prefetch, made)
     except runner.Interrupted:
         pass  # a second interrupt: stop reporting now; a recorded event waits in the queue
     except MetricsError as exc:
@@ -255,6 +267,7 @@ def _after(
     decision: Decision,
     result: runner.ChildResult,
     prefetch: _Prefetch | None,
+    made: Breakdown | None = None,
 ) -> None:
     from send_metrics import consent, delivery
     from send_metrics.files import state_path
@@ -282,14 +295,14 @@ def _after(
         granted = consent.collecting(decision, settings)
         identity_id = decision.anonymous_id if granted else PLACEHOLDER_ID
         until = time.monotonic() + settings.deadline
-        event = _build(spec, settings, identity_id, result, prefetch, until)
+        event = _build(spec, settings, identity_id, result, prefetch, until, made)
         import json
 
         if sys.stdout is not None:  # None when started with stdout closed
             sys.stdout.write(json.dumps(event, indent=2) + "\n")
         return
     deadline = time.monotonic() + settings.deadline
-    event = _build(spec, settings, decision.anonymous_id, result, prefetch, deadline - 0.2)
+    event = _build(spec, settings, decision.anonymous_id, result, prefetch, deadline - 0.2, made)
     delivery.report(event, settings, deadline, prefetch.ready_client())
 
 
@@ -300,10 +313,14 @@ def _build(
     result: runner.ChildResult,
     prefetch: _Prefetch,
     until: float,
+    make: Breakdown | None = None,
+    derived: bool = False,
 ) -> Event:
     from send_metrics.event import Identity, build_event
 
     git, machine = prefetch.join(until)
     args = list(spec.args) if spec.command in settings.allow_args else None
     identity = Identity(anonymous_id, settings.app, settings.app_version, settings.consent_version)
-    return build_event(identity, spec.command, args, spec.command_type, result, git, machine)
+    return build_event(
+        identity, spec.command, args, spec.command_type, result, git, machine, make, derived
+    )

@@ -1,0 +1,80 @@
+# send_metrics.mk: one `-include send_metrics.mk` at the END of a GNU Makefile records one \
+# event per make run, with where the time went per target (see `send_metrics makefile`). \
+# This file is also the per-recipe-line shell shim: make runs `/bin/sh send_metrics.mk \
+# TARGET PREREQUISITES GOALS MAKELEVEL BIN DIR SHELL FLAGS... LINE`; the sh code below \
+# notes the line's start and end in the run's trace file, runs the line with the makefile's \
+# own SHELL and flags, and exits with its status. A $(shell ...) call, which make runs the \
+# same way but with its own MAKELEVEL (not one more), is run untouched. The first line of \
+# the outermost make starts the watcher that records the event once make has ended; INT, QUIT \
+# and HUP are ignored while it is forked, so a Ctrl-C at that moment cannot kill it before it \
+# leaves make's session. \
+# Make reads these lines as one comment (each ends with a backslash). \
+t=$1 q=$2 g=$3 l=$4 b=$5 d=$6; shift 6; \
+[ "${MAKELEVEL:-0}" != "$l" ] || exec "$@"; \
+f=${SEND_METRICS_MAKE_RUN:-}; \
+if [ -z "$f" ]; then \
+  f=$d/$PPID.trace; \
+  if [ ! -e "$f" ]; then \
+    [ -d "$d" ] || mkdir -p -m 700 "$d" 2>/dev/null; \
+    if (set -C; j=; case " $MAKEFLAGS" in *" -j"*) j=j;; esac; \
+        read -r s </proc/$PPID/stat || s=; set -- $s; \
+        printf 'H\t%s\t%s\t%s\t%s\n' "$PPID" "${22:-}" "${MAKEFLAGS%% *}$j" "$g" >"$f") 2>/dev/null; \
+    then trap '' INT QUIT HUP; "$b" _make-watch "$f" </dev/null >/dev/null 2>&1 & \
+      trap - INT QUIT HUP; \
+    fi; \
+  fi; \
+  SEND_METRICS_MAKE_RUN=$f; export SEND_METRICS_MAKE_RUN; \
+fi; \
+{ read -r s _ </proc/uptime; } 2>/dev/null || s=$(date +%s); \
+{ printf 'S\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$$" "$s" "$PPID" "$l" "$PWD" "$t" "$q" \
+  >>"$f"; } 2>/dev/null; \
+"$@"; e=$?; \
+{ read -r s _ </proc/uptime; } 2>/dev/null || s=$(date +%s); \
+{ printf 'E\t%s\t%s\t%s\n' "$$" "$s" "$e" >>"$f"; } 2>/dev/null; \
+exit $e
+
+# The make part. Nothing here spawns a process: the checks use only make's own functions, so
+# `make -n`, `-q`, `-p` (tab completion runs `make -pRrq`) and a make with nothing to do cost
+# nothing. Tracing is on only when all hold: GNU make 4.2 or later; not -n, -q, -p or -t;
+# DO_NOT_TRACK and SEND_METRICS_DISABLED unset (or 0/false/no/off); and either a traced make
+# above us (recursive $(MAKE), or `send_metrics wrap`) or a recorded yes and send_metrics on
+# PATH. Otherwise this file changes nothing.
+ifndef _send_metrics_mk
+_send_metrics_mk := 1
+SEND_METRICS_APP ?= send_metrics
+_sm_self := $(abspath $(lastword $(MAKEFILE_LIST)))
+_sm_no := 0 false False FALSE no No NO off Off OFF
+_sm_config := $(or $(filter /%,$(XDG_CONFIG_HOME)),$(HOME)/.config)
+_sm_cache := $(or $(filter /%,$(XDG_CACHE_HOME)),$(HOME)/.cache)
+_sm_state := $(firstword $(wildcard $(_sm_config)/$(SEND_METRICS_APP)/metrics.toml))
+_sm_granted = $(findstring decision = "granted",$(file <$(_sm_state)))
+_sm_bin := $(firstword $(wildcard $(addsuffix /send_metrics,$(subst :, ,$(PATH)))))
+_sm_flags := $(or $(.SHELLFLAGS),-c)
+_sm_on := $(and \
+  $(if $(filter 3.% 4.0% 4.1%,$(MAKE_VERSION)),,new), \
+  $(if $(findstring n,$(firstword -$(MAKEFLAGS))),,run), \
+  $(if $(findstring q,$(firstword -$(MAKEFLAGS))),,run), \
+  $(if $(findstring p,$(firstword -$(MAKEFLAGS))),,run), \
+  $(if $(findstring t,$(firstword -$(MAKEFLAGS))),,run), \
+  $(if $(filter-out $(_sm_no),$(DO_NOT_TRACK) $(SEND_METRICS_DISABLED)),,allowed), \
+  $(if $(filter 3,$(words $(SHELL) $(_sm_self) $(_sm_cache))),no-spaces), \
+  $(or $(SEND_METRICS_MAKE_RUN), \
+       $(and $(if $(SEND_METRICS_ACTIVE),,outermost),$(_sm_bin),$(_sm_state),$(_sm_granted))))
+ifneq ($(_sm_on),)
+_sm_comma := ,
+_sm_space := $() $()
+_sm_lp := (
+_sm_rp := )
+# Names become single words that make passes to the shim without a shell: characters a shell
+# would read (quotes, $, parentheses of archive members...) become _, and lists are joined by ,.
+_sm_safe = $(subst $(_sm_space),$(_sm_comma),$(or $(subst ',_,$(subst ",_,$(subst `,_,$(subst \
+  $$,_,$(subst $(_sm_lp),_,$(subst $(_sm_rp),_,$(subst ;,_,$(subst &,_,$(subst |,_,$(subst \
+  <,_,$(subst >,_,$(subst *,_,$(subst ?,_,$(subst [,_,$(subst ],_,$(subst \,_,$(strip \
+  $1))))))))))))))))),-))
+_sm_shell := $(SHELL)
+SHELL := /bin/sh
+.SHELLFLAGS = $(_sm_self) $(call _sm_safe,$@) $(call _sm_safe,$^ $|) $(call _sm_safe,$(or \
+  $(MAKECMDGOALS),$(.DEFAULT_GOAL))) $(or $(MAKELEVEL),0) $(or $(_sm_bin),-) \
+  $(_sm_cache)/send_metrics-make $(_sm_shell) $(_sm_flags)
+endif
+endif
