@@ -109,9 +109,10 @@ def app_name(path: str | None) -> str | None:
         key, eq, value = line.partition("=")
         if eq and key.strip().strip("\"'") == "app":
             value = value.strip()
-            name = value[1:-1]
-            plain = name and all(c.isalnum() or c in "-_." for c in name)
-            return name if plain and value[0] == value[-1] and value[0] in "\"'" else None
+            end = value.find(value[:1], 1) if value[:1] in ("'", '"') else -1
+            name, rest = value[1:end], value[end + 1 :].strip()
+            plain = end > 1 and all(c.isalnum() or c in "-_." for c in name)
+            return name if plain and (not rest or rest.startswith("#")) else None
     return None if b"\\u" in data or b"\\U" in data else DEFAULT_APP
 
 

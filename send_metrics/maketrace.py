@@ -342,26 +342,56 @@ def _alive(pid: int, start_ticks: str | None) -> bool:
         return True
 
 
-def _wait_exit(pid: int, start_ticks: str | None) -> None:
-    """Wait until the root make has ended: a pidfd where Linux has one, else polling."""
+_PIDFD_GET_INFO = (3 << 30) | (64 << 16) | (0xFF << 8) | 11  # _IOWR(0xFF, 11, 64 bytes)
+_PIDFD_INFO_EXIT = 1 << 3
+
+
+def _exit_status(fd: int) -> int | bool:
+    """The ended process's wait status from its pidfd (Linux 6.15 and later keep it even for
+    a process another parent reaped); True while not there yet, False where it never will."""
+    import fcntl  # only here: Linux with pidfds
+    import struct
+
+    info = bytearray(64)
+    struct.pack_into("Q", info, 0, _PIDFD_INFO_EXIT)
+    try:
+        fcntl.ioctl(fd, _PIDFD_GET_INFO, info)
+    except OSError:
+        return False
+    if not struct.unpack_from("Q", info, 0)[0] & _PIDFD_INFO_EXIT:
+        return True
+    status: int = struct.unpack_from("i", info, 60)[0]
+    return status
+
+
+def _wait_exit(pid: int, start_ticks: str | None) -> int | None:
+    """Wait until the root make has ended (a pidfd where Linux has one, else polling); its
+    wait status when the kernel keeps it for us, else None."""
     if not _alive(pid, start_ticks):
-        return
+        return None
     if hasattr(os, "pidfd_open"):
         try:
             fd = os.pidfd_open(pid)
         except OSError:
             fd = -1
         if fd >= 0:
-            import select
+            import select  # only here: Linux with pidfds
 
             try:
-                if _alive(pid, start_ticks):  # the pid is ours, not a newer process's
-                    select.select([fd], [], [])
-                return
+                if not _alive(pid, start_ticks):  # the pid is a newer process's, not make's
+                    return None
+                select.select([fd], [], [])
+                for _ in range(20):  # bounded: the kernel records it as the process exits
+                    status = _exit_status(fd)
+                    if status is not True:
+                        return None if status is False else int(status)
+                    time.sleep(0.005)
+                return None
             finally:
                 os.close(fd)
     while _alive(pid, start_ticks):
         time.sleep(0.1)
+    return None
 
 
 def _root_ticks(path: Path) -> tuple[int | None, str | None]:
@@ -420,7 +450,7 @@ def _record_when_done(path: Path) -> None:
     prefetch = None
     if not config.metrics_disabled() and consent.collecting(decision, settings):
         prefetch = wrapper._Prefetch(settings)  # git and machine facts while make runs
-    _wait_exit(pid, ticks)
+    status = _wait_exit(pid, ticks)
     end = clock()
     wall_end = time.time()
     trace = read_trace(path)
@@ -432,12 +462,17 @@ def _record_when_done(path: Path) -> None:
         return
     origin = trace.root_start if trace.root_start is not None else trace.lines[0].start
     made = breakdown(trace, origin, end)
-    from send_metrics.runner import ChildResult
+    from send_metrics.runner import FORWARDED, ChildResult
 
+    exit_code, signal, interrupted = made.exit_code, None, made.interrupted
+    if status is not None:  # make's own status: exact, nothing derived
+        code = os.waitstatus_to_exitcode(status)
+        exit_code, signal = (code, None) if code >= 0 else (None, -code)
+        interrupted = interrupted or signal in FORWARDED
     result = ChildResult(
-        exit_code=made.exit_code,
-        signal=None,
-        interrupted=made.interrupted,
+        exit_code=exit_code,
+        signal=signal,
+        interrupted=interrupted,
         start_epoch=wall_end - (end - origin),
         duration_ms=_ms(end - origin),
         cpu_user_s=0.0,
@@ -448,7 +483,14 @@ def _record_when_done(path: Path) -> None:
     spec = wrapper.RunSpec(command_of(trace.goals, cwd), "make")
     deadline = time.monotonic() + settings.deadline
     event = wrapper._build(
-        spec, settings, decision.anonymous_id, result, prefetch, deadline - 0.2, made, True
+        spec,
+        settings,
+        decision.anonymous_id,
+        result,
+        prefetch,
+        deadline - 0.2,
+        made,
+        status is None,
     )
     delivery.report(event, settings, deadline, prefetch.ready_client())
 

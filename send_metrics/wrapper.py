@@ -217,7 +217,7 @@ def execute(spec: RunSpec) -> NoReturn:
         _exec_plain(argv)
     env = {**os.environ, ACTIVE_VAR: "1"}
     trace = None
-    if spec.command_type == "make":  # inside a traced make: that make's event counts it
+    if spec.command_type == "make":
         app = loaded.settings.app if loaded else fastpath.app_name(fastpath.config_file())
         trace = fastpath.trace_make(argv, env, spec.makefile, spec.dry_run, app)
     try:
