@@ -50,7 +50,7 @@ class Trace(NamedTuple):
 
     root_pid: int | None
     root_start: float | None  # the root make's start, on the trace's clock
-    flags: str  # the root make's single-letter flags, plus `j` under -j
+    flags: str  # the root make's single-letter flags (MAKEFLAGS' first word)
     goals: list[str]
     lines: list[Line]
 
@@ -120,7 +120,7 @@ def read_trace(path: Path) -> Trace:
             if fields[0] == "H" and len(fields) >= 5:
                 root_pid = int(fields[1])
                 root_start = int(fields[2]) / tick if fields[2] else None
-                flags = fields[3]
+                flags = "" if fields[3].startswith("-") else fields[3]  # letters only
                 goals = [g for g in fields[4].split(",") if g and g != "-"]
             elif fields[0] == "S" and len(fields) >= 8:
                 level = int(fields[4]) if fields[4].isdigit() else 0
@@ -404,7 +404,8 @@ def _root_ticks(path: Path) -> tuple[int | None, str | None]:
 
 
 def _sweep(directory: Path, keep: Path) -> None:
-    """Remove traces left by watchers that died (their make is gone, and they are old)."""
+    """Remove traces whose watcher died: their make is gone and nothing wrote to them for a
+    minute (a live watcher finishes within its delivery deadline)."""
     now = time.time()
     try:
         entries = list(directory.iterdir())
@@ -412,7 +413,9 @@ def _sweep(directory: Path, keep: Path) -> None:
         return
     for entry in entries:
         try:
-            if entry != keep and entry.suffix == ".trace" and now - entry.stat().st_mtime > 86400:
+            if entry == keep or entry.suffix != ".trace" or now - entry.stat().st_mtime < 60:
+                continue
+            if not entry.stem.isdigit() or not _alive(int(entry.stem), None):
                 entry.unlink()
         except OSError:
             pass

@@ -16,9 +16,8 @@ if [ -z "$f" ]; then \
   f=$d/$PPID.trace; \
   if [ ! -e "$f" ]; then \
     [ -d "$d" ] || mkdir -p -m 700 "$d" 2>/dev/null; \
-    if (set -C; j=; case " $MAKEFLAGS" in *" -j"*) j=j;; esac; \
-        read -r s </proc/$PPID/stat || s=; set -- $s; \
-        printf 'H\t%s\t%s\t%s\t%s\n' "$PPID" "${22:-}" "${MAKEFLAGS%% *}$j" "$g" >"$f") 2>/dev/null; \
+    if (set -C; read -r s </proc/$PPID/stat || s=; set -- $s; \
+        printf 'H\t%s\t%s\t%s\t%s\n' "$PPID" "${22:-}" "${MAKEFLAGS%% *}" "$g" >"$f") 2>/dev/null; \
     then trap '' INT QUIT HUP; "$b" _make-watch "$f" </dev/null >/dev/null 2>&1 & \
       trap - INT QUIT HUP; \
     fi; \

@@ -525,3 +525,16 @@ def test_at_most_100_targets_are_named_the_rest_counted(home: Path, tmp_path: Pa
     assert len(event["make_targets"]) == 100
     assert event["make_targets_omitted"] == 6  # 106 targets ran a recipe, `all` included
     assert len(set(targets(event))) == 100
+
+
+@pytest.mark.skipif(not shutil.which("bmake"), reason="BSD make (bmake) is not installed")
+def test_bsd_make_skips_the_guarded_include(tmp_path: Path) -> None:
+    opt_in()
+    work = tmp_path / "proj"
+    work.mkdir()
+    shutil.copy(snippet_path(), work / "send_metrics.mk")
+    (work / "Makefile").write_text(
+        "a:\n\t@echo a ran\n-include $(if $(MAKE_VERSION),send_metrics.mk)\n"
+    )
+    done = subprocess.run(["bmake", "a"], cwd=work, capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "a ran\n", "")
