@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from send_metrics.maketrace import Trace, _exit_status, derive_outcome, read_trace, snippet_path
-from tests.helpers import BIN, history, opt_in, sm
+from tests.helpers import BIN, data_db, history, opt_in, queued, sm
 
 INCLUDE = f"-include {snippet_path()}\n"
 
@@ -342,15 +342,27 @@ def test_file_targets_under_a_secret_path_are_never_sent(
         "report.txt:\n\t@touch $@\n"
         "phony-name:\n\t@:\n"
     )
-    makefile(work, body)
-    assert make("all", cwd=work).returncode == 0
+    body += "phony-name: ; @echo output-canary $(TOKEN) # recipe-canary\n"
+    makefile(work, body.replace("phony-name:\n\t@:\n", ""))
+    done = make("all", "TOKEN=variable-canary", cwd=work)
+    assert done.returncode == 0 and "output-canary variable-canary" in done.stdout
     event = only_event(home)
     assert sorted(targets(event)) == ["all", "phony-name"]
     assert event["make_file_targets"]["count"] == 3
     sent = b"".join(r.body for r in collector.requests)
     assert b"phony-name" in sent
-    for secret in (b"secret-canary", b"out.bin", b"obj.o", b"report.txt", str(tmp_path).encode()):
-        assert secret not in sent
+    stored = b"".join(f.read_bytes() for f in data_db(home).parent.glob("metrics.sqlite3*"))
+    for secret in (
+        b"secret-canary",
+        b"out.bin",
+        b"obj.o",
+        b"report.txt",
+        b"output-canary",
+        b"variable-canary",
+        b"recipe-canary",
+        str(tmp_path).encode(),
+    ):
+        assert secret not in sent and secret not in stored
 
 
 def test_a_goal_that_is_a_path_is_not_sent_as_the_command(home: Path, tmp_path: Path) -> None:
@@ -538,3 +550,29 @@ def test_bsd_make_skips_the_guarded_include(tmp_path: Path) -> None:
     )
     done = subprocess.run(["bmake", "a"], cwd=work, capture_output=True, text=True, check=False)
     assert (done.returncode, done.stdout, done.stderr) == (0, "a ran\n", "")
+
+
+def test_include_mode_queues_what_it_cannot_deliver(
+    home: Path, tmp_path: Path, dead_url: str
+) -> None:
+    work = tmp_path / "proj"
+    work.mkdir()
+    (work / "send_metrics.toml").write_text(f'[report]\nsink = "http"\nendpoint = "{dead_url}"\n')
+    opt_in()
+    makefile(work, AB)
+    done = make("a", cwd=work)
+    assert done.returncode == 0 and done.stderr == ""  # the watcher says nothing on make's stderr
+    event = only_event(home)
+    assert queued(home) == [event["message_id"]]
+
+
+def test_opt_out_while_make_runs_records_nothing(home: Path, tmp_path: Path) -> None:
+    opt_in()
+    work = tmp_path / "proj"
+    makefile(work, "a:\n\t@send_metrics opt-out >/dev/null\n\t@echo after\n")
+    assert make("a", cwd=work).stdout == "after\n"
+    for _ in range(400):
+        if not traces(home):
+            break
+        time.sleep(0.05)
+    assert history(home) == [] and not data_db(home).exists()
