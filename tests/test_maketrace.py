@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from send_metrics.maketrace import Trace, _exit_status, derive_outcome, read_trace, snippet_path
@@ -374,6 +375,13 @@ def test_a_goal_that_is_a_path_is_not_sent_as_the_command(home: Path, tmp_path: 
     assert event["command"] == "(file)" and event["make_targets"] == []
 
 
+def _in_group(process: psutil.Process, pgid: int) -> bool:
+    try:
+        return os.getpgid(process.pid) == pgid
+    except OSError:
+        return False
+
+
 def test_ctrl_c_is_recorded_as_interrupted(home: Path, tmp_path: Path) -> None:
     opt_in()
     work = tmp_path / "proj"
@@ -388,6 +396,16 @@ def test_ctrl_c_is_recorded_as_interrupted(home: Path, tmp_path: Path) -> None:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "quick"
         assert proc.stdout.readline().strip() == "started"
+        # As a person would: once the sleep runs (a signal between `echo` and the fork of
+        # `sleep` is lost by dash and make even without send_metrics).
+        for _ in range(400):
+            if any(
+                p.info["name"] == "sleep"
+                for p in psutil.process_iter(["name"])
+                if _in_group(p, proc.pid)
+            ):
+                break
+            time.sleep(0.01)
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGINT
