@@ -82,15 +82,16 @@ def _pairs(
     env: dict[str, str],
     pairs: int,
     home: Path,
+    other_env: dict[str, str] | None = None,
 ) -> tuple[list[float], list[float], list[float]]:
     """Alternate bare and other (argv, folder); after each `other`, the time until its event
-    is recorded. The first pair only warms the caches."""
+    is recorded (none is waited for under `other_env`). The first pair warms the caches."""
     bare_ms, other_ms, lag_ms = [], [], []
     for i in range(pairs + 1):
         b = _run(bare[0], bare[1], env)
         before = _events(home)
-        o = _run(other[0], other[1], env)
-        lag = _wait_recorded(home, before)
+        o = _run(other[0], other[1], other_env or env)
+        lag = _wait_recorded(home, before) if other_env is None else 0.0
         if i:
             bare_ms.append(b)
             other_ms.append(o)
@@ -132,14 +133,17 @@ def main() -> None:
             text = body + (f"-include {SNIPPET}\n" if include else "")
             (folder / "Makefile").write_text(text)
             folders[name] = folder
-        rows = {}
+        rows: dict[str, dict[str, object]] = {}
         make = ["make", "-s"]
         bare, traced, lag = _pairs(
             (make, folders["bare"]), (make, folders["traced"]), env, args.pairs, home
         )
         undecided = {**env, "HOME": str(base / "nobody")}
-        untraced = [_run(make, folders["traced"], undecided) for _ in range(args.pairs)]
+        _bare, untraced, _lag = _pairs(
+            (make, folders["bare"]), (make, folders["traced"]), env, args.pairs, home, undecided
+        )
         bare_med, traced_med = statistics.median(bare), statistics.median(traced)
+        bare_cpu, traced_cpu = _cpu(make, folders["bare"]), _cpu(make, folders["traced"])
         rows["lines"] = {
             "recipe_lines": LINES,
             "bare_ms": round(bare_med, 1),
@@ -147,13 +151,11 @@ def main() -> None:
             "traced_ms": round(traced_med, 1),
             "per_line_ms": round((traced_med - bare_med) / LINES, 3),
             "ratio": round(traced_med / bare_med, 2),
-            "bare_cpu_ms": round(_cpu(make, folders["bare"]), 1),
-            "traced_cpu_ms": round(_cpu(make, folders["traced"]), 1),
+            "bare_cpu_ms": round(bare_cpu, 1),
+            "traced_cpu_ms": round(traced_cpu, 1),
+            "per_line_cpu_ms": round((traced_cpu - bare_cpu) / LINES, 3),
             "recorded_after_exit_ms": round(statistics.median(lag), 1),
         }
-        rows["lines"]["per_line_cpu_ms"] = round(
-            (rows["lines"]["traced_cpu_ms"] - rows["lines"]["bare_cpu_ms"]) / LINES, 3
-        )
         bare_one, traced_one, lag_one = _pairs(
             (make, folders["bare-one"]), (make, folders["traced-one"]), env, args.pairs * 4, home
         )
