@@ -539,3 +539,41 @@ def test_html_for_one_command_draws_only_it(home: Path) -> None:
     points = re.findall(r'<circle class="point"[^>]*data-command="([^"]*)"', page.stdout)
     assert points == ["build"] * 4
     assert "Breakdown of the slowest command: build" in page.stdout
+
+
+def test_a_traced_make_target_in_detail_and_in_the_report(home: Path, tmp_path: Path) -> None:
+    """Real make through `wrap`, traced by the make tracing: `stats --command` and the page's
+    breakdown name the targets inside it, with the critical path (under -j2, `docs` runs
+    beside the longer `deps`, so only deps -> build sets the duration)."""
+    import subprocess
+
+    from tests.helpers import opt_in
+
+    opt_in()
+    work = tmp_path / "proj"
+    work.mkdir()
+    (work / "Makefile").write_text(
+        "dev.%: ; +@send_metrics wrap --make='$(MAKE)' -f Makefile $@\n"
+        "impl-dev.build: impl-dev.deps impl-dev.docs\n\t@sleep 0.3\n"
+        "impl-dev.deps:\n\t@sleep 0.2\n"
+        "impl-dev.docs:\n\t@true\n"
+    )
+    for _ in range(2):
+        done = subprocess.run(
+            ["make", "-j2", "dev.build"], cwd=work, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+    doc = as_json("--command", "dev.build")
+    assert doc["stats"]["runs"] == 2
+    assert doc["traced_runs"] == 2
+    found = {t["name"]: t for t in doc["breakdown"]}
+    assert set(found) == {"impl-dev.build", "impl-dev.deps", "impl-dev.docs"}
+    assert found["impl-dev.deps"]["critical"] == 2
+    assert found["impl-dev.build"]["critical"] == 2
+    assert found["impl-dev.docs"]["critical"] == 0
+    assert found["impl-dev.deps"]["median_ms"] >= 200
+    assert found["impl-dev.build"]["median_ms"] >= 300
+    text = sm("stats", "--command", "dev.build", env={**os.environ, "COLUMNS": "100"}).stdout
+    assert "Inside it (2 traced make runs):" in text
+    page = sm("stats", "--html", "-").stdout
+    assert 'data-target="impl-dev.deps"' in page and 'data-critical="2"' in page
