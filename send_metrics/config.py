@@ -30,6 +30,7 @@ _KEYS: dict[str, tuple[type, str, Any, str]] = {
     "consent.version": (int, "consent_version", lambda v: v >= 0, "0 or more"),
     "consent.privacy_url": (str, "privacy_url", None, ""),
     "consent.message": (str, "consent_message", None, ""),
+    "consent.retention": (str, "retention", None, ""),
     "report.sink": (str, "sink", lambda v: v in SINKS, "one of " + ", ".join(SINKS)),
     "report.endpoint": (str, "endpoint", None, ""),
     "report.write_key": (str, "write_key", None, ""),
@@ -40,6 +41,7 @@ _KEYS: dict[str, tuple[type, str, Any, str]] = {
     "report.queue_max_age_days": (float, "queue_max_age_days", lambda v: v > 0, "above 0"),
     "make.impl_prefix": (str, "impl_prefix", None, ""),
     "collect.allow_args": (list, "allow_args", None, ""),
+    "collect.git_remote_hash": (bool, "git_remote_hash", None, ""),
 }
 _TABLES = {key.partition(".")[0] for key in _KEYS if "." in key}
 
@@ -56,6 +58,7 @@ class Settings(NamedTuple):
     consent_version: int = 1
     privacy_url: str = ""
     consent_message: str = ""
+    retention: str = ""
     sink: Sink = "local"
     endpoint: str = ""
     write_key: str = ""
@@ -66,6 +69,7 @@ class Settings(NamedTuple):
     queue_max_age_days: float = 30.0
     impl_prefix: str = DEFAULT_IMPL_PREFIX
     allow_args: tuple[str, ...] = ()
+    git_remote_hash: bool = False  # off unless the operator opts in: guessable for public repos
     path: Path | None = None
 
 
@@ -89,6 +93,7 @@ def _expected(kind: type) -> str:
         float: "a number",
         dict: "a table",
         list: "a list of strings",
+        bool: "true or false",
     }[kind]
 
 
@@ -121,7 +126,7 @@ def _check(dotted: str, value: Any, path: Path) -> tuple[Any, str | None]:
     kind, _field, valid, words = _KEYS[dotted]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    ok = isinstance(value, kind) and not isinstance(value, bool)
+    ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
     if ok and kind is list:
         ok = all(isinstance(item, str) for item in value)
         value = tuple(value)

@@ -1,58 +1,182 @@
-"""Consent: when to ask, what to say, and recording the developer's decision."""
+"""Consent: when to ask, what to say, what a yes covers, and recording the developer's decision.
+
+A yes covers the disclosure it answered (its `Scope`): a run whose disclosure would collect
+more or send elsewhere collects nothing until a new yes; a narrower one needs no question.
+The state lock is never held while a person thinks: the answer is recorded under the lock
+afterwards, and a no (ours or one recorded meanwhile) always wins over a yes.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from send_metrics.config import Settings
-from send_metrics.decision import Decision, read_decision, remove_decision, write_decision
-from send_metrics.errors import ConfigError
+from send_metrics.decision import Decision, Scope, read_decision, remove_decision, write_decision
+from send_metrics.errors import ConfigError, MetricsError
 from send_metrics.files import data_dir, state_path
 
 # Deferred imports: every wrapped run asks this module whether to collect, after its child
 # starts; asking, the disclosure and writing a decision are rare and load their own modules.
 
+if TYPE_CHECKING:
+    from send_metrics.event import Event
+    from send_metrics.store import Store
+
+SINK_NAMES = {
+    "segment": "Segment",
+    "otlp": "an OpenTelemetry collector",
+    "http": "an HTTP endpoint",
+}
+
 
 def is_interactive() -> bool:
-    """A person is at a terminal: stdin and stderr are TTYs, no CI variable is set, and we are
+    """A person is at a terminal and sees what we write: stdin, stdout and stderr are TTYs
+    (`run -- seq 300 | less` must not ask inside the pager), no CI variable is set, and we are
     in the foreground (a background job that read the terminal would be stopped by SIGTTIN)."""
     from send_metrics.facts import ci_vendor
     from send_metrics.runner import in_foreground
 
     try:
-        ttys = os.isatty(sys.stdin.fileno()) and os.isatty(sys.stderr.fileno())
+        ttys = all(os.isatty(f.fileno()) for f in (sys.stdin, sys.stdout, sys.stderr))
     except (OSError, ValueError, AttributeError):
         return False
     return ttys and in_foreground() and not ci_vendor()[0]
 
 
+def _host(settings: Settings) -> str:
+    """The host events would go to: the same resolution a send makes (the key plays no part)."""
+    from urllib.parse import urlsplit
+
+    from send_metrics import sinks
+
+    try:
+        target = sinks.resolve(settings._replace(write_key=settings.write_key or "-"))
+        return (urlsplit(target.url).hostname or "") if target else ""
+    except (MetricsError, ValueError):
+        return ""
+
+
+def scope(settings: Settings) -> Scope:
+    """What the current disclosure covers: app, consent version, where events go, the fields,
+    the allow-listed commands, the privacy URL and retention."""
+    from send_metrics.event import collected_fields
+
+    local = settings.sink == "local"
+    return Scope(
+        settings.app,
+        settings.consent_version,
+        settings.sink,
+        "" if local else _host(settings),
+        collected_fields(settings.git_remote_hash),
+        tuple(sorted(set(settings.allow_args))),
+        settings.privacy_url,
+        settings.retention,
+    )
+
+
+def where(covered: Scope) -> str:
+    """Where events go, as the disclosure and `status` say it."""
+    if covered.sink == "local":
+        return "nowhere: kept on this machine only"
+    host = covered.host or "(no endpoint set)"
+    if covered.sink == "segment":
+        return f"{host} (Segment)"
+    return f"{SINK_NAMES.get(covered.sink, covered.sink)} at {host}"
+
+
+def gap(accepted: Scope | None, current: Scope) -> str:
+    """Why a yes to `accepted` does not cover `current`, in a few words; empty when it does.
+    Narrowing (fewer fields or commands, the local sink) is covered."""
+    if accepted is None:
+        return "the recorded yes does not say what it covered (an older send_metrics)"
+    if current.consent_version > accepted.consent_version:
+        return f"the operator raised the consent version to {current.consent_version}"
+    if current.sink != "local" and (current.sink, current.host) != (accepted.sink, accepted.host):
+        return f"events would go to {where(current)}, not {where(accepted)}"
+    more = sorted(set(current.fields) - set(accepted.fields))
+    if more:
+        return "more fields would be collected: " + ", ".join(more)
+    commands = sorted(set(current.allow_args) - set(accepted.allow_args))
+    if commands:
+        return "the arguments of more commands would be collected: " + ", ".join(commands)
+    if current.privacy_url != accepted.privacy_url:
+        return "the privacy URL changed"
+    if current.retention != accepted.retention:
+        return "the retention changed"
+    return ""
+
+
 def needs_asking(decision: Decision, settings: Settings) -> bool:
-    """No usable decision, or one made under an older consent version."""
-    return decision.answer is None or decision.consent_version < settings.consent_version
+    """No usable decision, one made under an older consent version, or a yes that does not
+    cover what would now be collected. A no stands until the consent version is raised."""
+    if decision.answer is None or decision.consent_version < settings.consent_version:
+        return True
+    return decision.granted and bool(gap(decision.scope, scope(settings)))
 
 
 def collecting(decision: Decision, settings: Settings) -> bool:
-    """Whether this developer has said yes to the current consent version."""
+    """Whether this developer has said yes to a disclosure covering the current one."""
     return decision.granted and not needs_asking(decision, settings)
 
 
-def disclosure(settings: Settings) -> str:
-    """The full text shown before asking, built from the shipped schema's field list."""
+def why_not(decision: Decision, settings: Settings) -> str:
+    """Why nothing is collected under this decision, in a few words; empty when collecting."""
+    if decision.answer is None:
+        return "no yes recorded (`send_metrics opt-in`)"
+    if not decision.granted:
+        return "you declined (`send_metrics opt-in` to change your mind)"
+    missing = gap(decision.scope, scope(settings))
+    if missing:
+        return f"{missing}; your yes does not cover that (a new yes is needed)"
+    return ""
+
+
+def why_not_sending(settings: Settings) -> str:
+    """`why_not` for the recorded decision (an unreadable one is no decision)."""
+    return why_not(_current(state_path(settings.app)), settings)
+
+
+def question(settings: Settings) -> str:
+    """The question itself; with the local sink nothing is "shared"."""
+    if settings.sink == "local":
+        return "Keep usage metrics on this machine?"
+    return "Share usage metrics?"
+
+
+def disclosure(settings: Settings, why: str = "") -> str:
+    """The full text shown before asking, built from the shipped schema's field list and the
+    destination; `why` says what changed since an earlier yes."""
     import textwrap
 
     from send_metrics.event import field_groups
 
-    intro = settings.consent_message or (
-        f"{settings.app} would like to record anonymous usage metrics when you run its "
-        "commands, to learn which ones are used, how long they take and how often they fail."
-    )
-    lines = [*textwrap.wrap(intro, 78), "", "Each run records exactly these fields:"]
+    covered = scope(settings)
+    if settings.consent_message:
+        intro = settings.consent_message
+    elif covered.sink == "local":
+        intro = (
+            f"{settings.app} would like to record anonymous usage metrics on this machine when "
+            "you run its commands (which ones you run, how long they take, how often they "
+            "fail), for your own `send_metrics stats`. Nothing is shared: the events stay in a "
+            "local file."
+        )
+    else:
+        intro = (
+            f"{settings.app} would like to record anonymous usage metrics when you run its "
+            "commands, to learn which ones are used, how long they take and how often they "
+            f"fail, and to send them to {where(covered)}."
+        )
+    lines = []
+    if why:
+        lines += [*textwrap.wrap(f"Asking again: {why}.", 78), ""]
+    lines += [*textwrap.wrap(intro, 78), "", "Each run records exactly these fields:"]
     for group, fields in field_groups():
-        names = ", ".join(name for name, _ in fields)
+        names = ", ".join(name for name, _ in fields if name in covered.fields)
         lines.extend(
             textwrap.wrap(f"{group}: {names}", 78, initial_indent="  ", subsequent_indent="    ")
         )
@@ -60,52 +184,93 @@ def disclosure(settings: Settings) -> str:
         "Never: environment variables, paths, user or host names, branch names, remote "
         "URLs, the command's output, or command arguments"
     )
-    if settings.allow_args:
-        never += f" (except those of: {', '.join(settings.allow_args)})"
-    tail = [
-        never + ".",
-        "`send_metrics schema` explains every field; `send_metrics preview -- CMD` shows "
-        "the exact event.",
-    ]
+    if covered.allow_args:
+        never += f" (except those of: {', '.join(covered.allow_args)})"
+    tail = [never + "."]
+    if settings.git_remote_hash:
+        tail.append(
+            "git_remote_hash is a salted hash of the repository's origin URL: pseudonymous, "
+            "and anyone who can guess the URL (any public repository) can confirm it."
+        )
+    else:
+        tail.append("git_remote_hash is not collected (always null): the operator left it off.")
+    tail.append(f"Where the events go: {where(covered)}.")
+    if settings.retention:
+        tail.append(f"Retention: {settings.retention}")
     if settings.privacy_url:
         tail.append(f"Privacy: {settings.privacy_url}")
     tail += [
+        "`send_metrics schema` explains every field; `send_metrics preview -- CMD` shows "
+        "the exact event.",
         "Change your mind any time: `send_metrics opt-out` (deletes your id and data) or "
-        "`send_metrics opt-in`. DO_NOT_TRACK=1 silences send_metrics everywhere."
+        "`send_metrics opt-in`. DO_NOT_TRACK=1 silences send_metrics everywhere.",
     ]
     for paragraph in tail:
         lines.extend(textwrap.wrap(paragraph, 78))
     return "\n".join(lines)
 
 
-def ask(settings: Settings) -> bool:
-    """Show the disclosure on stderr and read one answer: only `y` or `yes` grants."""
+def _pending_keys(fd: int) -> int:
+    """Bytes typed at the terminal and not read yet, half-typed lines included: canonical mode
+    counts only whole lines, so the count is taken with ICANON off for an instant."""
+    import fcntl
+    import struct
+    import termios
+
+    old = termios.tcgetattr(fd)
+    raw = [*old[:6], list(old[6])]
+    raw[3] &= ~termios.ICANON
+    raw[6][termios.VMIN], raw[6][termios.VTIME] = 0, 0
+    termios.tcsetattr(fd, termios.TCSANOW, raw)
+    try:
+        count: int = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, old)
+    return count
+
+
+def ask(settings: Settings, why: str = "") -> bool | None:
+    """Show the disclosure on stderr and read one answer: only `y` or `yes` grants. None when not
+    asked: keys typed while the command ran are waiting, and they belong to the shell."""
+    import termios
+
+    from send_metrics.output import say
     from send_metrics.runner import Interrupted
 
-    sys.stderr.write("\n" + disclosure(settings) + "\nShare usage metrics? [y/N] ")
-    sys.stderr.flush()
+    fd = sys.stdin.fileno()
+    try:
+        if _pending_keys(fd):
+            return None
+        termios.tcflush(fd, termios.TCIFLUSH)  # whatever slipped in since: never an answer
+    except (OSError, termios.error):
+        return None  # a terminal we cannot inspect: no question rather than a doubtful answer
+    say(f"\n{disclosure(settings, why)}\n{question(settings)} [y/N] ")
     try:
         answer = sys.stdin.readline()
     except (Interrupted, KeyboardInterrupt, OSError, ValueError):
-        sys.stderr.write("\n")
+        say("\n")
         return False
     if not answer.endswith("\n"):
-        sys.stderr.write("\n")
+        say("\n")
     return answer.strip().lower() in ("y", "yes")
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise read-modify-write of the state among concurrent wrappers and commands."""
+def _locked(path: Path, shared: bool = False) -> Iterator[None]:
+    """Serialise the state among concurrent wrappers and commands. Senders hold it shared while
+    a request is in flight, so `opt-out` returns only once no event can leave any more."""
     import fcntl
 
+    from send_metrics import files
+
+    files.private_dir(path.parent)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path.parent / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path.parent / ".lock", flags, 0o600)
     except OSError as exc:
         raise ConfigError(f"cannot write in {path.parent} ({exc.strerror or exc})") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
@@ -125,21 +290,30 @@ def _current(path: Path) -> Decision:
 
 
 def _write(settings: Settings, path: Path, granted: bool, previous: Decision) -> Decision:
-    """Write a decision (the lock held); a grant keeps a still-valid id, else makes a new one."""
+    """Write a decision (the lock held). A yes keeps a still-valid id, else makes a new one; a no
+    deletes the id and every copy of the local data, at once."""
     from send_metrics.event import new_uuid4
 
-    anonymous_id = ""
-    if granted:
-        anonymous_id = previous.anonymous_id if previous.granted else new_uuid4()
-    state = Decision(
-        "granted" if granted else "declined", _now(), settings.consent_version, anonymous_id
-    )
+    if not granted:
+        state = Decision("declined", _now(), settings.consent_version)
+        write_decision(path, state)
+        wipe(settings)
+        return state
+    anonymous_id = previous.anonymous_id if previous.granted else new_uuid4()
+    state = Decision("granted", _now(), settings.consent_version, anonymous_id, scope(settings))
     write_decision(path, state)
     return state
 
 
+def wipe(settings: Settings) -> bool:
+    """Delete the local history and queue and every copy of them; True if there was any."""
+    from send_metrics import store
+
+    return store.wipe(data_dir(settings.app))
+
+
 def record(settings: Settings, granted: bool) -> Decision:
-    """Record a decision without asking (opt-in --yes, opt-out, the prompt's answer)."""
+    """Record a decision without asking (opt-in, opt-out)."""
     path = state_path(settings.app)
     try:
         with _locked(path):
@@ -148,26 +322,89 @@ def record(settings: Settings, granted: bool) -> Decision:
         raise ConfigError(f"cannot write {path} ({exc.strerror or exc})") from None
 
 
-def ask_once(settings: Settings) -> tuple[Decision, bool]:
-    """Ask and record the answer, holding the lock: wrappers that end together (make -j) wait,
-    then use the answer instead of asking again. Returns the state and whether we asked."""
+def ask_once(settings: Settings) -> tuple[Decision, str]:
+    """Ask, then record the answer; returns the decision and a line to show ("" for none).
+
+    The lock is taken briefly before (an answer that cannot be kept is not asked for) and
+    after, never while the person thinks. If a decision was recorded elsewhere meanwhile
+    (another terminal, `opt-out`), a no wins: ours is recorded if it is a no, theirs kept if not.
+    """
     path = state_path(settings.app)
-    try:
-        with _locked(path):
-            previous = _current(path)
-            if not needs_asking(previous, settings):
-                return previous, False
-            return _write(settings, path, ask(settings), previous), True
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path} ({exc.strerror or exc})") from None
+    with _locked(path):
+        seen = _current(path)
+    if not needs_asking(seen, settings):
+        return seen, ""
+    why = ""
+    if seen.granted:
+        why = gap(seen.scope, scope(settings))
+    answer = ask(settings, why)
+    if answer is None:
+        return seen, (
+            "send_metrics: keys typed during the command are left for your shell; the usage "
+            "metrics question waits for a later run (nothing recorded).\n"
+        )
+    with _locked(path):
+        now = _current(path)
+        if now != seen and answer:
+            return now, (
+                "send_metrics: a decision was recorded elsewhere meanwhile; it stands "
+                f"(`send_metrics status`). Settings: {path}\n"
+            )
+        state = _write(settings, path, answer, now)
+    if state.granted:
+        return state, "send_metrics: thank you; `send_metrics opt-out` stops it any time.\n"
+    return state, (
+        "send_metrics: nothing recorded"
+        + (" and your earlier data deleted" if seen.granted else "")
+        + f"; `send_metrics opt-in` to change your mind. Settings: {path}\n"
+    )
+
+
+@contextmanager
+def recording(settings: Settings, anonymous_id: str) -> Iterator[bool]:
+    """Hold the state lock while an event is recorded, and say whether it may be: the decision
+    is read again right before, so a wrapper that was running during `opt-out` records nothing."""
+    path = state_path(settings.app)
+    with _locked(path):
+        decision = _current(path)
+        yield collecting(decision, settings) and decision.anonymous_id == anonymous_id
+
+
+def sending(
+    settings: Settings, db: Store
+) -> Callable[[list[Event]], AbstractContextManager[list[Event] | None]]:
+    """The check a sender makes before each request: under the shared state lock, the events
+    that may leave now (the current yes, the current id); None when none may (stop sending).
+    Events recorded under an older id are dropped from the queue, never sent."""
+
+    @contextmanager
+    def check(events: list[Event]) -> Iterator[list[Event] | None]:
+        path = state_path(settings.app)
+        with _locked(path, shared=True):
+            decision = _current(path)
+            if not collecting(decision, settings):
+                db.release([e["message_id"] for e in events])
+                yield None
+                return
+            current = decision.anonymous_id
+            stale = [e["message_id"] for e in events if e["anonymous_id"] != current]
+            if stale:
+                db.discard(stale)
+            yield [e for e in events if e["anonymous_id"] == current]
+
+    return check
 
 
 def opt_out(settings: Settings) -> tuple[Decision, bool]:
-    """Decline, forget the id, and delete the local queue and history; True if data was deleted."""
+    """Decline, forget the id, and delete the local queue and history; True if data was deleted.
+    Holding the lock, it waits for sends already in flight; none starts after it returns."""
+    path = state_path(settings.app)
     from send_metrics import store
 
-    state = record(settings, granted=False)
-    return state, store.wipe(data_dir(settings.app))
+    with _locked(path):
+        existed = store.db_path(data_dir(settings.app)).exists()
+        state = _write(settings, path, False, _current(path))
+    return state, existed
 
 
 def reset(settings: Settings) -> None:

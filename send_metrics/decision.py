@@ -1,10 +1,11 @@
-"""The developer's decision file (`metrics.toml`): what they answered, when, and their id."""
+"""The developer's decision file (`metrics.toml`): what they answered, when, their id, and what
+the disclosure they answered covered."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from send_metrics import files
 from send_metrics.errors import ConfigError
@@ -15,17 +16,76 @@ from send_metrics.errors import ConfigError
 Answer = Literal["granted", "declined"]
 
 
+class Scope(NamedTuple):
+    """What a disclosure covers: enough to tell a narrower disclosure from a wider one, not only
+    a hash of it (a hash could only say "different")."""
+
+    app: str = ""
+    consent_version: int = 0
+    sink: str = "local"
+    host: str = ""  # the endpoint's host name; empty for the local sink
+    fields: tuple[str, ...] = ()  # the fields collected (sorted)
+    allow_args: tuple[str, ...] = ()  # commands whose arguments are collected (sorted)
+    privacy_url: str = ""
+    retention: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable hash of everything above, stored with a yes and shown by `status`."""
+        import hashlib
+        import json
+
+        text = json.dumps(list(self), separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 class Decision(NamedTuple):
-    """The recorded decision; `answer` is None when nothing usable is recorded."""
+    """The recorded decision; `answer` is None when nothing usable is recorded. `scope` is what
+    a yes covered (None for a no, or a yes recorded before scopes were kept)."""
 
     answer: Answer | None = None
     decided_at: str = ""
     consent_version: int = 0
     anonymous_id: str = ""
+    scope: Scope | None = None
 
     @property
     def granted(self) -> bool:
         return self.answer == "granted" and bool(self.anonymous_id)
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _read_scope(raw: Any, path: Path) -> Scope | None:
+    """The `[disclosure]` table; a table whose fingerprint does not match its content is refused."""
+    if raw is None:
+        return None
+    bad = ConfigError(f"{path} does not hold a valid decision (its [disclosure] table)")
+    if not isinstance(raw, dict):
+        raise bad
+    texts = ("app", "sink", "host", "privacy_url", "retention")
+    if not all(isinstance(raw.get(k, ""), str) for k in (*texts, "fingerprint")):
+        raise bad
+    if not (_strings(raw.get("fields", [])) and _strings(raw.get("allow_args", []))):
+        raise bad
+    version = raw.get("consent_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise bad
+    scope = Scope(
+        raw.get("app", ""),
+        version,
+        raw.get("sink", "local"),
+        raw.get("host", ""),
+        tuple(sorted(raw.get("fields", []))),
+        tuple(sorted(raw.get("allow_args", []))),
+        raw.get("privacy_url", ""),
+        raw.get("retention", ""),
+    )
+    if raw.get("fingerprint") != scope.fingerprint:
+        raise bad
+    return scope
 
 
 def read_decision(path: Path) -> Decision:
@@ -52,9 +112,10 @@ def read_decision(path: Path) -> Decision:
         or (answer == "granted" and not _looks_like_uuid(anonymous_id))
     ):
         raise ConfigError(f"{path} does not hold a valid decision")
-    granted_id = anonymous_id if answer == "granted" else ""
+    if answer != "granted":
+        return Decision("declined", decided_at, version)
     return Decision(
-        "granted" if answer == "granted" else "declined", decided_at, version, granted_id
+        "granted", decided_at, version, anonymous_id, _read_scope(raw.get("disclosure"), path)
     )
 
 
@@ -67,25 +128,34 @@ def _looks_like_uuid(text: str) -> bool:
 
 def write_decision(path: Path, decision: Decision) -> None:
     """Write the decision atomically (temp file, fsync, rename) with mode 0600; raise
-    ConfigError. The rename replaces a symlink at `path` rather than writing through it."""
+    ConfigError. A symlink at `path` is refused: we never write through one, nor replace it."""
     import tempfile
 
     import tomli_w
 
-    data: dict[str, str | int] = {
+    data: dict[str, Any] = {
         "decision": decision.answer or "",
         "decided_at": decision.decided_at,
         "consent_version": decision.consent_version,
     }
     if decision.anonymous_id:
         data["anonymous_id"] = decision.anonymous_id
+    if decision.scope is not None:
+        data["disclosure"] = {
+            "fingerprint": decision.scope.fingerprint,
+            **decision.scope._asdict(),
+            "fields": list(decision.scope.fields),
+            "allow_args": list(decision.scope.allow_args),
+        }
     text = (
-        "# send_metrics: your decision about usage metrics. "
-        "Change it with `send_metrics opt-in`, `opt-out` or `reset`.\n" + tomli_w.dumps(data)
+        "# send_metrics: your decision about usage metrics, and what the text you answered "
+        "covered.\n# Change it with `send_metrics opt-in`, `opt-out` or `reset`.\n"
+        + tomli_w.dumps(data)
     )
     tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        files.private_dir(path.parent)
+        files.refuse_link(path)
         fd, tmp = tempfile.mkstemp(prefix=".metrics-", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -105,7 +175,8 @@ def write_decision(path: Path, decision: Decision) -> None:
 
 
 def remove_decision(path: Path) -> None:
-    """Forget the decision; a directory squatting on the file's name is removed too."""
+    """Forget the decision; a directory squatting on the file's name is removed too, and a
+    symlink is removed itself (never what it points to)."""
     import shutil
 
     try:

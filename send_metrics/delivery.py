@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, NamedTuple
 
 from send_metrics import config, runner
@@ -60,23 +62,28 @@ def report(
     event: Event, settings: Settings, deadline: float, client: HttpClient | None = None
 ) -> None:
     """Store the event in the history and queue, then deliver the queue until the deadline."""
+    from send_metrics import consent
+
     target, error = destination(settings)
     networked = target is not None or error is not None  # an incomplete config keeps events
-    # Not closed: the process ends right after, and an abandoned sender may still be using it.
-    # Waiting for a lock held by other wrappers counts against the deadline too.
-    db = _open_store(settings, busy_timeout=max(0.05, deadline - time.monotonic()))
-    db.record(
-        event,
-        queue=networked,
-        max_events=settings.queue_max_events,
-        max_age_days=settings.queue_max_age_days,
-    )
+    with consent.recording(settings, event["anonymous_id"]) as allowed:
+        if not allowed:
+            return  # an opt-out (or a changed disclosure) since the run began: nothing is kept
+        # Not closed: the process ends right after, and an abandoned sender may still use it.
+        # Waiting for a lock held by other wrappers counts against the deadline too.
+        db = _open_store(settings, busy_timeout=max(0.05, deadline - time.monotonic()))
+        db.record(
+            event,
+            queue=networked,
+            max_events=settings.queue_max_events,
+            max_age_days=settings.queue_max_age_days,
+        )
     if config.env_flag("SEND_METRICS_DEBUG"):
         import json
 
         sys.stderr.write("send_metrics debug: " + json.dumps(event) + "\n")
     if target is not None:
-        error = flush(db, target, deadline, client=client)  # quiet while backing off
+        error = flush(db, target, deadline, client=client, check=consent.sending(settings, db))
     if error:
         warn(f"{error}; the event is queued for a later run or `send_metrics flush`")
 
@@ -93,6 +100,12 @@ class FlushOutcome(NamedTuple):
 
 def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
     """Deliver the whole queue now (the `flush` command), under the same decision as a run."""
+    from send_metrics import consent
+
+    if config.metrics_disabled():
+        return FlushOutcome(
+            "", "DO_NOT_TRACK or SEND_METRICS_DISABLED is set: nothing is sent.", 0, 0, None
+        )
     target, problem = destination(settings)
     if problem:
         raise DeliveryError(problem)
@@ -105,9 +118,19 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
         return FlushOutcome("", reason, 0, 0, None)
     if not _store_path(settings).exists():
         return FlushOutcome(target.shown, "", 0, 0, None)
+    why = consent.why_not_sending(settings)
+    if why:
+        return FlushOutcome("", f"Nothing is sent: {why}.", 0, 0, None)
     db = _open_store(settings)
     before = db.counts().queued
-    error = flush(db, target, time.monotonic() + timeout, batch=400, force=True)
+    error = flush(
+        db,
+        target,
+        time.monotonic() + timeout,
+        batch=400,
+        force=True,
+        check=consent.sending(settings, db),
+    )
     left = db.counts().queued
     return FlushOutcome(target.shown, "", before, left, error)
 
@@ -128,10 +151,12 @@ def flush(
     batch: int = 100,
     client: HttpClient | None = None,
     force: bool = False,
+    check: Callable[[list[Event]], AbstractContextManager[list[Event] | None]] | None = None,
 ) -> str | None:
     """Deliver queued events oldest first until done or the deadline; the last error, if any.
     While the endpoint asked to wait or is backed off, nothing is tried unless `force` (the
-    `flush` command always tries)."""
+    `flush` command always tries). `check` is entered around each send: it yields the events
+    that may leave, None to stop."""
     outcome: dict[str, str | None] = {"error": None}
     claimed: list[str] = []  # appended by the sender thread, read here
     if not force and db.not_before(target.fingerprint) > time.time():
@@ -163,13 +188,16 @@ def flush(
                     db.rejected(ids, str(exc))
                     outcome["error"] = f"{exc} (event dropped)"
 
-            try:
-                sinks.deliver(target, events, deadline, on_result, client)
-            except MetricsError as exc:
-                ids = [e["message_id"] for e in events]
-                db.failed(ids, str(exc), None, True, target.fingerprint)
-                outcome["error"] = str(exc)
-                return
+            with check(events) if check else nullcontext(events) as allowed:
+                if allowed is None:
+                    return
+                try:
+                    sinks.deliver(target, allowed, deadline, on_result, client)
+                except MetricsError as exc:
+                    ids = [e["message_id"] for e in allowed]
+                    db.failed(ids, str(exc), None, True, target.fingerprint)
+                    outcome["error"] = str(exc)
+                    return
             if stop:
                 return
 

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 2
 EVENT_NAME = "command_run"
 MAX_TEXT = 200  # characters kept of a command name or an allow-listed argument
-MAX_ARGS_TEXT = 4000  # characters of allow-listed arguments in all: an event stays under 32 KB
+# Bytes of allow-listed arguments in all, counted as serialised JSON (a character may take 12
+# bytes as `\ud83d\ude00`): with every other field at its longest, an event stays under 32 KB.
+MAX_ARGS_BYTES = 12_000
 
 
 class MakeTarget(TypedDict):
@@ -112,15 +114,26 @@ def clean_text(text: str, limit: int = MAX_TEXT) -> str:
 
 
 def _bounded_args(args: list[str]) -> list[str]:
+    """Arguments kept whole, in order, while their serialised size fits MAX_ARGS_BYTES."""
+    import json
+
     kept: list[str] = []
     total = 0
     for arg in args:
         text = clean_text(arg)
-        total += len(text)
-        if total > MAX_ARGS_TEXT:
+        total += len(json.dumps(text)) + 2  # ensure_ascii and ", ", as the sinks write it
+        if total > MAX_ARGS_BYTES:
             break
         kept.append(text)
     return kept
+
+
+def collected_fields(git_remote_hash: bool) -> tuple[str, ...]:
+    """The fields an event carries under these settings, sorted: what a consent covers.
+    git_remote_hash is collected only when the operator turns it on."""
+    return tuple(
+        sorted(n for n in Event.__annotations__ if git_remote_hash or n != "git_remote_hash")
+    )
 
 
 def _signal_name(signum: int | None) -> str | None:

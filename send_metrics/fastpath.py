@@ -32,7 +32,8 @@ MAX_SMALL_FILE = 1 << 20  # bytes: a config or decision file is a few hundred; r
 
 
 def env_flag(name: str, environ: dict[str, str] | os._Environ[str] | None = None) -> bool:
-    """True when a variable is set to anything but empty, `0` or `false` (DO_NOT_TRACK style)."""
+    """True when a variable is set to anything but empty, `0`, `false`, `no` or `off` in any case
+    (DO_NOT_TRACK style): the one rule for every switch of ours."""
     value = (environ if environ is not None else os.environ).get(name, "").strip().lower()
     return value not in ("", "0", "false", "no", "off")
 

@@ -87,3 +87,33 @@ def read_small(path: Path, *, follow: bool = True, limit: int = MAX_SMALL_FILE) 
         raise ConfigError(f"cannot read {path} ({exc.strerror or exc})") from None
     finally:
         os.close(fd)
+
+
+def refuse_link(path: Path) -> None:
+    """Refuse a path that is a symlink, or exists as anything but a regular file (a FIFO would
+    block, a device would be written to): our files are never followed or written through."""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"cannot use {path} ({exc.strerror or exc})") from None
+    if stat.S_ISLNK(mode):
+        raise ConfigError(f"{path} is a symbolic link; refused (remove it to start anew)")
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{path} is not a regular file (a FIFO, device or directory?); refused")
+
+
+def private_dir(path: Path) -> None:
+    """Create our directory with mode 0700, or make an existing one of ours 0700."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(f"cannot write in {path} ({exc.strerror or exc})") from None
+    try:
+        if not path.is_symlink() and path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError:
+        pass  # not ours to change (another owner, a read-only mount): used as it is

@@ -61,14 +61,17 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
 
     lines: list[tuple[str, str]] = []
     state_file = state_path(settings.app)
+    covers = ""
     try:
         state = read_decision(state_file)
         decision: str = state.answer or "not asked yet"
-        if state.answer and consent.needs_asking(state, settings):
+        if state.decided_at:
+            decision += f" on {state.decided_at}"
+        if state.granted:
+            covers = _covers(state, settings)
+        elif state.answer and consent.needs_asking(state, settings):
             decision += f" (consent version {state.consent_version} is older than "
             decision += f"{settings.consent_version}: you will be asked again)"
-        elif state.decided_at:
-            decision += f" on {state.decided_at}"
     except MetricsError as exc:
         state = Decision()
         decision = f"unreadable: {exc} (`send_metrics reset` repairs it)"
@@ -78,6 +81,11 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
         decision += "; CI detected: never asks here"
     lines.append(("app", " ".join(filter(None, (settings.app, settings.app_version)))))
     lines.append(("decision", decision))
+    if covers:
+        lines.append(("your yes covers", covers))
+        why = consent.why_not(state, settings)
+        holds = "yes" if not why else f"no: {why}; nothing is collected until then"
+        lines.append(("still holds", holds))
     lines.append(("anonymous id", state.anonymous_id or "(none)"))
     lines.append(("consent version", str(settings.consent_version)))
     lines.append(
@@ -167,3 +175,24 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
             in_force.append(f"{name}={shown}")
     lines.append(("environment overrides", ", ".join(in_force) or "(none)"))
     return lines
+
+
+def _covers(state: Decision, settings: Settings) -> str:
+    """What a recorded yes covered, in one line."""
+    from send_metrics import consent
+
+    accepted = state.scope
+    if accepted is None:
+        return "(not recorded: a yes from an older send_metrics)"
+    parts = [
+        f"consent version {accepted.consent_version}",
+        f"events to {consent.where(accepted)}",
+        f"{len(accepted.fields)} fields"
+        + ("" if "git_remote_hash" in accepted.fields else " (no git_remote_hash)"),
+        "arguments of " + (", ".join(accepted.allow_args) or "no command"),
+    ]
+    if accepted.privacy_url:
+        parts.append(f"privacy {accepted.privacy_url}")
+    if accepted.retention:
+        parts.append(f"retention {accepted.retention!r}")
+    return "; ".join(parts) + f" (fingerprint {accepted.fingerprint})"

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from send_metrics.errors import StoreError
+from send_metrics.errors import MetricsError, StoreError
 
 if TYPE_CHECKING:
     from send_metrics.event import Event
@@ -103,9 +104,17 @@ class Store:
 
     def _open(self, busy_timeout: float) -> None:
         path = self.path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Created private; SQLite gives its -wal and -shm files the same mode.
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        _check_files(path)
+        # Created private; SQLite gives its -wal and -shm files the same mode. Never through a
+        # symlink, never a FIFO (SQLite would block reading it) or a device.
+        flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(path, flags, 0o600)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StoreError(f"{path} is not a regular file; refused")
+            os.chmod(fd, 0o600)
+        finally:
+            os.close(fd)
         self._db = sqlite3.connect(
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
@@ -234,7 +243,7 @@ class Store:
             db.executemany(
                 "UPDATE queue SET lease_until = 0 WHERE message_id = ?", [(i,) for i in ids]
             )
-            self._set(db, LAST_ERROR, f"{_utc_now()} {error}")
+            self._set(db, LAST_ERROR, f"{_utc_now()} {_masked(error)}")
             wait = retry_after or 0.0
             if backoff:
                 row = db.execute("SELECT value FROM meta WHERE key = ?", (BACKOFF_STEP,))
@@ -253,12 +262,24 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.path} ({_reason(exc)})") from None
 
+    def release(self, ids: list[str]) -> None:
+        """Claimed events that may not be sent now stay queued, free for a later send."""
+        with self._write() as db:
+            db.executemany(
+                "UPDATE queue SET lease_until = 0 WHERE message_id = ?", [(i,) for i in ids]
+            )
+
+    def discard(self, ids: list[str]) -> None:
+        """Queued events that must never be sent (recorded under an older id) leave the queue."""
+        with self._write() as db:
+            db.executemany("DELETE FROM queue WHERE message_id = ?", [(i,) for i in ids])
+
     def rejected(self, ids: list[str], error: str) -> None:
         """Events the endpoint refused for good are dropped and counted, never silently."""
         with self._write() as db:
             db.executemany("DELETE FROM queue WHERE message_id = ?", [(i,) for i in ids])
             self._bump(db, DROPPED_REJECTED, len(ids))
-            self._set(db, LAST_ERROR, f"{_utc_now()} {error}")
+            self._set(db, LAST_ERROR, f"{_utc_now()} {_masked(error)}")
 
     def counts(self) -> Counts:
         """Queued and dropped counts and the last delivery error, for `status`."""
@@ -355,19 +376,48 @@ def backoff_seconds(step: int) -> float:
     return min(BACKOFF_MAX_S, base * jitter)
 
 
-def wipe(data_dir: Path) -> bool:
-    """Delete the history and queue files; True when there was something to delete."""
-    found = False
-    base = db_path(data_dir)
+def _check_files(path: Path) -> None:
+    """Our directory private, and the store and SQLite's side files never symlinks."""
+    from send_metrics import files
+
+    files.private_dir(path.parent)
     for suffix in ("", "-wal", "-shm", "-journal"):
         try:
-            os.unlink(f"{base}{suffix}")
-            found = True
+            files.refuse_link(Path(f"{path}{suffix}"))
+        except MetricsError as exc:
+            raise StoreError(str(exc)) from None
+
+
+def copies(data_dir: Path) -> list[Path]:
+    """Every file holding history or queue: the store, SQLite's side files, a moved-aside copy."""
+    found = []
+    for name in (DB_NAME, DB_NAME + ".corrupt"):
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            path = data_dir / f"{name}{suffix}"
+            if os.path.lexists(path):
+                found.append(path)
+    return found
+
+
+def wipe(data_dir: Path) -> bool:
+    """Delete the history and queue and every copy of them; True when there was something to
+    delete. A symlink is removed itself, never what it points to."""
+    found = copies(data_dir)
+    for path in found:
+        try:
+            os.unlink(path)
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise StoreError(f"cannot delete {base}{suffix} ({exc.strerror or exc})") from None
-    return found
+            raise StoreError(f"cannot delete {path} ({exc.strerror or exc})") from None
+    return bool(found)
+
+
+def _masked(error: str) -> str:
+    """An error as stored: any URL in it cut to scheme://host:port (paths may hold tokens)."""
+    from send_metrics.transport import mask_urls
+
+    return mask_urls(error)
 
 
 def _utc_now() -> str:

@@ -45,20 +45,28 @@ class Response(NamedTuple):
 
 
 def mask_url(url: str) -> str:
-    """A URL with user name, password and query values replaced by `***`."""
+    """An endpoint as it may be printed or stored: scheme://host:port only. User names,
+    passwords, paths and queries may all hold tokens."""
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(url.strip())
         host = parts.hostname or ""
         if ":" in host:
             host = f"[{host}]"
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        if parts.username or parts.password:
-            host = f"***@{host}"
-        query = "&".join(f"{kv.split('=', 1)[0]}=***" for kv in parts.query.split("&") if kv)
-        return SplitResult(parts.scheme, host, parts.path, query, "").geturl()
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+        return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
     except ValueError:
         return "(unparseable URL)"
+
+
+def mask_urls(text: str) -> str:
+    """Every URL in a line of text masked as `mask_url` does (a safety net for stored errors)."""
+    import re
+
+    def one(match: re.Match[str]) -> str:
+        url = match.group(0).rstrip(":,;.)")
+        return mask_url(url) + match.group(0)[len(url) :]
+
+    return re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+", one, text)
 
 
 def check_url(url: str, setting: str) -> None:

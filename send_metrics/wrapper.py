@@ -136,8 +136,9 @@ class _Prefetch:
     """Work done on a thread while the child runs (only once consent is known): the imports and
     connection the report needs, and the git and machine facts."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, connect: bool = True):
         self.settings = settings
+        self.connect = connect  # never for preview and --dry-run: they touch no network
         self.git: GitFacts | None = None
         self.machine: MachineFacts | None = None
         self.client: HttpClient | None = None
@@ -163,7 +164,7 @@ class _Prefetch:
         self.git = facts.git_facts(self.settings.app, started=git)
         # Last: a hanging DNS must not cost the facts above. Not while backing off: an offline
         # laptop's runs only queue, and never wait for the network.
-        if target is not None and not delivery.backing_off(self.settings, target):
+        if target is not None and self.connect and not delivery.backing_off(self.settings, target):
             sinks.warm(target)
             client = sinks.HttpClient(time.monotonic() + self.settings.deadline, target.ca_bundles)
             client.prepare(target.url)
@@ -240,7 +241,7 @@ def execute(spec: RunSpec) -> NoReturn:
 
     prefetch = None
     if spec.dry_run or consent.collecting(decision, settings):
-        prefetch = _Prefetch(settings)
+        prefetch = _Prefetch(settings, connect=not spec.dry_run)
     result = child.wait()
     child.release()
     try:
@@ -270,26 +271,19 @@ def _after(
     made: Breakdown | None = None,
 ) -> None:
     from send_metrics import consent, delivery
-    from send_metrics.files import state_path
 
     if prefetch is None:  # not collecting (a dry run always has its prefetch)
         if not consent.needs_asking(decision, settings):
             return  # declined: nothing is collected
         if consent.is_interactive():
-            decision, asked = consent.ask_once(settings)
+            decision, line = consent.ask_once(settings)
+            say(line)
         else:
             # Nobody to ask here; but under make -j only one job has the terminal, and the
             # developer may have just answered there. Their answer counts for this run too.
-            decision, asked = _read_decision(settings, []), False
+            decision = _read_decision(settings, [])
         if not consent.collecting(decision, settings):
-            if asked:
-                say(
-                    "send_metrics: nothing recorded; `send_metrics opt-in` to "
-                    f"change your mind. Settings: {state_path(settings.app)}\n"
-                )
             return
-        if asked:
-            say("send_metrics: thank you; `send_metrics opt-out` stops it any time.\n")
         prefetch = _Prefetch(settings)
     if spec.dry_run:
         granted = consent.collecting(decision, settings)
@@ -319,6 +313,8 @@ def _build(
     from send_metrics.event import Identity, build_event
 
     git, machine = prefetch.join(until)
+    if git is not None and not settings.git_remote_hash:
+        git = git._replace(remote_hash=None)  # the operator's opt-in: guessable for public repos
     args = list(spec.args) if spec.command in settings.allow_args else None
     identity = Identity(anonymous_id, settings.app, settings.app_version, settings.consent_version)
     return build_event(

@@ -108,12 +108,12 @@ def test_otlp_body_is_a_valid_export_logs_request(home: Path, collector) -> None
 
 def test_otlp_honours_the_standard_variables(home: Path, collector) -> None:
     Path("send_metrics.toml").write_text('[report]\nsink = "otlp"\n')
-    opt_in()
     env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9/nowhere",
         "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"{collector.url}/custom/logs",
         "OTEL_EXPORTER_OTLP_HEADERS": "x-team=dev%20tools,authorization=Bearer%20tok",
     }
+    sm("opt-in", "--yes", env={**os.environ, **env})  # the yes names the collector's host
     result, _ = timed_run("true", env=env)
     assert result.returncode == 0 and result.stderr == ""
     [request] = collector.requests
@@ -126,8 +126,9 @@ def test_otlp_honours_the_standard_variables(home: Path, collector) -> None:
 
 def test_otlp_base_endpoint_gets_the_logs_path(home: Path, collector) -> None:
     Path("send_metrics.toml").write_text('[report]\nsink = "otlp"\n')
-    opt_in()
-    timed_run("true", env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"{collector.url}/base"})
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"{collector.url}/base"}
+    sm("opt-in", "--yes", env={**os.environ, **env})
+    timed_run("true", env=env)
     assert [r.path for r in collector.requests] == ["/base/v1/logs"]
 
 
@@ -143,7 +144,9 @@ def test_http_sink_body_is_the_event_with_headers(home: Path, collector) -> None
     assert request.headers["X-Api-Key"] == "hdr-secret"
     assert request.json == history(home)[0]
     status = sm("status")
-    assert "hdr-secret" not in status.stdout and "x=***" in status.stdout
+    assert "hdr-secret" not in status.stdout and "/hook" not in status.stdout
+    [endpoint] = [line for line in status.stdout.splitlines() if line.startswith("endpoint:")]
+    assert endpoint.split() == ["endpoint:", collector.url]  # scheme://host:port only
 
 
 def test_send_metrics_endpoint_overrides_the_config(home: Path, collector, dead_url) -> None:
@@ -170,6 +173,7 @@ def _recover(home: Path, collector) -> None:
     collector.reply_headers.clear()
     before = len(collector.ok())
     _configure(collector.url)
+    opt_in()  # a yes to the collector's host: events queued for another host wait for it
     result = sm("flush")
     assert result.returncode == 0, result.stdout + result.stderr
     assert queued(home) == []
@@ -258,6 +262,7 @@ def test_two_hundred_offline_events_are_all_delivered_once(
         assert list(pool.map(one, range(200))) == [i % 2 for i in range(200)]
     assert len(queued(home)) == 200
     _configure(collector.url)
+    opt_in()  # a yes to the collector's host: events queued for another host wait for it
     result = sm("flush")
     assert result.returncode == 0 and "Sent 200 of 200" in result.stdout
     ids = delivered_ids(collector.ok())

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from send_metrics import event as event_module
 from send_metrics import facts
 from send_metrics.event import Event, schema
 from tests.helpers import (
@@ -77,7 +78,17 @@ def test_an_event_from_a_real_run_in_a_repo(home: Path, tmp_path: Path) -> None:
     git(repo, "remote", "add", "origin", "https://example.org/org/repo.git")
     opt_in()
     subprocess.run([SEND_METRICS, "run", "--", "sh", "-c", "exit 0"], cwd=repo, check=True)
-    [event] = history(home)
+    [off] = history(home)
+    assert off["git_remote_hash"] is None  # off unless the operator turns it on
+    config = tmp_path / "on.toml"
+    config.write_text("[collect]\ngit_remote_hash = true\n")
+    env = {**os.environ, "SEND_METRICS_CONFIG": str(config)}
+    run = [SEND_METRICS, "run", "--", "sh", "-c", "exit 0"]
+    subprocess.run(run, cwd=repo, check=True, env=env)
+    assert len(history(home)) == 1  # a field more: the earlier yes does not cover it
+    subprocess.run([SEND_METRICS, "opt-in", "--yes"], check=True, env=env, capture_output=True)
+    subprocess.run(run, cwd=repo, check=True, env=env)
+    event = history(home)[-1]
     assert event["command"] == "sh" and event["command_args"] is None
     assert event["git_work_tree"] is True and event["git_on_default_branch"] is True
     assert event["git_dirty"] is False and event["git_behind_upstream"] is None
@@ -220,11 +231,29 @@ def test_arguments_only_for_allow_listed_commands(home: Path) -> None:
 def test_allow_listed_arguments_are_bounded(home: Path) -> None:
     Path("send_metrics.toml").write_text('[collect]\nallow_args = ["echo"]\n')
     opt_in()
-    sm("run", "--", "echo", *(["x" * 300] * 40))
+    sm("run", "--", "echo", *(["x" * 300] * 100))
     [event] = history(home)
     assert all(len(a) == 200 for a in event["command_args"])
-    assert sum(map(len, event["command_args"])) <= 4000
+    assert len(json.dumps(event["command_args"])) <= event_module.MAX_ARGS_BYTES
     assert len(json.dumps(event)) < 32_000
+
+
+def test_an_event_stays_under_32_kb_in_bytes_with_every_field_at_its_longest(home: Path) -> None:
+    """Multi-byte characters count as the bytes they take once serialised: an emoji is 12
+    bytes of JSON (a surrogate pair), a control character 6; Segment's limit is 32 KB."""
+    long = "\U0001f600" * 300
+    app = long[:60]  # it names a directory too: 240 bytes
+    Path("send_metrics.toml").write_text(
+        f'app = "{app}"\napp_version = "{long}"\n[collect]\nallow_args = ["{long}"]\n'
+    )
+    opt_in()
+    sm("run", "--name", long, "--", "echo", *(["\x01\x02\"\\" * 100] * 20), *([long] * 100))
+    [event] = history(home, app)
+    assert event["command_args"] and len(event["command_args"]) < 200
+    from send_metrics import sinks
+
+    for body in (json.dumps(sinks.segment_message(event)), json.dumps(event)):
+        assert len(body.encode("utf-8")) < 32_000, len(body)
 
 
 def test_name_and_basename_never_a_path(home: Path) -> None:
