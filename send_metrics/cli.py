@@ -120,9 +120,11 @@ def opt_in(yes: bool) -> None:
                 "no terminal to ask on; run `send_metrics opt-in --yes` to agree to the text above"
             )
         click.echo(consent.disclosure(settings), err=True)
-        if not click.confirm("Share usage metrics?", default=False, err=True):
+        if not click.confirm(consent.question(settings), default=False, err=True):
             consent.record(settings, granted=False)
-            click.echo("Not sharing; your answer is recorded.", err=True)
+            click.echo(
+                "Nothing is recorded; your answer is kept, any local data deleted.", err=True
+            )
             return
     state = consent.record(settings, granted=True)
     click.echo(f"Thank you: usage metrics are on (anonymous id {state.anonymous_id}).")

@@ -195,7 +195,12 @@ def disclosure(settings: Settings, why: str = "") -> str:
     else:
         tail.append("git_remote_hash is not collected (always null): the operator left it off.")
     tail.append(f"Where the events go: {where(covered)}.")
-    if settings.retention:
+    if covered.sink == "local":
+        tail.append(
+            "Kept: the newest 10,000 runs, on this machine only, until you opt out "
+            "(which deletes them)."
+        )
+    elif settings.retention:
         tail.append(f"Retention: {settings.retention}")
     if settings.privacy_url:
         tail.append(f"Privacy: {settings.privacy_url}")
@@ -334,6 +339,9 @@ def ask_once(settings: Settings) -> tuple[Decision, str]:
         seen = _current(path)
     if not needs_asking(seen, settings):
         return seen, ""
+    from send_metrics import store
+
+    had_data = bool(store.copies(data_dir(settings.app)))
     why = ""
     if seen.granted:
         why = gap(seen.scope, scope(settings))
@@ -355,7 +363,7 @@ def ask_once(settings: Settings) -> tuple[Decision, str]:
         return state, "send_metrics: thank you; `send_metrics opt-out` stops it any time.\n"
     return state, (
         "send_metrics: nothing recorded"
-        + (" and your earlier data deleted" if seen.granted else "")
+        + (" and your earlier data deleted" if had_data else "")
         + f"; `send_metrics opt-in` to change your mind. Settings: {path}\n"
     )
 

@@ -155,7 +155,7 @@ def write_decision(path: Path, decision: Decision) -> None:
     tmp = None
     try:
         files.private_dir(path.parent)
-        files.refuse_link(path)
+        files.refuse_link(path, regular=False)  # a FIFO or device is replaced, never opened
         fd, tmp = tempfile.mkstemp(prefix=".metrics-", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

@@ -219,6 +219,8 @@ def flush(
         from send_metrics import store
 
         try:
+            if not db.path.exists():
+                return error  # deleted meanwhile (opt-out): nothing to free, nothing to create
             other = store.Store(db.path, busy_timeout=0.2)
             other.failed(claimed[:], error, None, True, target.fingerprint)  # unreachable
             other.close()

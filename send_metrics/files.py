@@ -89,9 +89,10 @@ def read_small(path: Path, *, follow: bool = True, limit: int = MAX_SMALL_FILE) 
         os.close(fd)
 
 
-def refuse_link(path: Path) -> None:
-    """Refuse a path that is a symlink, or exists as anything but a regular file (a FIFO would
-    block, a device would be written to): our files are never followed or written through."""
+def refuse_link(path: Path, regular: bool = True) -> None:
+    """Refuse a path that is a symlink, or (with `regular`) exists as anything but a regular
+    file (a FIFO would block, a device would be written to): our files are never followed or
+    written through. A file replaced by a rename only needs `regular=False`."""
     import stat
 
     try:
@@ -102,7 +103,7 @@ def refuse_link(path: Path) -> None:
         raise ConfigError(f"cannot use {path} ({exc.strerror or exc})") from None
     if stat.S_ISLNK(mode):
         raise ConfigError(f"{path} is a symbolic link; refused (remove it to start anew)")
-    if not stat.S_ISREG(mode):
+    if regular and not stat.S_ISREG(mode):
         raise ConfigError(f"{path} is not a regular file (a FIFO, device or directory?); refused")
 
 

@@ -216,7 +216,7 @@ def test_opt_out_deletes_id_queue_and_history_and_opt_in_makes_a_new_id(home: Pa
 
 def test_opt_in_shows_the_disclosure_and_asks(home: Path) -> None:
     child = spawn("opt-in")
-    child.expect(r"Share usage metrics\? \[y/N\]: ")
+    child.expect(r"Keep usage metrics on this machine\? \[y/N\]: ")  # the local sink
     assert "anonymous_id" in child.before
     child.sendline("y")
     out = finish(child)

@@ -247,7 +247,7 @@ def test_an_event_stays_under_32_kb_in_bytes_with_every_field_at_its_longest(hom
         f'app = "{app}"\napp_version = "{long}"\n[collect]\nallow_args = ["{long}"]\n'
     )
     opt_in()
-    sm("run", "--name", long, "--", "echo", *(["\x01\x02\"\\" * 100] * 20), *([long] * 100))
+    sm("run", "--name", long, "--", "echo", *(['\x01\x02"\\' * 100] * 20), *([long] * 100))
     [event] = history(home, app)
     assert event["command_args"] and len(event["command_args"]) < 200
     from send_metrics import sinks
