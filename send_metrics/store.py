@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from send_metrics import files
 from send_metrics.errors import MetricsError, StoreError
 
 if TYPE_CHECKING:
@@ -378,8 +379,6 @@ def backoff_seconds(step: int) -> float:
 
 def _check_files(path: Path) -> None:
     """Our directory private, and the store and SQLite's side files never symlinks."""
-    from send_metrics import files
-
     files.private_dir(path.parent)
     for suffix in ("", "-wal", "-shm", "-journal"):
         try:
@@ -415,7 +414,7 @@ def wipe(data_dir: Path) -> bool:
 
 def _masked(error: str) -> str:
     """An error as stored: any URL in it cut to scheme://host:port (paths may hold tokens)."""
-    from send_metrics.transport import mask_urls
+    from send_metrics.transport import mask_urls  # deferred: only a failed send stores an error
 
     return mask_urls(error)
 
