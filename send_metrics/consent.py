@@ -249,8 +249,9 @@ def ask(settings: Settings, why: str = "") -> bool | None:
         termios.tcflush(fd, termios.TCIFLUSH)  # whatever slipped in since: never an answer
     except (OSError, termios.error):
         return None  # a terminal we cannot inspect: no question rather than a doubtful answer
-    say(f"\n{disclosure(settings, why)}\n{question(settings)} [y/N] ")
-    try:
+    text = f"\n{disclosure(settings, why)}\n{question(settings)} [y/N] "
+    try:  # Ctrl-C from the moment the question starts showing declines
+        say(text)
         answer = sys.stdin.readline()
     except (Interrupted, KeyboardInterrupt, OSError, ValueError):
         say("\n")
