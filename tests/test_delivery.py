@@ -569,6 +569,7 @@ def test_a_400_drops_only_the_offending_40_kb_event(
         )
     collector.decide = lambda r: 400 if len(r.body) > 40_000 else 200
     collector.write_config(sink, write_key=WRITE_KEY)
+    opt_in()  # another sink: the earlier yes does not cover it
     result = sm("flush")
     assert "Sent 10 of 10" in result.stdout and "dropped" in result.stderr
     good = [e["message_id"] for e in history(home)]
