@@ -58,6 +58,15 @@ def _host(settings: Settings) -> str:
         target = sinks.resolve(settings._replace(write_key=settings.write_key or "-"))
         return (urlsplit(target.url).hostname or "") if target else ""
     except (MetricsError, ValueError):
+        pass  # a setting the sink refuses (events wait in the queue): the configured endpoint
+    url = (
+        os.environ.get("SEND_METRICS_ENDPOINT")
+        or settings.endpoint
+        or sinks.DEFAULT_ENDPOINTS.get(settings.sink, "")
+    )
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
         return ""
 
 
