@@ -335,7 +335,7 @@ def test_file_targets_under_a_secret_path_are_never_sent(
     work = tmp_path / "proj"
     work.mkdir()
     collector.write_config("http", folder=work)
-    opt_in()
+    assert sm("opt-in", "--yes", cwd=work).returncode == 0  # a yes to that config's sink
     body = (
         f"all: {canary}/out.bin build/obj.o report.txt phony-name\n\t@:\n"
         f"{canary}/out.bin:\n\t@touch $@\n"
@@ -576,7 +576,7 @@ def test_include_mode_queues_what_it_cannot_deliver(
     work = tmp_path / "proj"
     work.mkdir()
     (work / "send_metrics.toml").write_text(f'[report]\nsink = "http"\nendpoint = "{dead_url}"\n')
-    opt_in()
+    assert sm("opt-in", "--yes", cwd=work).returncode == 0  # a yes to that config's sink
     makefile(work, AB)
     done = make("a", cwd=work)
     assert done.returncode == 0 and done.stderr == ""  # the watcher says nothing on make's stderr
