@@ -18,7 +18,18 @@ from send_metrics.output import warn
 if TYPE_CHECKING:
     from send_metrics import stats_text
 
-_PASS_THROUGH = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+# The command's own options follow it untouched; an unknown option of ours is a usage error.
+_PASS_THROUGH = {"allow_interspersed_args": False}
+
+
+def _value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An option's value is never the next option or `--` (`run --name -- true` is a typo)."""
+    if value is not None and value.startswith("-"):
+        name = param.opts[-1] if param.opts else param.name
+        raise click.BadOptionUsage(
+            str(param.name), f"Option '{name}' needs a value, not {value!r}.", ctx
+        )
+    return value
 
 
 def _settings() -> Settings:
@@ -50,7 +61,11 @@ def cli() -> None:
 
 
 @cli.command(context_settings=_PASS_THROUGH)
-@click.option("--name", help="Name recorded for the command instead of its program's basename.")
+@click.option(
+    "--name",
+    callback=_value,
+    help="Name recorded for the command instead of its program's basename.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the event instead of recording it.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(name: str | None, dry_run: bool, command: tuple[str, ...]) -> None:
@@ -62,11 +77,14 @@ def run(name: str | None, dry_run: bool, command: tuple[str, ...]) -> None:
 
 
 @cli.command(context_settings=_PASS_THROUGH)
-@click.option("--make", "make", metavar="PATH", help="The calling make: pass '$(MAKE)'.")
+@click.option(
+    "--make", "make", metavar="PATH", callback=_value, help="The calling make: pass '$(MAKE)'."
+)
 @click.option(
     "-f",
     "--makefile",
     metavar="FILE",
+    callback=_value,
     help="The calling makefile: pass '$(firstword $(MAKEFILE_LIST))'.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the event instead of recording it.")
@@ -90,9 +108,7 @@ def preview(command: tuple[str, ...]) -> None:
 
 
 def _strip_dashes(command: tuple[str, ...]) -> list[str]:
-    argv = list(command)
-    if argv and argv[0] == "--":
-        argv = argv[1:]
+    argv = list(command)  # click has taken the `--` that ends our options
     if not argv:
         raise click.UsageError("missing the command to run (after --)")
     return argv

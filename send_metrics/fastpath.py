@@ -176,6 +176,8 @@ def _options(
                     return None
                 i += 1
                 value = args[i]
+            if value.startswith("-"):
+                return None  # `--name -- true`: click says the value is missing
             found[takes_value[name]] = value
         elif arg in flags:
             found[flags[arg]] = True

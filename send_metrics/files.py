@@ -15,13 +15,17 @@ MAX_SMALL_FILE = 1 << 20  # bytes: a config or decision file is a few hundred; r
 
 
 def _home() -> Path:
-    return Path(os.environ.get("HOME") or Path.home())
+    """HOME, else the passwd entry; neither (HOME unset, a uid without an entry) is one line."""
+    try:
+        return Path(os.environ.get("HOME") or Path.home())
+    except (RuntimeError, KeyError, OSError):
+        raise ConfigError("cannot find your home directory (HOME is not set)") from None
 
 
-def _xdg(name: str, fallback: Path) -> Path:
+def _xdg(name: str, fallback: str) -> Path:
     """An XDG base directory; relative values are ignored, as the XDG spec says."""
     value = os.environ.get(name, "")
-    return Path(value) if os.path.isabs(value) else fallback
+    return Path(value) if os.path.isabs(value) else _home() / fallback
 
 
 def config_dir(app: str) -> Path:
@@ -31,7 +35,7 @@ def config_dir(app: str) -> Path:
     elif sys.platform == "win32":
         base = Path(os.environ.get("APPDATA") or _home() / "AppData" / "Roaming")
     else:
-        base = _xdg("XDG_CONFIG_HOME", _home() / ".config")
+        base = _xdg("XDG_CONFIG_HOME", ".config")
     return base / app
 
 
@@ -43,7 +47,7 @@ def data_dir(app: str) -> Path:
     if sys.platform == "win32":
         base = Path(os.environ.get("LOCALAPPDATA") or _home() / "AppData" / "Local")
     else:
-        base = _xdg("XDG_DATA_HOME", _home() / ".local" / "share")
+        base = _xdg("XDG_DATA_HOME", ".local/share")
     return base / app
 
 

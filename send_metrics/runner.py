@@ -1,10 +1,11 @@
-"""Start the wrapped child, pass signals on to it, wait for it, measure it, and end like it.
+"""Start the wrapped child, pass signals on to it, follow its stops, wait for it, end like it.
 
 This module is on the hot path: it follows the rule in `fastpath`'s docstring.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -18,10 +19,21 @@ if TYPE_CHECKING:
 else:
     import _signal as signal  # what `signal` wraps in enums, which cost ~3 ms at start
 
-# Signals a user sends to stop a command; they must reach the child, never kill the wrapper.
+# Signals a user sends to stop a command: they mark the run as interrupted.
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-_WAITED = {*FORWARDED, signal.SIGCHLD}
+# Every signal a directly run command could be sent is passed on to the child; SIGCHLD is ours.
+PASSED = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
+_WAITED = PASSED | {signal.SIGCHLD}
+# Raised by a fault of the process itself: a handler for them would return into the fault.
+_SYNCHRONOUS = {
+    getattr(signal, name)
+    for name in ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS")
+    if hasattr(signal, name)
+}
+# Stops and continues: the portable path lets them act on the wrapper as on the child.
+_JOB_CONTROL = {signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCONT}
 _PR_SET_PDEATHSIG = 1
+_SI_USER = 0
 _SI_KERNEL = 0x80  # Linux si_code of signals the terminal sends to the whole foreground group
 _CORE_SIGNALS = {
     signal.SIGQUIT,
@@ -94,14 +106,19 @@ class Child:
     """One child process: creating it starts it; then `wait`, then `release`."""
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None):
+        if not argv or not argv[0]:
+            from send_metrics.errors import CommandNotFound
+
+            raise CommandNotFound("the program to run is empty (usage: run -- CMD [ARG ...])")
         self._use_sigwait = hasattr(signal, "sigtimedwait")
         self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
+        self._old_handlers: dict[int, object] = {}
         self.interrupted = False
         self.start_epoch = time.time()
         self._start = time.monotonic()
+        environ = os.environ if env is None else env
         try:
-            spawn = _spawn_tied if sys.platform == "linux" else _spawn
-            self.pid = spawn(argv, os.environ if env is None else env, self._old_mask)
+            self.pid = _start(argv, environ, self._old_mask)
         except OSError as exc:
             signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
             from send_metrics.errors import CommandNotFound
@@ -110,14 +127,26 @@ class Child:
             if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
                 raise CommandNotFound(f"{name}: command not found", 127) from None
             raise CommandNotFound(f"{name}: {exc.strerror or exc}", 126) from None
+        self._witness: _Witness | None = None
+        if self._use_sigwait and sys.platform == "linux":
+            try:
+                self._witness = _Witness()
+            except Exception:  # no process left (ulimit -u): fall back to the terminal rule
+                self._witness = None
         if not self._use_sigwait:
             self._install_forwarders()
 
-    def _forward(self, signum: int, kernel_sent: bool) -> None:
-        self.interrupted = True
-        # A signal the terminal sent to our whole process group has reached the child already;
-        # sending it again would make "press Ctrl-C twice to force" programs force.
-        if kernel_sent:
+    def _pass_on(self, signum: int, code: int, sender: int) -> None:
+        """Give the child a signal sent to us, unless it has it already."""
+        if signum in FORWARDED:
+            self.interrupted = True
+        if code == _SI_USER and sender == os.getpid():
+            return  # ours (a write to a closed pipe while the child runs): not the child's
+        held = self._witness.holds(signum) if self._witness is not None else None
+        # A signal sent to our whole process group (the terminal's Ctrl-C, `kill -TERM -PGID`,
+        # `timeout`, the shell's `fg`) has reached the child already: sending it again would
+        # make "press Ctrl-C twice to force" programs force. The witness, in our group, tells.
+        if held if held is not None else code == _SI_KERNEL:
             return
         try:
             os.kill(self.pid, signum)
@@ -128,22 +157,30 @@ class Child:
         """Portable fallback where sigtimedwait is missing (macOS): handlers that forward."""
 
         def handler(signum: int, _frame: object) -> None:
-            from_terminal = signum in (signal.SIGINT, signal.SIGQUIT) and in_foreground()
-            self._forward(signum, from_terminal)
+            from_terminal = signum in _FROM_TERMINAL and in_foreground()
+            self._pass_on(signum, _SI_KERNEL if from_terminal else _SI_USER, 0)
 
-        for sig in FORWARDED:
-            signal.signal(sig, handler)
+        for sig in PASSED - _SYNCHRONOUS - _JOB_CONTROL:
+            try:
+                self._old_handlers[sig] = signal.signal(sig, handler)
+            except (OSError, ValueError):
+                pass
         signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
 
     def wait(self) -> ChildResult:
-        """Wait for the child, forwarding the user's signals; never raises for a signal."""
+        """Wait for the child, passing signals on and stopping when it stops; never raises for
+        a signal."""
+        options = os.WUNTRACED | (os.WNOHANG if self._use_sigwait else 0)
         while True:
-            pid, status, usage = os.wait4(self.pid, 0 if not self._use_sigwait else os.WNOHANG)
+            pid, status, usage = os.wait4(self.pid, options)
+            if pid and os.WIFSTOPPED(status):
+                _stop_like(os.WSTOPSIG(status))
+                continue
             if pid:
                 break
             info = signal.sigtimedwait(_WAITED, 1.0)
             if info is not None and info.si_signo != signal.SIGCHLD:
-                self._forward(info.si_signo, info.si_code == _SI_KERNEL)
+                self._pass_on(info.si_signo, info.si_code, info.si_pid)
         duration_ms = (time.monotonic() - self._start) * 1000.0
         exit_code = os.waitstatus_to_exitcode(status)
         signum = -exit_code if exit_code < 0 else None
@@ -161,12 +198,112 @@ class Child:
 
     def release(self) -> None:
         """After the child ended: drop signals meant for it; a new one interrupts our own work."""
+        if self._witness is not None:
+            self._witness.end()
         if self._use_sigwait:
             while signal.sigtimedwait(_WAITED, 0) is not None:
                 pass
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
         for sig in FORWARDED:
             signal.signal(sig, _on_interrupt)
         signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
+
+
+# Signals a terminal sends to its whole foreground group (the portable path's rule).
+_FROM_TERMINAL = {signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH}
+
+
+def _stop_like(stop: int) -> None:
+    """The child stopped (Ctrl-Z, `kill -TSTP $$`, a read from the terminal in the background):
+    stop by the same signal, so the shell sees a stopped job and shows its prompt. Whoever
+    continues us (`fg`, `bg`, `kill -CONT`) sends SIGCONT, which `wait` passes on as needed."""
+    try:
+        os.kill(os.getpid(), stop)  # blocked, so pending until unblocked just below
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {stop})  # stopped here until continued
+        signal.pthread_sigmask(signal.SIG_BLOCK, {stop})
+    except (OSError, ValueError):
+        pass
+
+
+class _Witness:
+    """A process of ours that sleeps in our process group blocking every signal (Linux).
+
+    A kill of the whole group reaches it, the child and us in one system call, and stays
+    pending in the witness; a `kill` of the wrapper alone does not. So a signal we receive that
+    the witness also holds has reached the child already and is not sent again."""
+
+    def __init__(self) -> None:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        parent = os.getpid()
+        read_end, self._write_end = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # the witness: every signal is blocked already (inherited mask)
+            try:
+                prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+                if os.getppid() == parent:
+                    os.closerange(0, read_end)  # never hold the terminal, a pipe or a jobserver
+                    os.closerange(read_end + 1, os.sysconf("SC_OPEN_MAX"))
+                    while request := os.read(read_end, 64):
+                        for signum in request:
+                            signal.sigtimedwait({signum}, 0)
+            finally:
+                os._exit(0)
+        os.close(read_end)
+        self.pid = pid
+
+    def holds(self, signum: int) -> bool | None:
+        """Whether the signal is pending in the witness; None when that cannot be known."""
+        try:
+            with open(f"/proc/{self.pid}/status", "rb") as fh:
+                text = fh.read(8192)
+        except OSError:
+            return None
+        pending = 0
+        for line in text.splitlines():
+            if line.startswith((b"SigPnd:", b"ShdPnd:")):
+                pending |= int(line.split()[1], 16)
+        held = bool(pending >> (signum - 1) & 1)
+        if held:
+            try:
+                os.write(self._write_end, bytes([signum]))  # consumed: the next one is new
+            except OSError:
+                pass
+        return held
+
+    def end(self) -> None:
+        """Stop and reap the witness."""
+        try:
+            os.close(self._write_end)
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (OSError, ChildProcessError):
+            pass
+
+
+def _start(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) -> int:
+    """Start the program as a shell would: a script without a `#!` line runs with /bin/sh."""
+    spawn = _spawn_tied if sys.platform == "linux" else _spawn
+    try:
+        return spawn(argv, env, mask)
+    except OSError as exc:
+        path = find_program(argv[0], env)
+        if exc.errno != errno.ENOEXEC or path is None:
+            raise
+        return spawn(["/bin/sh", path, *argv[1:]], env, mask)
+
+
+def find_program(name: str, env: Mapping[str, str]) -> str | None:
+    """The file `execvp` would run for `name`: the first executable on the child's PATH."""
+    if "/" in name:
+        return name
+    for folder in os.get_exec_path(env):
+        candidate = os.path.join(folder or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 def _spawn(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) -> int:
@@ -209,8 +346,8 @@ def _spawn_tied(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) ->
         os.close(report_r)
     if failure:
         os.waitpid(pid, 0)
-        errno = int(failure)
-        raise OSError(errno, os.strerror(errno))
+        code = int(failure)
+        raise OSError(code, os.strerror(code))
     return pid
 
 
@@ -226,7 +363,7 @@ def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
     """A daemon thread that never receives our signals, so they always reach the main thread."""
     import threading
 
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
     try:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()

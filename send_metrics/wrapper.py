@@ -5,6 +5,7 @@ This module is on the hot path: it follows the rule in `fastpath`'s docstring.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -14,6 +15,7 @@ from send_metrics.output import say, warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from typing import Literal, NoReturn
 
     from send_metrics.config import Loaded, Settings
@@ -120,10 +122,28 @@ def _nothing_to_record(spec: RunSpec) -> bool:
     )
 
 
+def _phony_answer(spec: RunSpec) -> int | None:
+    """Under `make -q` and `make -t` a wrapped target answers as a phony target does, running
+    nothing: never up to date (1), nothing to touch (0). `make -n` runs the inner make instead,
+    which shows the real recipe."""
+    if spec.command_type != "make" or spec.dry_run:
+        return None
+    flags = make_flags(os.environ.get("MAKEFLAGS", ""))
+    if "n" in flags:
+        return None
+    return 1 if "q" in flags else 0 if "t" in flags else None
+
+
 def _exec_plain(argv: list[str]) -> NoReturn:
     """Become the command: used when nothing is to be recorded by this process."""
     try:
-        os.execvp(argv[0], argv)
+        try:
+            os.execvp(argv[0], argv)
+        except OSError as exc:
+            path = runner.find_program(argv[0], os.environ)
+            if exc.errno != errno.ENOEXEC or path is None:
+                raise
+            os.execv("/bin/sh", ["/bin/sh", path, *argv[1:]])  # no #! line: as a shell does
     except OSError as exc:
         missing = isinstance(exc, FileNotFoundError)
         warn(f"{argv[0]}: command not found" if missing else f"{argv[0]}: {exc.strerror or exc}")
@@ -142,7 +162,11 @@ class _Prefetch:
         self.git: GitFacts | None = None
         self.machine: MachineFacts | None = None
         self.client: HttpClient | None = None
-        self.thread = runner.start_thread(self._work, "send_metrics-prefetch")
+        self.thread: threading.Thread | None = None
+        try:
+            self.thread = runner.start_thread(self._work, "send_metrics-prefetch")
+        except RuntimeError:  # no thread left (ulimit -u): the facts are made at the end
+            pass
 
     def _work(self) -> None:
         try:
@@ -172,7 +196,8 @@ class _Prefetch:
 
     def join(self, until: float) -> tuple[GitFacts | None, MachineFacts]:
         """The facts gathered by `until`; machine facts are cheap and made here if missing."""
-        self.thread.join(max(0.0, until - time.monotonic()))
+        if self.thread is not None:
+            self.thread.join(max(0.0, until - time.monotonic()))
         if self.machine is None:
             from send_metrics import facts
 
@@ -181,7 +206,7 @@ class _Prefetch:
 
     def ready_client(self) -> HttpClient | None:
         """The prepared connection, only once the thread is done with it."""
-        return self.client if not self.thread.is_alive() else None
+        return self.client if self.thread is not None and not self.thread.is_alive() else None
 
 
 def _read_decision(settings: Settings, problems: list[str]) -> Decision:
@@ -204,6 +229,9 @@ def _load_settings() -> Loaded:
 
 def execute(spec: RunSpec) -> NoReturn:
     """Run the command as if directly, record it if the developer agreed, end as it ended."""
+    answer = _phony_answer(spec)
+    if answer is not None:
+        os._exit(answer)
     # The operator config is read once the child runs. A make target needs its impl prefix
     # first: that costs nothing for a config that does not set one, else it is read first.
     loaded = None
@@ -214,6 +242,9 @@ def execute(spec: RunSpec) -> NoReturn:
             loaded = _load_settings()
             prefix = loaded.settings.impl_prefix
     argv = child_argv(spec, prefix)
+    if not argv or not argv[0]:
+        warn("the program to run is empty (usage: send_metrics run -- CMD [ARG ...])")
+        os._exit(127)  # the shell's answer for a command that does not exist
     if _nothing_to_record(spec):
         _exec_plain(argv)
     env = {**os.environ, ACTIVE_VAR: "1"}
@@ -232,34 +263,59 @@ def execute(spec: RunSpec) -> NoReturn:
             warn(line)
         warn(str(exc))
         os._exit(exc.exit_code)
+    # From here on the child runs: nothing that fails in our own work may touch it. A failure
+    # (even RecursionError, MemoryError, a thread that cannot start) costs one line, after it.
+    failure = ""
+    try:
+        prepared = _prepare(spec, loaded)
+    except BaseException as exc:  # signals are blocked here: never an interrupt of the user's
+        prepared, failure = None, _describe(exc)
+    result = child.wait()
+    child.release()
+    try:
+        if prepared is None:
+            warn(f"{failure}; nothing recorded, the command's result is unchanged")
+        else:
+            settings, problems, decision, prefetch = prepared
+            made = None
+            if trace is not None:
+                from send_metrics import maketrace
+
+                made = maketrace.take_wrapped(trace, result)  # deletes the trace either way
+            for line in problems:
+                warn(line)
+            _after(spec, settings, decision, result, prefetch, made)
+    except runner.Interrupted:
+        pass  # a second interrupt: stop reporting now; a recorded event waits in the queue
+    except BaseException as exc:  # the metrics path must never change the command's outcome
+        warn(f"{_describe(exc)}; the command's result is unchanged")
+    runner.exit_like(result)
+
+
+def _prepare(
+    spec: RunSpec, loaded: Loaded | None
+) -> tuple[Settings, list[str], Decision, _Prefetch | None]:
+    """While the child runs: the config, the decision, and the prefetch when collecting."""
     loaded = loaded or _load_settings()
     settings = loaded.settings
     problems = list(loaded.problems)
     decision = _read_decision(settings, problems)
     from send_metrics import consent
-    from send_metrics.errors import MetricsError
 
     prefetch = None
     if spec.dry_run or consent.collecting(decision, settings):
         prefetch = _Prefetch(settings, connect=not spec.dry_run)
-    result = child.wait()
-    child.release()
-    try:
-        made = None
-        if trace is not None:
-            from send_metrics import maketrace
+    return settings, problems, decision, prefetch
 
-            made = maketrace.take_wrapped(trace, result)  # deletes the trace either way
-        for line in problems:
-            warn(line)
-        _after(spec, settings, decision, result, prefetch, made)
-    except runner.Interrupted:
-        pass  # a second interrupt: stop reporting now; a recorded event waits in the queue
-    except MetricsError as exc:
-        warn(str(exc))
-    except Exception as exc:  # the metrics path must never change the command's outcome
-        warn(f"internal error ({type(exc).__name__}); the command's result is unchanged")
-    runner.exit_like(result)
+
+def _describe(exc: BaseException) -> str:
+    """One line for a failure of our own: ours say what they are; others name their kind."""
+    from send_metrics.errors import MetricsError
+
+    if isinstance(exc, MetricsError):
+        return str(exc)
+    detail = (str(exc).splitlines() or [""])[0][:200]
+    return f"internal error ({type(exc).__name__}{': ' + detail if detail else ''})"
 
 
 def _after(

@@ -38,14 +38,34 @@ def test_example_targets_are_recorded_once_each(home: Path) -> None:
     assert "granted" in make("metrics-status").stdout
 
 
-def test_example_runs_where_send_metrics_is_not_installed(tmp_path: Path) -> None:
+def _bare_env(tmp_path: Path) -> dict[str, str]:
+    """A PATH with make and a few tools, and no send_metrics."""
     bare = tmp_path / "bin"
     bare.mkdir()
     for tool in ("make", "sh", "sleep", "grep", "sed"):
         os.symlink(shutil.which(tool), bare / tool)
-    env = {"PATH": str(bare), "HOME": os.environ["HOME"]}
+    return {"PATH": str(bare), "HOME": os.environ["HOME"]}
+
+
+def test_example_runs_where_send_metrics_is_not_installed(tmp_path: Path) -> None:
+    env = _bare_env(tmp_path)
     result = make("dev.up.lms", "dev.provision", env=env)
     assert result.returncode == 0, result.stderr
     assert "starting lms" in result.stdout and "provisioning lms cms" in result.stdout
     skipped = make("metrics-opt-in", env=env)
     assert skipped.returncode == 0 and "not installed" in skipped.stdout
+
+
+def test_example_touch_creates_no_file_with_or_without_send_metrics(
+    tmp_path: Path, home: Path
+) -> None:
+    opt_in()
+    for env in (None, _bare_env(tmp_path)):
+        touched = make("-t", "dev.up.lms", "dev.provision", env=env)
+        assert touched.returncode == 0, touched.stderr
+        assert sorted(os.listdir()) == []  # the working directory (the fixture's empty one)
+        assert (
+            make("dev.up.lms", env=env).stdout
+            == "starting lms (pretend docker compose up -d lms)\n"
+        )
+    assert [e["command"] for e in history(home)] == ["dev.up.lms"]
