@@ -102,24 +102,18 @@ def test_a_handled_signal_reaches_the_child_exactly_once(
     assert_no_traceback(err)
 
 
-def test_timeout_gives_the_child_what_it_gives_the_bare_command(tmp_path: Path) -> None:
-    """`timeout` signals its command and then its whole group: the same count either way."""
+def test_timeout_signals_the_child_no_more_than_the_bare_command(tmp_path: Path) -> None:
+    """`timeout` signals its command and then its whole group: a bare command sees that once
+    or twice (two close signals may merge); forwarding the group's signal again would make it
+    three."""
     script = COUNTER.format(sig="USR1", ready=tmp_path / "ready")
-    bare = subprocess.run(
-        ["timeout", "-s", "USR1", "0.5", "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    (tmp_path / "ready").unlink()
-    wrapped = subprocess.run(
-        ["timeout", "-s", "USR1", "0.5", SEND_METRICS, "run", "--", "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert wrapped.stdout == bare.stdout and wrapped.stdout.startswith("seen:")
-    assert wrapped.returncode == bare.returncode == 124
+    for argv in (["sh", "-c", script], [SEND_METRICS, "run", "--", "sh", "-c", script]):
+        (tmp_path / "ready").unlink(missing_ok=True)
+        result = subprocess.run(
+            ["timeout", "-s", "USR1", "0.5", *argv], capture_output=True, text=True, timeout=30
+        )
+        assert result.stdout in ("seen:1\n", "seen:2\n"), argv
+        assert result.returncode == 124
 
 
 def _shell(home: Path) -> pexpect.spawn:
@@ -159,13 +153,13 @@ def test_a_child_that_stops_itself_gives_the_prompt_back_and_fg_resumes_it(home:
 def test_ctrl_z_stops_the_wrapped_command_and_fg_continues_it(home: Path) -> None:
     opt_in()
     shell = _shell(home)
-    shell.sendline("send_metrics run -- sh -c 'echo started; sleep 1; echo finished; exit 3'")
-    shell.expect("started")
+    shell.sendline("send_metrics run -- sh -c 'echo started; sleep 3; echo finished; exit 3'")
+    shell.expect("\r\nstarted\r\n")  # the child's line, not the command line's echo
     shell.sendcontrol("z")
     shell.expect("PROMPT> ")
     assert "Stopped" in shell.before and "\nfinished" not in shell.before
     shell.sendline("fg")
-    shell.expect("finished")
+    shell.expect("\r\nfinished\r\n")
     shell.expect("PROMPT> ")
     shell.sendline("echo status:$?")
     shell.expect(r"status:(\d+)")
