@@ -1,6 +1,5 @@
 """Entry point for the console script and `python -m send_metrics`."""
 
-import os
 import sys
 
 
@@ -18,11 +17,9 @@ def main() -> None:
 
         sys.exit(ExitCode.INTERRUPTED)  # Ctrl-C before a child started, or in our own commands
     except BrokenPipeError:
-        from send_metrics.errors import ExitCode
+        from send_metrics.output import closed_pipe
 
-        # `send_metrics schema | head`: the reader left; say nothing more.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(ExitCode.BROKEN_PIPE)
+        closed_pipe()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from send_metrics import __version__, config, consent, delivery, reports, wrappe
 from send_metrics.config import Settings
 from send_metrics.errors import ExitCode, MetricsError
 from send_metrics.files import state_path
-from send_metrics.output import warn
+from send_metrics.output import closed_pipe, say, warn
 
 # Deferred imports: each command loads only what it uses (click itself is never loaded
 # by a wrapped run, see fastpath).
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 # The command's own options follow it untouched; an unknown option of ours is a usage error.
 _PASS_THROUGH = {"allow_interspersed_args": False}
+MAX_TIMEOUT = 86400  # flush --timeout: a day is enough, and larger waits overflow thread joins
 
 
 def _value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -28,6 +29,17 @@ def _value(ctx: click.Context, param: click.Parameter, value: str | None) -> str
         name = param.opts[-1] if param.opts else param.name
         raise click.BadOptionUsage(
             str(param.name), f"Option '{name}' needs a value, not {value!r}.", ctx
+        )
+    return value
+
+
+def _timeout(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """Seconds above 0, at most a day, or inf (no limit): nan, 0 and negatives are usage errors."""
+    import math
+
+    if not (value == math.inf or 0 < value <= MAX_TIMEOUT):  # nan fails every comparison
+        raise click.BadParameter(
+            f"must be above 0 and at most {MAX_TIMEOUT} seconds, or inf", ctx, param
         )
     return value
 
@@ -42,12 +54,29 @@ def _settings() -> Settings:
 class _Group(click.Group):
     """The one error boundary: our expected failures end as one line and a documented code."""
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:  # --help and --version print here
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError:
+            closed_pipe()
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MetricsError as exc:
             warn(str(exc))
             sys.exit(exc.exit_code)
+        except BrokenPipeError:
+            closed_pipe()  # click itself would exit 1
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            say("\n")  # Ctrl-C (or end of input) at a question or in `flush`: no "Aborted!"
+            sys.exit(ExitCode.INTERRUPTED)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -174,10 +203,17 @@ def reset() -> None:
 
 
 @cli.command()
-@click.option("--timeout", default=30.0, show_default=True, help="Seconds to spend at most.")
+@click.option(
+    "--timeout",
+    default=30.0,
+    show_default=True,
+    callback=_timeout,
+    help="Seconds to spend at most (above 0, at most a day, or inf).",
+)
 def flush(timeout: float) -> None:
-    """Send the queued events now."""
-    done = delivery.flush_now(_settings(), timeout)
+    """Send the queued events now; exit 4 while any stay queued."""
+    settings = _settings()
+    done = delivery.flush_now(settings, timeout)
     if not done.shown:
         click.echo(done.reason)
     elif not done.before:
@@ -185,8 +221,10 @@ def flush(timeout: float) -> None:
     else:
         sent = done.before - done.left
         click.echo(f"Sent {sent} of {done.before} queued events to {done.shown}; {done.left} left.")
-    if done.error:
-        warn(done.error)
+    left = done.left if done.shown else reports.queued(settings)
+    why = done.error or done.reason.rstrip(".") or f"--timeout {timeout:g} s ran out"
+    if done.error or left:
+        warn(f"{left} events stay queued: {why}" if left else why)
         sys.exit(ExitCode.UNDELIVERED)
 
 

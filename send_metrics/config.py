@@ -23,8 +23,14 @@ _KEYS: dict[str, tuple[type, str, Any, str]] = {
     "app": (
         str,
         "app",
-        lambda v: v and not set(v) & set("/\\") and v not in (".", ".."),
-        "a plain name (no slashes)",
+        lambda v: (
+            v
+            and v.isprintable()
+            and len(v) <= 64
+            and not set(v) & set("/\\")
+            and v not in (".", "..")
+        ),
+        "a plain name (no slashes or control characters, at most 64 characters)",
     ),
     "app_version": (str, "app_version", None, ""),
     "consent.version": (int, "consent_version", lambda v: v >= 0, "0 or more"),

@@ -94,7 +94,7 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
             str(settings.path) if settings.path else "(none found: defaults, local sink)",
         )
     )
-    lines.extend(("config problem", p) for p in problems)
+    lines.extend(("config problem", p) for p in dict.fromkeys(problems))  # each one once
     lines.append(("state file", str(state_file)))
     data = data_dir(settings.app)
     lines.append(("history and queue", str(store.db_path(data))))
@@ -120,9 +120,11 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
     if settings.sink == "segment":
         lines.append(("write key", "set (hidden)" if settings.write_key else "(not set)"))
     lines.append(("deadline", f"{settings.deadline:g} s"))
-    if store.db_path(data).exists():
+    if os.path.exists(store.db_path(data)):  # False, not an error, for an unreadable folder
         try:
             db = store.Store(store.db_path(data))
+            if db.notice:
+                lines.append(("store", db.notice))
             counts = db.counts()
             db.close()
             lines.append(("runs recorded", str(counts.runs)))
@@ -196,3 +198,15 @@ def _covers(state: Decision, settings: Settings) -> str:
     if accepted.retention:
         parts.append(f"retention {accepted.retention!r}")
     return "; ".join(parts) + f" (fingerprint {accepted.fingerprint})"
+
+
+def queued(settings: Settings) -> int:
+    """How many events wait in the queue (0 without a store)."""
+    path = store.db_path(data_dir(settings.app))
+    if not os.path.exists(path):
+        return 0
+    db = store.Store(path)
+    try:
+        return db.counts().queued
+    finally:
+        db.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import statistics
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -151,7 +152,7 @@ def window(since: str | None) -> Period:
 def load_runs(settings: Settings) -> list[Run]:
     """Every run in the local history, oldest first; an absent store is an empty history."""
     path = store.db_path(data_dir(settings.app))
-    if not path.exists():
+    if not os.path.exists(path):  # False, not an error, for an unreadable folder
         return []
     db = store.Store(path)
     if db.notice:  # the file was not a database: set aside, so the history starts anew
@@ -337,7 +338,7 @@ def _is_number(value: object) -> bool:
 def command_events(settings: Settings, command: str) -> list[dict[str, Any]]:
     """The recorded events of one command, oldest first, for its make breakdown."""
     path = store.db_path(data_dir(settings.app))
-    if not path.exists():
+    if not os.path.exists(path):  # False, not an error, for an unreadable folder
         return []
     db = store.Store(path)
     try:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from send_metrics.event import Event
 
 DB_NAME = "metrics.sqlite3"
+USER_VERSION = 1  # the layout below; a store with a higher one is never written
 HISTORY_MAX = 10_000  # runs kept for `stats`; the oldest go first
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
@@ -120,12 +121,19 @@ class Store:
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
         self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        if self._db.execute("PRAGMA user_version").fetchone()[0] != 1:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > USER_VERSION:  # a newer send_metrics wrote it: never downgrade its data
+            self.close()
+            raise StoreError(
+                f"{path} was written by a newer send_metrics (store version {version}, this "
+                f"one knows {USER_VERSION}); left untouched, nothing recorded in it"
+            )
+        if version != USER_VERSION:
             self._db.execute("PRAGMA journal_mode = WAL")
             with self._write():
                 for statement in _SCHEMA.split(";"):
                     self._db.execute(statement)
-                self._db.execute("PRAGMA user_version = 1")
+                self._db.execute(f"PRAGMA user_version = {USER_VERSION}")
         self._db.execute("PRAGMA synchronous = NORMAL")
 
     def close(self) -> None:

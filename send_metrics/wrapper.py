@@ -11,7 +11,7 @@ import sys
 import time
 
 from send_metrics import fastpath, runner
-from send_metrics.output import say, warn
+from send_metrics.output import closed_pipe, say, warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -349,7 +349,11 @@ def _after(
         import json
 
         if sys.stdout is not None:  # None when started with stdout closed
-            sys.stdout.write(json.dumps(event, indent=2) + "\n")
+            try:
+                sys.stdout.write(json.dumps(event, indent=2) + "\n")
+                sys.stdout.flush()
+            except BrokenPipeError:
+                closed_pipe()  # `preview -- CMD | head -1`: the reader left
         return
     deadline = time.monotonic() + settings.deadline
     event = _build(spec, settings, decision.anonymous_id, result, prefetch, deadline - 0.2, made)

@@ -1,0 +1,201 @@
+"""Our own commands at their edges: closed pipes, Ctrl-C, flush's timeout and exit code,
+status and stats on broken files, a store from a newer version."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from send_metrics.errors import ExitCode
+from tests.helpers import (
+    SEND_METRICS,
+    assert_no_traceback,
+    data_db,
+    history,
+    opt_in,
+    queued,
+    sm,
+    state_file,
+)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["status"], ["stats"], ["schema"], ["preview", "--", "true"], ["--help"], ["run", "--help"]],
+    ids=" ".join,
+)
+def test_a_closed_pipe_ends_our_command_with_141_silently(args: list[str], home: Path) -> None:
+    opt_in()
+    assert sm("run", "--", "true").returncode == 0  # something for stats to print
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `| true` that has already gone
+    try:
+        done = subprocess.run(
+            [SEND_METRICS, *args], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (ExitCode.BROKEN_PIPE, "")
+
+
+def test_ctrl_c_at_opt_ins_question_is_130_without_aborted(home: Path) -> None:
+    child = pexpect.spawn(SEND_METRICS, ["opt-in"], timeout=20, encoding="utf-8")
+    child.expect(r"\[y/N\]")
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == ExitCode.INTERRUPTED
+    assert "Aborted" not in child.before and "Traceback" not in child.before
+    assert not state_file(home).exists()  # nothing was decided
+
+
+def _queue_events(home: Path, count: int) -> None:
+    """Events in the queue as an earlier run against a dead endpoint would have left them."""
+    from send_metrics import files, store
+
+    event = json.loads(sm("preview", "--", "true").stdout)
+    db = store.Store(store.db_path(files.data_dir("send_metrics")))
+    for i in range(count):
+        db.record({**event, "message_id": f"{i:08d}-0000-4000-8000-000000000000"}, queue=True)
+    db.close()
+    assert len(queued(home)) == count
+
+
+def test_ctrl_c_in_flush_is_130_and_the_events_stay(home: Path, black_hole: str) -> None:
+    opt_in()
+    _queue_events(home, 2)
+    Path("send_metrics.toml").write_text(f'[report]\nsink = "http"\nendpoint = "{black_hole}"\n')
+    proc = subprocess.Popen(
+        [SEND_METRICS, "flush", "--timeout", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)  # well into the wait for an answer that never comes
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == ExitCode.INTERRUPTED
+    assert "Aborted" not in err
+    assert_no_traceback(err)
+    assert len(queued(home)) == 2
+
+
+@pytest.mark.parametrize("value", ["nan", "-inf", "-1", "0", "1e300", "abc", ""])
+def test_flush_timeout_must_be_finite_and_positive(value: str) -> None:
+    result = sm("flush", "--timeout", value)
+    assert result.returncode == ExitCode.USAGE
+    assert "Invalid value for '--timeout'" in result.stderr
+    assert_no_traceback(result.stderr)
+
+
+def test_flush_with_nothing_queued_is_0() -> None:
+    result = sm("flush", "--timeout", "0.5")
+    assert result.returncode == 0 and result.stderr == ""
+
+
+def test_flush_exits_4_when_a_local_sink_leaves_events_queued(home: Path) -> None:
+    opt_in()
+    _queue_events(home, 3)  # queued under an earlier network sink; the operator went local
+    result = sm("flush")
+    assert result.returncode == ExitCode.UNDELIVERED
+    assert result.stderr.splitlines() == [
+        "send_metrics: 3 events stay queued: The sink is 'local': nothing is ever sent"
+    ]
+    assert len(queued(home)) == 3
+
+
+def test_flush_exits_4_when_its_timeout_leaves_events_queued(home: Path, black_hole: str) -> None:
+    opt_in()
+    _queue_events(home, 2)
+    Path("send_metrics.toml").write_text(f'[report]\nsink = "http"\nendpoint = "{black_hole}"\n')
+    result = sm("flush", "--timeout", "1")
+    assert result.returncode == ExitCode.UNDELIVERED
+    [line] = result.stderr.splitlines()
+    assert line.startswith("send_metrics: 2 events stay queued: ")
+    assert len(queued(home)) == 2
+
+
+def test_status_prints_each_problem_once(home: Path) -> None:
+    Path("send_metrics.toml").write_text('bogus = 1\n[report]\nsink = "nope"\n')
+    state = state_file(home)
+    state.parent.mkdir(parents=True)
+    state.write_text("garbage = [\n")
+    db = data_db(home)
+    db.parent.mkdir(parents=True)
+    db.write_text("not a database")
+    result = sm("status")
+    assert result.returncode == 0
+    assert_no_traceback(result.stderr)
+    text = result.stdout + result.stderr
+    for problem in ("'bogus'", "'report.sink'", "not valid TOML", "not a usable database"):
+        assert text.count(problem) == 1, (problem, text)
+    lines = text.splitlines()
+    assert len(lines) == len(set(lines))
+
+
+@pytest.mark.parametrize("broken", ["a file", "unsearchable"])
+@pytest.mark.parametrize("command", ["status", "stats"])
+def test_status_and_stats_with_an_unusable_data_dir(home: Path, command: str, broken: str) -> None:
+    opt_in()
+    assert sm("run", "--", "true").returncode == 0
+    folder = data_db(home).parent
+    if broken == "a file":
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+        folder.write_text("a file where the folder was")
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root searches any folder")
+        folder.chmod(0)
+    try:
+        result = sm(command)
+    finally:
+        if folder.is_dir():
+            folder.chmod(0o700)
+    assert_no_traceback(result.stderr)
+    assert result.returncode in (0, ExitCode.FILES)
+    assert len(result.stderr.splitlines()) <= 1
+
+
+@pytest.mark.parametrize("app", ["a" * 300, "a\\u0000b", "tab\\there"], ids=["300", "nul", "tab"])
+@pytest.mark.parametrize("command", ["status", "stats"])
+def test_an_impossible_app_name_is_one_problem(app: str, command: str) -> None:
+    Path("send_metrics.toml").write_text(f'app = "{app}"\n')
+    result = sm(command)
+    assert result.returncode == 0
+    assert_no_traceback(result.stderr)
+    problems = [line for line in (result.stdout + result.stderr).splitlines() if "'app'" in line]
+    assert len(problems) == 1 and "a plain name" in problems[0]
+
+
+def test_a_store_from_a_newer_version_is_never_written(home: Path) -> None:
+    opt_in()
+    assert sm("run", "--", "true").returncode == 0
+    path = data_db(home)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # all of it in the main file, compared below
+    db.close()
+    before = path.read_bytes()
+    run = sm("run", "--", "sh", "-c", "exit 5")
+    assert run.returncode == 5
+    [line] = run.stderr.splitlines()
+    assert "newer send_metrics" in line and "store version 99" in line
+    status = sm("status")
+    assert status.returncode == 0 and status.stdout.count("newer send_metrics") == 1
+    stats = sm("stats")
+    assert stats.returncode == ExitCode.FILES and stats.stderr.count("newer send_metrics") == 1
+    assert path.read_bytes() == before
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 99
+    assert len(history(home)) == 1
