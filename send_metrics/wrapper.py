@@ -239,8 +239,11 @@ def execute(spec: RunSpec) -> NoReturn:
     if spec.command_type == "make":
         prefix = fastpath.impl_prefix(fastpath.config_file()) or ""
         if not prefix:
-            loaded = _load_settings()
-            prefix = loaded.settings.impl_prefix
+            try:
+                loaded = _load_settings()
+                prefix = loaded.settings.impl_prefix
+            except Exception:  # the target runs all the same; the problem is told after it
+                prefix = fastpath.DEFAULT_IMPL_PREFIX
     argv = child_argv(spec, prefix)
     if not argv or not argv[0]:
         warn("the program to run is empty (usage: send_metrics run -- CMD [ARG ...])")

@@ -169,6 +169,27 @@ def test_ctrl_z_stops_the_wrapped_command_and_fg_continues_it(home: Path) -> Non
     assert_no_traceback(shell.before or "")
 
 
+def test_a_background_read_stops_on_sigttin_and_fg_gives_it_the_terminal(home: Path) -> None:
+    opt_in()
+    shell = _shell(home)
+    shell.sendline("send_metrics run -- sh -c 'read line; echo got:$line' &")
+    shell.expect("PROMPT> ")
+    # A bounded wait, in the shell, for the job (the wrapper) to be reported stopped.
+    shell.sendline("for i in $(seq 100); do jobs | grep -q Stopped && break; sleep 0.1; done; jobs")
+    shell.expect(r"\[1\]\+ +Stopped")
+    shell.expect("PROMPT> ")
+    shell.sendline("fg")
+    shell.expect("read line")  # bash names the job it continues
+    shell.sendline("hello")
+    shell.expect("got:hello")
+    shell.expect("PROMPT> ")
+    shell.sendline("echo status:$?")
+    shell.expect(r"status:(\d+)")
+    assert shell.match.group(1) == "0"
+    shell.sendline("exit")
+    shell.expect(pexpect.EOF)
+
+
 def test_a_script_without_shebang_runs_with_sh_as_in_a_shell(tmp_path: Path) -> None:
     script = tmp_path / "plain-script"
     script.write_text('echo "args:$*"\nexit 6\n')
