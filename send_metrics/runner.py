@@ -117,9 +117,20 @@ class Child:
         self.start_epoch = time.time()
         self._start = time.monotonic()
         environ = os.environ if env is None else env
+        # The witness is in the group before the child, so no group signal can miss it.
+        self._witness = _Witness.start() if self._use_sigwait and sys.platform == "linux" else None
         try:
-            self.pid = _start(argv, environ, self._old_mask)
+            try:
+                self.pid = _start(argv, environ, self._old_mask)
+            except BlockingIOError:  # no process left (ulimit -u): the command comes first
+                if self._witness is None:
+                    raise
+                self._witness.end()
+                self._witness = None
+                self.pid = _start(argv, environ, self._old_mask)
         except OSError as exc:
+            if self._witness is not None:
+                self._witness.end()
             signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
             from send_metrics.errors import CommandNotFound
 
@@ -127,12 +138,6 @@ class Child:
             if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
                 raise CommandNotFound(f"{name}: command not found", 127) from None
             raise CommandNotFound(f"{name}: {exc.strerror or exc}", 126) from None
-        self._witness: _Witness | None = None
-        if self._use_sigwait and sys.platform == "linux":
-            try:
-                self._witness = _Witness()
-            except Exception:  # no process left (ulimit -u): fall back to the terminal rule
-                self._witness = None
         if not self._use_sigwait:
             self._install_forwarders()
 
@@ -232,6 +237,14 @@ class _Witness:
     A kill of the whole group reaches it, the child and us in one system call, and stays
     pending in the witness; a `kill` of the wrapper alone does not. So a signal we receive that
     the witness also holds has reached the child already and is not sent again."""
+
+    @classmethod
+    def start(cls) -> _Witness | None:
+        """A new witness, or None where no process can be made (the terminal rule then)."""
+        try:
+            return cls()
+        except OSError:
+            return None
 
     def __init__(self) -> None:
         import ctypes

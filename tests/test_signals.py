@@ -92,11 +92,13 @@ def test_a_handled_signal_reaches_the_child_exactly_once(
     the whole group has reached it already and is not sent again."""
     proc = _counting_child(tmp_path, sig)
     signum = signal.Signals[f"SIG{sig}"]
-    if how == "wrapper":
-        os.kill(proc.pid, signum)
-    else:
-        os.killpg(proc.pid, signum)
-    out, err = proc.communicate(timeout=30)
+    try:
+        if how == "wrapper":
+            os.kill(proc.pid, signum)
+        else:
+            os.killpg(proc.pid, signum)
+    finally:
+        out, err = proc.communicate(timeout=30)
     assert out.strip() == "seen:1"
     assert proc.returncode == 0
     assert_no_traceback(err)
@@ -234,9 +236,11 @@ def test_the_group_witness_is_gone_after_the_run(tmp_path: Path) -> None:
     import psutil
 
     proc = _counting_child(tmp_path, "USR1")
-    helpers = psutil.Process(proc.pid).children()
-    assert len(helpers) == 2  # the command and the witness of group signals
-    os.kill(proc.pid, signal.SIGUSR1)
-    proc.communicate(timeout=30)
+    try:
+        helpers = psutil.Process(proc.pid).children()
+        assert len(helpers) == 2  # the witness of group signals (started first) and the command
+    finally:
+        os.kill(proc.pid, signal.SIGUSR1)
+        proc.communicate(timeout=30)
     _gone, alive = psutil.wait_procs(helpers, timeout=10)
     assert alive == []
