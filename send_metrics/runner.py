@@ -155,7 +155,7 @@ class Child:
             return
         try:
             os.kill(self.pid, signum)
-        except ProcessLookupError:
+        except OSError:  # gone already, or a setuid program we may not signal (as a shell)
             pass
 
     def _install_forwarders(self) -> None:

@@ -394,7 +394,8 @@ def test_debug_sends_nothing_from_runs_or_flush_and_status_says_so(
     run = sm("run", "--", "true", env=debug)
     assert run.returncode == 0 and "send_metrics debug: {" in run.stderr
     flushed = sm("flush", env=debug)
-    assert flushed.returncode == 0 and "printed, not sent" in flushed.stdout
+    assert flushed.returncode == 4 and "printed, not sent" in flushed.stdout  # events stay
+    assert "1 events stay queued" in flushed.stderr
     status = sm("status", env=debug).stdout
     assert "events printed, not sent" in status
     assert collector.requests == []
