@@ -69,10 +69,11 @@ def _queue_events(home: Path, count: int) -> None:
     assert len(queued(home)) == count
 
 
-def test_ctrl_c_in_flush_is_130_and_the_events_stay(home: Path, black_hole: str) -> None:
-    opt_in()
+def test_ctrl_c_in_flush_is_130_and_the_events_stay(home: Path, collector) -> None:
+    collector.hang = True  # accepts the request and never answers
+    Path("send_metrics.toml").write_text(f'[report]\nsink = "http"\nendpoint = "{collector.url}"\n')
+    opt_in()  # a yes that covers this sink
     _queue_events(home, 2)
-    Path("send_metrics.toml").write_text(f'[report]\nsink = "http"\nendpoint = "{black_hole}"\n')
     proc = subprocess.Popen(
         [SEND_METRICS, "flush", "--timeout", "60"],
         stdout=subprocess.PIPE,
@@ -82,7 +83,7 @@ def test_ctrl_c_in_flush_is_130_and_the_events_stay(home: Path, black_hole: str)
     time.sleep(1.5)  # well into the wait for an answer that never comes
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=30)
-    assert proc.returncode == ExitCode.INTERRUPTED
+    assert proc.returncode == ExitCode.INTERRUPTED, err
     assert "Aborted" not in err
     assert_no_traceback(err)
     assert len(queued(home)) == 2
@@ -113,9 +114,9 @@ def test_flush_exits_4_when_a_local_sink_leaves_events_queued(home: Path) -> Non
 
 
 def test_flush_exits_4_when_its_timeout_leaves_events_queued(home: Path, black_hole: str) -> None:
-    opt_in()
-    _queue_events(home, 2)
     Path("send_metrics.toml").write_text(f'[report]\nsink = "http"\nendpoint = "{black_hole}"\n')
+    opt_in()  # a yes that covers this sink
+    _queue_events(home, 2)
     result = sm("flush", "--timeout", "1")
     assert result.returncode == ExitCode.UNDELIVERED
     [line] = result.stderr.splitlines()
