@@ -61,6 +61,13 @@ class _Server(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that leaves early (an abandoned prepared connection) is expected
+
+
 @dataclass
 class Run:
     """One process: wall seconds, CPU seconds (its own and its waited-for children's), and the
@@ -251,7 +258,7 @@ def importtime(exe: str) -> None:
     """One consented instant run under -X importtime: what is imported before the child starts,
     what after, with cumulative times (top-level imports only)."""
     root = Path(tempfile.mkdtemp(prefix="send_metrics-importtime-"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Server)
+    server = _QuietServer(("127.0.0.1", 0), _Server)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     work = make_clone(root)
     env = wrapper_env(root / "home", bytecode=True)
@@ -313,6 +320,13 @@ def main() -> None:
     parser.add_argument(
         "--importtime", action="store_true", help="show the imports of one consented run"
     )
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="another send_metrics console script (an older install) measured in the same rounds",
+    )
     args = parser.parse_args()
 
     exe = shutil.which("send_metrics")
@@ -337,8 +351,7 @@ def main() -> None:
         return
 
     root = Path(tempfile.mkdtemp(prefix="send_metrics-bench-"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Server)
-    server.daemon_threads = True
+    server = _QuietServer(("127.0.0.1", 0), _Server)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     hole = socket.socket()
@@ -409,6 +422,21 @@ def main() -> None:
     )
     env, work = place("declined", url, "out")
     scenarios.append(Scenario("declined", run_exe + CLOCK, CLOCK, env, work, 1.5, 1.5))
+    # Another install (`--also before=PATH`) in the same rounds: a before/after on equal terms.
+    others = [item.partition("=")[::2] for item in args.also]
+    for label, other in others:
+        seg_env, seg_work = scenarios[0].env, scenarios[0].cwd
+        scenarios += [
+            Scenario(f"{label}: instant", [other, "run", "--", *CLOCK], CLOCK, seg_env, seg_work),
+            Scenario(
+                f"{label}: 0.5 s",
+                [other, "run", "--", "sleep", "0.5"],
+                ["sleep", "0.5"],
+                seg_env,
+                seg_work,
+            ),
+            Scenario(f"{label}: declined", [other, "run", "--", *CLOCK], CLOCK, env, work),
+        ]
     env, work = place("refused", dead_url, "in")
     refused = Scenario("refused", run_exe + CLOCK, CLOCK, env, work)
     scenarios.append(refused)
