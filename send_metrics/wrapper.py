@@ -179,11 +179,11 @@ class _Prefetch:
 
         git = facts.start_git()  # git runs on another core while the imports below load
         # Imported here, on the thread, so the main thread never waits for them.
-        import http.client  # noqa: F401 - the HTTP client's, the costliest
-
         from send_metrics import delivery, event, sinks, store  # noqa: F401
 
         target: Target | None = delivery.destination(self.settings)[0]
+        if target is not None:
+            import http.client  # noqa: F401 - the HTTP client's, the costliest; never for local
         self.machine = facts.machine_facts()
         self.git = facts.git_facts(self.settings.app, started=git)
         # Last: a hanging DNS must not cost the facts above. Not while backing off: an offline

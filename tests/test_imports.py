@@ -156,3 +156,19 @@ def test_a_deferred_import_outside_the_hot_path_says_why(module: str) -> None:
         if "#" not in lines[node.lineno - 1] and not lines[node.lineno - 2].strip().startswith("#")
     ]
     assert unexplained == [], f"{module}: deferred without a reason: {unexplained}"
+
+
+def test_the_local_sink_loads_nothing_for_the_network(home: Path) -> None:
+    """Without a config the sink is local: a collected run never loads an HTTP client."""
+    opt_in()
+    done = subprocess.run(
+        [SEND_METRICS, "run", "--", "true"],
+        env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    modules = imported(done.stderr)
+    assert "send_metrics.store" in modules
+    assert [m for m in modules if m in ("http.client", "ssl", "socket")] == []
