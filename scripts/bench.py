@@ -16,7 +16,7 @@ from the least any Python wrapper can do on that machine. Everything runs in a t
 inside a git clone made in a temporary directory, against a server on 127.0.0.1.
 
     python scripts/bench.py [--rounds 20] [--json]
-    python scripts/bench.py --importtime   # one consented instant run under -X importtime
+    python scripts/bench.py --importtime   # consented instant runs under -X importtime
 """
 
 from __future__ import annotations
@@ -254,9 +254,9 @@ def wrapper_env(home: Path, bytecode: bool) -> dict[str, str]:
     return env
 
 
-def importtime(exe: str) -> None:
-    """One consented instant run under -X importtime: what is imported before the child starts,
-    what after, with cumulative times (top-level imports only)."""
+def importtime(exe: str, runs_wanted: int = 9) -> None:
+    """Consented instant runs under -X importtime: what is imported before the child starts,
+    what after, with cumulative times (top-level imports, the least of several runs)."""
     root = Path(tempfile.mkdtemp(prefix="send_metrics-importtime-"))
     server = _QuietServer(("127.0.0.1", 0), _Server)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -269,7 +269,8 @@ def importtime(exe: str) -> None:
     subprocess.run([exe, "opt-in", "--yes"], env=env, cwd=work, check=True, capture_output=True)
     marker = "--child-started--"
     child = ["sh", "-c", f"echo {marker} >&2"]
-    for _ in range(3):  # the last of three runs, caches warm
+    runs = []
+    for _ in range(runs_wanted):
         done = subprocess.run(
             [exe, "run", "--", *child],
             env={**env, "PYTHONPROFILEIMPORTTIME": "1"},
@@ -278,19 +279,26 @@ def importtime(exe: str) -> None:
             text=True,
             check=True,
         )
+        runs.append(done.stderr.partition(marker)[::2])
     shutil.rmtree(root, ignore_errors=True)
     python = Path(exe).read_text().splitlines()[0].removeprefix("#!")
     bare = subprocess.run(
         [python, "-X", "importtime", "-c", "pass"], env=env, capture_output=True, text=True
     )
     own = {name for _cum, name in _top_imports(bare.stderr)}
-    before, _, after = done.stderr.partition(marker)
-    print(f"the interpreter's own start imports {', '.join(sorted(own))}: left out below")
-    for title, text in (("before the child started", before), ("after", after)):
-        top = [(cum, name) for cum, name in _top_imports(text) if name not in own]
-        total = sum(c for c, _ in top)
-        print(f"{title}: {len(top)} top-level imports, {total / 1000:.1f} ms cumulative")
-        for cum, name in sorted(top, reverse=True)[:12]:
+    print(
+        f"the interpreter's own start imports {', '.join(sorted(own))}: left out below; "
+        f"each time is the least of {runs_wanted} runs (load only ever adds)"
+    )
+    for title, index in (("before the child started", 0), ("after", 1)):
+        least: dict[str, int] = {}
+        for run in runs:
+            for cum, name in _top_imports(run[index]):
+                if name not in own:
+                    least[name] = min(cum, least.get(name, cum))
+        total = sum(least.values())
+        print(f"{title}: {len(least)} top-level imports, {total / 1000:.1f} ms cumulative")
+        for name, cum in sorted(least.items(), key=lambda item: -item[1])[:14]:
             print(f"  {cum / 1000:6.1f} ms  {name}")
 
 
