@@ -162,6 +162,8 @@ def flush(
     if not force and db.not_before(target.fingerprint) > time.time():
         return None
 
+    settled: set[str] = set()  # ids whose request got an answer, of every batch
+
     def work() -> None:
         from send_metrics import sinks
 
@@ -178,6 +180,7 @@ def flush(
 
             def on_result(ids: list[str], exc: DeliveryError | None, refused: int) -> None:
                 nonlocal stop
+                settled.update(ids)
                 if exc is None:
                     db.delivered(ids, refused)
                 elif exc.retry:
@@ -198,6 +201,8 @@ def flush(
                     db.failed(ids, str(exc), None, True, target.fingerprint)
                     outcome["error"] = str(exc)
                     return
+                if stop:  # the rest of the batch was never tried: free it for the next send
+                    db.release([e["message_id"] for e in allowed if e["message_id"] not in settled])
             if stop:
                 return
 

@@ -607,3 +607,20 @@ def test_flush_timeout_inf_leases_for_minutes_only(home: Path, collector, dead_u
         flush.kill()
         flush.wait()
         collector.released.set()
+
+
+def test_a_failed_request_frees_the_rest_of_its_batch(home: Path, collector, dead_url) -> None:
+    """The http sink sends one request per event: when the first fails, the others of the
+    batch were never tried and must be free for the very next flush, not leased."""
+    config = Path("send_metrics.toml")
+    config.write_text(f'[report]\nsink = "http"\nendpoint = "{dead_url}/hook"\n')
+    opt_in()
+    for _ in range(5):
+        sm("run", "--", "true")
+    assert len(queued(home)) == 5
+    assert sm("flush", "--timeout", "5").returncode == 4
+    config.write_text(f'[report]\nsink = "http"\nendpoint = "{collector.url}/hook"\n')
+    result = sm("flush", "--timeout", "10")
+    assert result.returncode == 0, result.stderr
+    assert "Sent 5 of 5" in result.stdout
+    assert sorted(delivered_ids(collector.ok())) == sorted(e["message_id"] for e in history(home))
