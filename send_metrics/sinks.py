@@ -191,7 +191,9 @@ def _otlp(settings: Settings, env: Environ, override: str) -> Target:
     headers = {**settings.headers, **_otel_pairs(_otel("HEADERS", env)[1])}
     timeout = None
     try:
-        timeout = float(_otel("TIMEOUT", env)[1]) / 1000.0 or None
+        millis = float(_otel("TIMEOUT", env)[1])
+        # Zero, negative, NaN or infinite: not a timeout anyone meant; the deadline bounds it.
+        timeout = millis / 1000.0 if 0 < millis < float("inf") else None
     except ValueError:
         pass
     resource = _otel_pairs(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))

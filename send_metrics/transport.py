@@ -182,10 +182,15 @@ def tls_context(bundles: tuple[tuple[str, str], ...]) -> ssl.SSLContext:
         try:
             if os.path.isdir(path):
                 context.load_verify_locations(capath=path)
+            elif os.path.exists(path) and not os.path.isfile(path):
+                # A FIFO or device would hold the send until the deadline: refuse it at once.
+                raise ValueError("not a regular file")
             else:
                 context.load_verify_locations(cafile=path)
         except (OSError, ValueError, ssl.SSLError) as exc:
-            reason = getattr(exc, "strerror", None) or "not a PEM certificate bundle"
+            reason = getattr(exc, "strerror", None) or (
+                str(exc) if isinstance(exc, ValueError) else "not a PEM certificate bundle"
+            )
             raise DeliveryError(
                 f"{setting}: cannot use {path} as certificates ({reason})", kind="config"
             ) from None

@@ -624,3 +624,18 @@ def test_a_failed_request_frees_the_rest_of_its_batch(home: Path, collector, dea
     assert result.returncode == 0, result.stderr
     assert "Sent 5 of 5" in result.stdout
     assert sorted(delivered_ids(collector.ok())) == sorted(e["message_id"] for e in history(home))
+
+
+def test_a_fifo_as_ca_bundle_is_a_config_error_at_once(home: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "bundle"
+    os.mkfifo(fifo)
+    Path("send_metrics.toml").write_text(
+        '[report]\nsink = "http"\nendpoint = "https://127.0.0.1:9/hook"\n'
+        f'ca_bundle = "{fifo}"\ndeadline = 30.0\n'
+    )
+    opt_in()
+    result = sm("run", "--", "sh", "-c", "exit 5", timeout=20)  # a wait would last 30 s
+    assert result.returncode == 5
+    assert "report.ca_bundle" in result.stderr and "not a regular file" in result.stderr
+    assert_no_traceback(result.stderr)
+    assert len(queued(home)) == 1
