@@ -4,6 +4,7 @@ HTTP collector's state, and the schema check every event goes through."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pexpect
 import pytest
 
 BIN = Path(sys.executable).parent
@@ -254,3 +256,17 @@ def add_runs(home: Path, runs: list[tuple], app: str = "send_metrics") -> None:
         )
     with sqlite3.connect(path) as db:
         db.executemany("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+
+def spawn(*args: str, env: dict[str, str] | None = None) -> pexpect.spawn:
+    """The wrapper in a real pseudo-terminal, as a developer runs it."""
+    return pexpect.spawn(
+        SEND_METRICS, list(args), timeout=20, env={**os.environ, **(env or {})}, encoding="utf-8"
+    )
+
+
+def finish(child: pexpect.spawn) -> str:
+    """Everything the terminal showed until the wrapper ended."""
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.before

@@ -17,27 +17,16 @@ from tests.helpers import (
     SEND_METRICS,
     assert_no_traceback,
     data_db,
+    finish,
     history,
     opt_in,
     read_only,
     sm,
+    spawn,
     state_file,
 )
 
 PROMPT = r"\[y/N\] "
-
-
-def spawn(*args: str, env: dict[str, str] | None = None) -> pexpect.spawn:
-    """The wrapper in a real pseudo-terminal, as a developer runs it."""
-    return pexpect.spawn(
-        SEND_METRICS, list(args), timeout=20, env={**os.environ, **(env or {})}, encoding="utf-8"
-    )
-
-
-def finish(child: pexpect.spawn) -> str:
-    child.expect(pexpect.EOF)
-    child.close()
-    return child.before
 
 
 @pytest.mark.parametrize(

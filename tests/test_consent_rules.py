@@ -22,10 +22,12 @@ from tests.helpers import (
     assert_no_traceback,
     data_db,
     delivered_ids,
+    finish,
     history,
     opt_in,
     queued,
     sm,
+    spawn,
     state_file,
 )
 
@@ -44,18 +46,6 @@ def shell(home: Path) -> pexpect.spawn:
     )
     child.expect_exact(SHELL_PROMPT)
     return child
-
-
-def spawn(*args: str, env: dict[str, str] | None = None) -> pexpect.spawn:
-    return pexpect.spawn(
-        SEND_METRICS, list(args), timeout=20, env={**os.environ, **(env or {})}, encoding="utf-8"
-    )
-
-
-def finish(child: pexpect.spawn) -> str:
-    child.expect(pexpect.EOF)
-    child.close()
-    return child.before
 
 
 def status_of(label: str) -> str:
