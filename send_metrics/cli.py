@@ -340,6 +340,7 @@ def makefile(show_path: bool) -> None:
 def trace(target: str | None, chrome: str | None) -> None:
     """Show where the time went in the last recorded make run (of TARGET)."""
     import json
+    import os
 
     from send_metrics import maketrace, store
     from send_metrics.errors import ConfigError
@@ -348,7 +349,7 @@ def trace(target: str | None, chrome: str | None) -> None:
     settings = _settings()
     path = store.db_path(data_dir(settings.app))
     events = []
-    if path.exists():
+    if os.path.exists(path):
         db = store.Store(path)
         try:
             events = db.recent_events(2000)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal, NamedTuple
-
 from send_metrics.errors import ConfigError
 from send_metrics.fastpath import DEFAULT_IMPL_PREFIX, config_file
 from send_metrics.fastpath import env_flag as env_flag  # the off switches are read before
 from send_metrics.fastpath import metrics_disabled as metrics_disabled  # the child starts
+from send_metrics.records import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from os import PathLike
+    from typing import Any, Literal
+
+    Sink = Literal["segment", "otlp", "http", "local"]
 
 # Deferred imports: every wrapped run reads this config after its child starts; the TOML
 # reader only when a file exists, difflib only to suggest a key for a typo.
 
 DEFAULT_APP = "send_metrics"
-Sink = Literal["segment", "otlp", "http", "local"]
 SINKS: tuple[Sink, ...] = ("segment", "otlp", "http", "local")
 
 # Every key of send_metrics.toml: its type, the Settings field it sets, and (optionally) a
@@ -52,8 +56,10 @@ _KEYS: dict[str, tuple[type, str, Any, str]] = {
 _TABLES = {key.partition(".")[0] for key in _KEYS if "." in key}
 
 
-# Data crossing modules is immutable NamedTuples rather than frozen dataclasses: importing
-# dataclasses costs ~5 ms (it imports inspect), paid by every wrapped run before its child starts.
+# Data crossing modules is immutable NamedTuples (`records`) rather than frozen dataclasses:
+# importing dataclasses costs ~5 ms (it imports inspect), typing ~5 ms more, paid by every
+# wrapped run. Paths are plain strings for the same reason: `pathlib` loads `re`, `fnmatch` and
+# `urllib.parse` (~9 ms).
 
 
 class Settings(NamedTuple):
@@ -76,7 +82,7 @@ class Settings(NamedTuple):
     impl_prefix: str = DEFAULT_IMPL_PREFIX
     allow_args: tuple[str, ...] = ()
     git_remote_hash: bool = False  # off unless the operator opts in: guessable for public repos
-    path: Path | None = None
+    path: str | None = None  # the config file read, if any
 
 
 class Loaded(NamedTuple):
@@ -86,10 +92,9 @@ class Loaded(NamedTuple):
     problems: tuple[str, ...] = ()
 
 
-def find_config(start: Path | None = None) -> Path | None:
+def find_config(start: str | PathLike[str] | None = None) -> str | None:
     """The operator config: `SEND_METRICS_CONFIG`, else the nearest `send_metrics.toml` upward."""
-    found = config_file(str(start) if start is not None else None)
-    return Path(found) if found else None
+    return config_file(str(start) if start is not None else None) or None
 
 
 def _expected(kind: type) -> str:
@@ -110,7 +115,7 @@ def _nearest(key: str, choices: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _flatten(raw: dict[str, Any], path: Path, problems: list[str]) -> dict[str, Any]:
+def _flatten(raw: dict[str, Any], path: str, problems: list[str]) -> dict[str, Any]:
     """The file's keys as dotted names; a table where a value belongs (or the reverse) is noted."""
     flat: dict[str, Any] = {}
     for key, value in raw.items():
@@ -124,7 +129,7 @@ def _flatten(raw: dict[str, Any], path: Path, problems: list[str]) -> dict[str, 
     return flat
 
 
-def _check(dotted: str, value: Any, path: Path) -> tuple[Any, str | None]:
+def _check(dotted: str, value: Any, path: str) -> tuple[Any, str | None]:
     """The value as Settings wants it, or a one-line problem naming file, key and expectation."""
     if dotted not in _KEYS:
         shown = dotted.encode("unicode_escape").decode("ascii")  # one line, whatever the key
@@ -148,10 +153,9 @@ def _check(dotted: str, value: Any, path: Path) -> tuple[Any, str | None]:
     return value, None
 
 
-def load_settings(path: Path | None = None) -> Loaded:
+def load_settings(where: str | PathLike[str] | None = None) -> Loaded:
     """Read and validate the operator config; every problem is a line, never an exception."""
-    if path is None:
-        path = find_config()
+    path = find_config() if where is None else str(where)
     if path is None:
         return Loaded(Settings())
     from send_metrics import files, tomlread

@@ -4,16 +4,21 @@ the disclosure they answered covered."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any, Literal, NamedTuple
 
 from send_metrics import files
 from send_metrics.errors import ConfigError
+from send_metrics.records import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    from send_metrics.files import AnyPath
+
+    Answer = Literal["granted", "declined"]
 
 # Deferred imports: every wrapped run reads the decision after its child starts; writing
 # and removing one (tempfile, tomli_w, shutil) happen only at a question or a command.
-
-Answer = Literal["granted", "declined"]
 
 
 class Scope(NamedTuple):
@@ -58,7 +63,7 @@ def _strings(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-def _read_scope(raw: Any, path: Path) -> Scope | None:
+def _read_scope(raw: Any, path: AnyPath) -> Scope | None:
     """The `[disclosure]` table; a table whose fingerprint does not match its content is refused."""
     if raw is None:
         return None
@@ -88,7 +93,7 @@ def _read_scope(raw: Any, path: Path) -> Scope | None:
     return scope
 
 
-def read_decision(path: Path) -> Decision:
+def read_decision(path: AnyPath) -> Decision:
     """Read the decision file; a missing file is no decision, a bad one raises ConfigError."""
     from send_metrics import tomlread
 
@@ -126,7 +131,7 @@ def _looks_like_uuid(text: str) -> bool:
     )
 
 
-def write_decision(path: Path, decision: Decision) -> None:
+def write_decision(path: AnyPath, decision: Decision) -> None:
     """Write the decision atomically (temp file, fsync, rename) with mode 0600; raise
     ConfigError. A symlink at `path` is refused: we never write through one, nor replace it."""
     import tempfile
@@ -154,9 +159,10 @@ def write_decision(path: Path, decision: Decision) -> None:
     )
     tmp = None
     try:
-        files.private_dir(path.parent)
+        folder = os.path.dirname(path)
+        files.private_dir(folder)
         files.refuse_link(path, regular=False)  # a FIFO or device is replaced, never opened
-        fd, tmp = tempfile.mkstemp(prefix=".metrics-", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=".metrics-", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -174,15 +180,18 @@ def write_decision(path: Path, decision: Decision) -> None:
                 pass
 
 
-def remove_decision(path: Path) -> None:
+def remove_decision(path: AnyPath) -> None:
     """Forget the decision; a directory squatting on the file's name is removed too, and a
     symlink is removed itself (never what it points to)."""
     import shutil
 
     try:
-        if path.is_dir() and not path.is_symlink():
+        if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)
         else:
-            path.unlink(missing_ok=True)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
     except OSError as exc:
         raise ConfigError(f"cannot remove {path} ({exc.strerror or exc})") from None

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, NamedTuple
 
 from send_metrics import config, runner
 from send_metrics.errors import DeliveryError, MetricsError
 from send_metrics.output import warn
+from send_metrics.records import NamedTuple
 
 MAX_LEASE_S = 300.0  # a claimed event goes back to the queue after this, whatever happened
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
 
     from send_metrics.config import Settings
     from send_metrics.event import Event
@@ -42,7 +43,7 @@ def destination(settings: Settings) -> tuple[Target | None, str | None]:
         return None, str(exc)
 
 
-def _store_path(settings: Settings) -> Path:
+def _store_path(settings: Settings) -> str:
     from send_metrics import store
     from send_metrics.files import data_dir
 
@@ -116,7 +117,7 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
         elif settings.sink != "local":
             reason = "OTEL_SDK_DISABLED=true: nothing is sent"
         return FlushOutcome("", reason, 0, 0, None)
-    if not _store_path(settings).exists():
+    if not os.path.exists(_store_path(settings)):
         return FlushOutcome(target.shown, "", 0, 0, None)
     why = consent.why_not_sending(settings)
     if why:
@@ -141,7 +142,7 @@ def backing_off(settings: Settings, target: Target) -> bool:
     from send_metrics import store
 
     path = _store_path(settings)
-    return path.exists() and store.peek_not_before(path, target.fingerprint) > time.time()
+    return os.path.exists(path) and store.peek_not_before(path, target.fingerprint) > time.time()
 
 
 def flush(
@@ -165,6 +166,8 @@ def flush(
     settled: set[str] = set()  # ids whose request got an answer, of every batch
 
     def work() -> None:
+        from contextlib import nullcontext  # on the sender thread, with the sinks
+
         from send_metrics import sinks
 
         while time.monotonic() < deadline:
@@ -224,7 +227,7 @@ def flush(
         from send_metrics import store
 
         try:
-            if not db.path.exists():
+            if not os.path.exists(db.path):
                 return error  # deleted meanwhile (opt-out): nothing to free, nothing to create
             other = store.Store(db.path, busy_timeout=0.2)
             other.failed(claimed[:], error, None, True, target.fingerprint)  # unreachable

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
-from typing import Literal
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
 
 
-class ExitCode(IntEnum):
-    """Every exit status of our own; `run`, `wrap` and `preview` otherwise end as their child."""
+class ExitCode:
+    """Every exit status of our own; `run`, `wrap` and `preview` otherwise end as their child.
+
+    Plain int constants, as pip's `status_codes`: every wrapped run imports this module after
+    its child starts, and an `IntEnum` would import `enum` (about 3 ms) for eight numbers."""
 
     OK = 0
     USAGE = 2  # bad usage: unknown option, missing command, no terminal to ask on
@@ -17,6 +21,11 @@ class ExitCode(IntEnum):
     NOT_FOUND = 127  # the wrapped program does not exist
     INTERRUPTED = 130  # Ctrl-C before the child started, or in a command of our own
     BROKEN_PIPE = 141  # our output went to a pipe that was closed
+
+    @classmethod
+    def codes(cls) -> dict[str, int]:
+        """Every code by name (the README's table is checked against it)."""
+        return {name: value for name, value in vars(cls).items() if name.isupper()}
 
 
 class MetricsError(Exception):
@@ -37,7 +46,8 @@ class StoreError(MetricsError):
 # with a growing back-off ("unreachable": timeout, refused, DNS, TLS; "config": the operator's
 # key, endpoint or certificates are wrong); dropped and counted ("reject"); or a batch that must
 # be split to find the event at fault ("split").
-FailureKind = Literal["busy", "unreachable", "config", "reject", "split"]
+if TYPE_CHECKING:
+    FailureKind = Literal["busy", "unreachable", "config", "reject", "split"]
 
 
 class DeliveryError(MetricsError):

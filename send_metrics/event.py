@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
 from send_metrics import __version__
+from send_metrics.records import NamedTuple, TypedDict
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from send_metrics.facts import GitFacts, MachineFacts
     from send_metrics.maketrace import Breakdown
     from send_metrics.runner import ChildResult

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
-from typing import NamedTuple
 
 from send_metrics import gitfiles
+from send_metrics.records import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from send_metrics.files import AnyPath
 
 # Deferred imports: facts are gathered on the prefetch thread while the child runs;
 # subprocess and hashlib load there, only for a run that collects.
@@ -71,7 +74,7 @@ class Probe:
     work while it runs. Spawned directly (`posix_spawn`, a pipe, `select`): `subprocess` would
     cost an import of ~3 ms in every collected run."""
 
-    def __init__(self, argv: list[str], cwd: Path | None = None):
+    def __init__(self, argv: list[str], cwd: AnyPath | None = None):
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "SYSTEMROOT", "TMPDIR")}
         env.update(LC_ALL="C", GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
         self.pid = 0
@@ -122,12 +125,12 @@ class Probe:
         return ProbeResult(os.waitstatus_to_exitcode(status), self.out.decode("utf-8", "replace"))
 
 
-def probe(argv: list[str], cwd: Path | None, timeout: float) -> ProbeResult | None:
+def probe(argv: list[str], cwd: AnyPath | None, timeout: float) -> ProbeResult | None:
     """Run a small command with captured output; None when it is missing, fails to run or hangs."""
     return Probe(argv, cwd).result(timeout)
 
 
-def start_git(cwd: Path | None = None) -> Probe:
+def start_git(cwd: AnyPath | None = None) -> Probe:
     """Start the one `git status` that `git_facts` reads, to read it later."""
     return Probe(["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"], cwd)
 
@@ -156,7 +159,7 @@ def remote_hash(url: str, app: str) -> str:
 
 
 def git_facts(
-    app: str, cwd: Path | None = None, timeout: float = GIT_TIMEOUT, started: Probe | None = None
+    app: str, cwd: AnyPath | None = None, timeout: float = GIT_TIMEOUT, started: Probe | None = None
 ) -> GitFacts:
     """Everything git can tell without network in `timeout` seconds, or as much as it could.
 

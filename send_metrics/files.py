@@ -4,59 +4,64 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from send_metrics.errors import ConfigError
 
 # Deferred imports: `stat` only where a file is read (the wrapper reads one per run).
+# Paths are plain strings (`os.path`): `pathlib` costs every wrapped run ~9 ms (see `config`).
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from os import PathLike
+
+    AnyPath = str | PathLike[str]
 
 STATE_NAME = "metrics.toml"
 MAX_SMALL_FILE = 1 << 20  # bytes: a config or decision file is a few hundred; refuse anything huge
 
 
-def _home() -> Path:
+def _home() -> str:
     """HOME, else the passwd entry; neither (HOME unset, a uid without an entry) is one line."""
-    try:
-        return Path(os.environ.get("HOME") or Path.home())
-    except (RuntimeError, KeyError, OSError):
-        raise ConfigError("cannot find your home directory (HOME is not set)") from None
+    home = os.environ.get("HOME") or os.path.expanduser("~")
+    if not home or home == "~":  # expanduser gives "~" back when there is no passwd entry
+        raise ConfigError("cannot find your home directory (HOME is not set)")
+    return home
 
 
-def _xdg(name: str, fallback: str) -> Path:
+def _xdg(name: str, fallback: str) -> str:
     """An XDG base directory; relative values are ignored, as the XDG spec says."""
     value = os.environ.get(name, "")
-    return Path(value) if os.path.isabs(value) else _home() / fallback
+    return value if os.path.isabs(value) else os.path.join(_home(), fallback)
 
 
-def config_dir(app: str) -> Path:
+def config_dir(app: str) -> str:
     """Where the developer's decision lives: XDG config on Linux, the platform's place elsewhere."""
     if sys.platform == "darwin":
-        base = _home() / "Library" / "Application Support"
+        base = os.path.join(_home(), "Library", "Application Support")
     elif sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA") or _home() / "AppData" / "Roaming")
+        base = os.environ.get("APPDATA") or os.path.join(_home(), "AppData", "Roaming")
     else:
         base = _xdg("XDG_CONFIG_HOME", ".config")
-    return base / app
+    return os.path.join(base, app)
 
 
-def data_dir(app: str) -> Path:
+def data_dir(app: str) -> str:
     """Where the local history and queue live: XDG data on Linux, the platform's place elsewhere."""
     if sys.platform == "darwin":
-        base = _home() / "Library" / "Application Support"
-        return base / app / "data"
+        return os.path.join(_home(), "Library", "Application Support", app, "data")
     if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or _home() / "AppData" / "Local")
+        base = os.environ.get("LOCALAPPDATA") or os.path.join(_home(), "AppData", "Local")
     else:
         base = _xdg("XDG_DATA_HOME", ".local/share")
-    return base / app
+    return os.path.join(base, app)
 
 
-def state_path(app: str) -> Path:
+def state_path(app: str) -> str:
     """The developer's decision file for one app."""
-    return config_dir(app) / STATE_NAME
+    return os.path.join(config_dir(app), STATE_NAME)
 
 
-def read_small(path: Path, *, follow: bool = True, limit: int = MAX_SMALL_FILE) -> bytes:
+def read_small(path: AnyPath, *, follow: bool = True, limit: int = MAX_SMALL_FILE) -> bytes:
     """A small regular file's bytes. Never blocks on a FIFO or device, never reads more than
     `limit`; with follow=False a symlink is refused. FileNotFoundError passes through."""
     import stat
@@ -93,7 +98,7 @@ def read_small(path: Path, *, follow: bool = True, limit: int = MAX_SMALL_FILE) 
         os.close(fd)
 
 
-def refuse_link(path: Path, regular: bool = True) -> None:
+def refuse_link(path: AnyPath, regular: bool = True) -> None:
     """Refuse a path that is a symlink, or (with `regular`) exists as anything but a regular
     file (a FIFO would block, a device would be written to): our files are never followed or
     written through. A file replaced by a rename only needs `regular=False`."""
@@ -111,14 +116,14 @@ def refuse_link(path: Path, regular: bool = True) -> None:
         raise ConfigError(f"{path} is not a regular file (a FIFO, device or directory?); refused")
 
 
-def private_dir(path: Path) -> None:
+def private_dir(path: AnyPath) -> None:
     """Create our directory with mode 0700, or make an existing one of ours 0700."""
     try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.makedirs(path, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot write in {path} ({exc.strerror or exc})") from None
     try:
-        if not path.is_symlink() and path.stat().st_mode & 0o077:
-            path.chmod(0o700)
+        if not os.path.islink(path) and os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o700)
     except OSError:
         pass  # not ours to change (another owner, a read-only mount): used as it is

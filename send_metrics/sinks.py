@@ -7,17 +7,21 @@ import binascii
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote
 
 from send_metrics import __version__
 from send_metrics.config import Settings
 from send_metrics.errors import DeliveryError
-from send_metrics.transport import Environ, HttpClient, Response, check_url, mask_url
+from send_metrics.records import NamedTuple
+from send_metrics.transport import HttpClient, Response, check_url, mask_url
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    from typing import Any
+
     from send_metrics.event import Event
+    from send_metrics.transport import Environ
 
 __all__ = ["HttpClient", "Target", "deliver", "mask_url", "resolve"]
 
@@ -495,7 +499,8 @@ def judge(target: Target, url: str, response: Response) -> DeliveryError | None:
 
 
 # on_result(message ids, failure or None, records the collector refused in a partial success)
-OnResult = Callable[[list[str], DeliveryError | None, int], None]
+if TYPE_CHECKING:
+    OnResult = Callable[[list[str], DeliveryError | None, int], None]
 
 
 def deliver(

@@ -7,16 +7,19 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from send_metrics import files
 from send_metrics.errors import MetricsError, StoreError
+from send_metrics.records import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
     from send_metrics.event import Event
+    from send_metrics.files import AnyPath
 
 DB_NAME = "metrics.sqlite3"
 USER_VERSION = 1  # the layout below; a store with a higher one is never written
@@ -70,16 +73,16 @@ class Counts(NamedTuple):
     partial_rejected: int = 0
 
 
-def db_path(data_dir: Path) -> Path:
+def db_path(data_dir: str) -> str:
     """The store's file inside an app's data directory."""
-    return data_dir / DB_NAME
+    return os.path.join(data_dir, DB_NAME)
 
 
 class Store:
     """One connection to the store; every method is one short transaction."""
 
-    def __init__(self, path: Path, busy_timeout: float = 1.0):
-        self.path = path
+    def __init__(self, path: AnyPath, busy_timeout: float = 1.0):
+        self.path = path = os.fspath(path)
         self.notice = ""  # one line for the user when the store had to be repaired
         try:
             self._open(busy_timeout)
@@ -88,18 +91,21 @@ class Store:
         except sqlite3.DatabaseError as exc:
             # Not a database, or a malformed one: keep it for inspection and start anew, so
             # one bad file does not stop every later run from being recorded.
-            aside = path.with_name(path.name + ".corrupt")
+            aside = path + ".corrupt"
             self.close()
             try:
                 os.replace(path, aside)
                 for suffix in ("-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+                    try:
+                        os.unlink(path + suffix)
+                    except FileNotFoundError:
+                        pass
                 self._open(busy_timeout)
             except (sqlite3.Error, OSError) as again:
                 raise StoreError(f"cannot open {path} ({_reason(again)})") from None
             self.notice = (
                 f"{path} was not a usable database ({_reason(exc)}); "
-                f"moved aside to {aside.name}, starting anew"
+                f"moved aside to {os.path.basename(aside)}, starting anew"
             )
         except OSError as exc:
             raise StoreError(f"cannot open {path} ({_reason(exc)})") from None
@@ -353,11 +359,18 @@ def _parsed(text: str) -> dict[str, Any] | None:
     return event if isinstance(event, dict) else None
 
 
-def peek_not_before(path: Path, destination: str) -> float:
+def _file_uri(path: str) -> str:
+    """A `file:` URI for SQLite, every byte but the plain ones percent-encoded."""
+    plain = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/-._~"
+    raw = os.fsencode(os.path.abspath(path))
+    return "file://" + "".join(chr(b) if b in plain else f"%{b:02X}" for b in raw)
+
+
+def peek_not_before(path: str, destination: str) -> float:
     """`Store.not_before` read-only, without creating or repairing anything: for the thread
     that runs beside the child, which must neither print nor change the store."""
     try:
-        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=0.2)
+        db = sqlite3.connect(f"{_file_uri(path)}?mode=ro", uri=True, timeout=0.2)
         try:
             return _waiting(db, destination)
         finally:
@@ -385,28 +398,28 @@ def backoff_seconds(step: int) -> float:
     return min(BACKOFF_MAX_S, base * jitter)
 
 
-def _check_files(path: Path) -> None:
+def _check_files(path: str) -> None:
     """Our directory private, and the store and SQLite's side files never symlinks."""
-    files.private_dir(path.parent)
+    files.private_dir(os.path.dirname(path))
     for suffix in ("", "-wal", "-shm", "-journal"):
         try:
-            files.refuse_link(Path(f"{path}{suffix}"))
+            files.refuse_link(path + suffix)
         except MetricsError as exc:
             raise StoreError(str(exc)) from None
 
 
-def copies(data_dir: Path) -> list[Path]:
+def copies(data_dir: str) -> list[str]:
     """Every file holding history or queue: the store, SQLite's side files, a moved-aside copy."""
     found = []
     for name in (DB_NAME, DB_NAME + ".corrupt"):
         for suffix in ("", "-wal", "-shm", "-journal"):
-            path = data_dir / f"{name}{suffix}"
+            path = os.path.join(data_dir, name + suffix)
             if os.path.lexists(path):
                 found.append(path)
     return found
 
 
-def wipe(data_dir: Path) -> bool:
+def wipe(data_dir: str) -> bool:
     """Delete the history and queue and every copy of them; True when there was something to
     delete. A symlink is removed itself, never what it points to."""
     found = copies(data_dir)

@@ -16,6 +16,20 @@ from tests.helpers import SEND_METRICS, opt_in
 PACKAGE = Path(__file__).parent.parent / "send_metrics"
 HOT_PATH = {"__main__", "fastpath", "wrapper", "runner", "output"}
 MARK = "--the-child-started--"
+# The console script's launcher (`from send_metrics.__main__ import main`), plus an audit hook
+# that writes MARK when the first process is forked or spawned (the group witness just before
+# the child, or the child itself): a mark the child printed could come late, after imports
+# that ran, on the other core, while the child was still starting.
+LAUNCHER = f"""
+import sys
+def _mark(event, args):
+    if event in ("os.fork", "os.posix_spawn"):
+        sys.stderr.write("{MARK}\\n")
+        sys.stderr.flush()
+sys.addaudithook(_mark)
+from send_metrics.__main__ import main
+sys.exit(main())
+"""
 # Modules that cost milliseconds each; none may load before a wrapped child starts.
 COSTLY = (
     "click",
@@ -61,13 +75,11 @@ def at_start() -> set[str]:
 
 
 def run_marked(*args: str, **kwargs: object) -> tuple[list[str], list[str]]:
-    """Run `send_metrics ARGS -- sh -c 'echo MARK >&2'` under -X importtime, as the console
-    script's launcher does (`from send_metrics.__main__ import main`): what was imported
-    before the child started, and after."""
-    launcher = "import sys; from send_metrics.__main__ import main; sys.exit(main())"
+    """Run `send_metrics ARGS -- true` under -X importtime, as the console script's launcher
+    does: what was imported before the child started, and after."""
     env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
     done = subprocess.run(
-        [sys.executable, "-c", launcher, *args, "--", "sh", "-c", f"echo {MARK} >&2"],
+        [sys.executable, "-c", LAUNCHER, *args, "--", "true"],
         env=env,
         capture_output=True,
         text=True,
@@ -97,12 +109,11 @@ def test_nothing_costly_is_imported_before_the_child_starts(home: Path, decision
 def test_nothing_costly_before_a_wrapped_make_target_starts(home: Path) -> None:
     """`wrap` needs the impl prefix first: a config that does not set it is not parsed."""
     Path("send_metrics.toml").write_text("[consent]\nversion = 2\n")
-    Path("Makefile").write_text(f"impl-t:\n\t@sh -c 'echo {MARK} >&2'\n")
+    Path("Makefile").write_text("impl-t:\n\t@true\n")
     opt_in()
     own = at_start()
-    launcher = "import sys; from send_metrics.__main__ import main; sys.exit(main())"
     done = subprocess.run(
-        [sys.executable, "-c", launcher, "wrap", "t"],
+        [sys.executable, "-c", LAUNCHER, "wrap", "t"],
         env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
         capture_output=True,
         text=True,
