@@ -18,11 +18,10 @@ from send_metrics.files import data_dir, state_path
 
 # Deferred imports: every wrapped run asks this module whether to collect, after its child
 # starts; asking, the disclosure and writing a decision are rare and load their own modules.
-# `contextlib` and `collections` (~3 ms) only where an event is recorded or sent.
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from contextlib import AbstractContextManager
     from types import TracebackType
 
@@ -393,19 +392,63 @@ def ask_once(settings: Settings) -> tuple[Decision, str]:
     )
 
 
-def recording(settings: Settings, anonymous_id: str) -> AbstractContextManager[bool]:
+class recording:  # a class (no contextlib), used as `with recording(...) as allowed:`
     """Hold the state lock while an event is recorded, and say whether it may be: the decision
     is read again right before, so a wrapper that was running during `opt-out` records nothing."""
-    from contextlib import contextmanager
 
-    @contextmanager
-    def held() -> Iterator[bool]:
-        path = state_path(settings.app)
-        with _locked(path):
-            decision = _current(path)
-            yield collecting(decision, settings) and decision.anonymous_id == anonymous_id
+    def __init__(self, settings: Settings, anonymous_id: str) -> None:
+        self.settings = settings
+        self.anonymous_id = anonymous_id
+        self.lock = _locked(state_path(settings.app))
 
-    return held()
+    def __enter__(self) -> bool:
+        self.lock.__enter__()
+        try:
+            decision = _current(state_path(self.settings.app))
+        except BaseException:
+            self.lock.__exit__(None, None, None)
+            raise
+        return collecting(decision, self.settings) and decision.anonymous_id == self.anonymous_id
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.lock.__exit__(kind, exc, tb)
+
+
+class _SendCheck:
+    """One sender's check (see `sending`), held around one request."""
+
+    def __init__(self, settings: Settings, db: Store, events: list[Event]) -> None:
+        self.settings = settings
+        self.db = db
+        self.events = events
+        self.lock = _locked(state_path(settings.app), shared=True)
+
+    def __enter__(self) -> list[Event] | None:
+        self.lock.__enter__()
+        try:
+            return self._allowed()
+        except BaseException:
+            self.lock.__exit__(None, None, None)
+            raise
+
+    def _allowed(self) -> list[Event] | None:
+        decision = _current(state_path(self.settings.app))
+        events = self.events
+        if not collecting(decision, self.settings):
+            self.db.release([e["message_id"] for e in events])
+            return None
+        current = decision.anonymous_id
+        stale = [e["message_id"] for e in events if e["anonymous_id"] != current]
+        if stale:
+            self.db.discard(stale)
+        return [e for e in events if e["anonymous_id"] == current]
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.lock.__exit__(kind, exc, tb)
 
 
 def sending(
@@ -414,24 +457,7 @@ def sending(
     """The check a sender makes before each request: under the shared state lock, the events
     that may leave now (the current yes, the current id); None when none may (stop sending).
     Events recorded under an older id are dropped from the queue, never sent."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def check(events: list[Event]) -> Iterator[list[Event] | None]:
-        path = state_path(settings.app)
-        with _locked(path, shared=True):
-            decision = _current(path)
-            if not collecting(decision, settings):
-                db.release([e["message_id"] for e in events])
-                yield None
-                return
-            current = decision.anonymous_id
-            stale = [e["message_id"] for e in events if e["anonymous_id"] != current]
-            if stale:
-                db.discard(stale)
-            yield [e for e in events if e["anonymous_id"] == current]
-
-    return check
+    return lambda events: _SendCheck(settings, db, events)
 
 
 def opt_out(settings: Settings) -> tuple[Decision, bool]:

@@ -21,6 +21,17 @@ if TYPE_CHECKING:
 # and removing one (tempfile, tomli_w, shutil) happen only at a question or a command.
 
 
+# SHA-256 from CPython's built-in module (the same digest): every collected run checks its
+# yes's fingerprint, and `hashlib` costs ~3 ms to load OpenSSL for it.
+try:
+    from _sha2 import sha256 as _sha256  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # before Python 3.12
+    try:
+        from _sha256 import sha256 as _sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+    except ImportError:  # a Python without them
+        from hashlib import sha256 as _sha256  # type: ignore[assignment,unused-ignore]
+
+
 class Scope(NamedTuple):
     """What a disclosure covers: enough to tell a narrower disclosure from a wider one, not only
     a hash of it (a hash could only say "different")."""
@@ -37,11 +48,11 @@ class Scope(NamedTuple):
     @property
     def fingerprint(self) -> str:
         """A stable hash of everything above, stored with a yes and shown by `status`."""
-        import hashlib
-        import json
+        from send_metrics.jsontext import dumps
 
-        text = json.dumps(list(self), separators=(",", ":"))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        text = dumps(list(self), separators=(",", ":"))
+        digest: str = _sha256(text.encode("utf-8")).hexdigest()
+        return digest[:16]
 
 
 class Decision(NamedTuple):

@@ -118,13 +118,13 @@ def clean_text(text: str, limit: int = MAX_TEXT) -> str:
 
 def _bounded_args(args: list[str]) -> list[str]:
     """Arguments kept whole, in order, while their serialised size fits MAX_ARGS_BYTES."""
-    import json
+    from send_metrics.jsontext import dumps
 
     kept: list[str] = []
     total = 0
     for arg in args:
         text = clean_text(arg)
-        total += len(json.dumps(text)) + 2  # ensure_ascii and ", ", as the sinks write it
+        total += len(dumps(text)) + 2  # ensure_ascii and ", ", as the sinks write it
         if total > MAX_ARGS_BYTES:
             break
         kept.append(text)

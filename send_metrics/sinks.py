@@ -4,7 +4,6 @@ each endpoint's answer means for the queue. The way there (proxies, TLS) is `tra
 from __future__ import annotations
 
 import binascii
-import json
 import os
 import time
 from urllib.parse import unquote
@@ -12,6 +11,7 @@ from urllib.parse import unquote
 from send_metrics import __version__
 from send_metrics.config import Settings
 from send_metrics.errors import DeliveryError
+from send_metrics.jsontext import dumps, loads
 from send_metrics.records import NamedTuple
 from send_metrics.transport import HttpClient, Response, check_url, mask_url
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HttpClient", "Target", "deliver", "mask_url", "resolve"]
 
-# Deferred imports: http.client (in `transport`) loads on the prefetch thread while the child
+# Deferred imports: socket and ssl (in `transport`) load on the prefetch thread while the child
 # runs; dates, zlib, protobuf and the e-mail date parser only where a request or reply needs them.
 
 DEFAULT_ENDPOINTS = {"segment": "https://api.segment.io", "otlp": "http://localhost:4318"}
@@ -281,19 +281,19 @@ def _segment_requests(target: Target, events: list[Event]) -> Iterator[_Request]
     """Segment requests within its limits; `sentAt` on each, so Segment corrects clock skew."""
     if len(events) == 1:
         message = segment_message(events[0])
-        body = json.dumps({**message, "sentAt": _now_iso()}).encode()
+        body = dumps({**message, "sentAt": _now_iso()}).encode()
         if len(body) > SEGMENT_MAX_EVENT_BYTES:
             yield _Request(target.url, events, None, "over Segment's 32 KB limit for an event")
         else:
             yield _Request(target.url, events, body, "")
         return
-    sent_at = json.dumps(_now_iso()).encode()
+    sent_at = dumps(_now_iso()).encode()
     envelope = len(b'{"batch":[],"sentAt":}') + len(sent_at)
     chunk: list[bytes] = []
     members: list[Event] = []
     size = envelope
     for event in events:
-        item = json.dumps(segment_message(event)).encode()
+        item = dumps(segment_message(event)).encode()
         if len(item) > SEGMENT_MAX_EVENT_BYTES:
             yield _Request(target.url, [event], None, "over Segment's 32 KB limit for an event")
             continue
@@ -394,7 +394,7 @@ def otlp_request(events: list[Event], resource: tuple[tuple[str, str], ...] = ()
 def _otlp_body(target: Target, events: list[Event]) -> bytes:
     request = otlp_request(events, target.resource)
     if not target.protobuf:
-        return json.dumps(request).encode()
+        return dumps(request).encode()
     from google.protobuf import json_format
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
@@ -423,7 +423,7 @@ def _partial_rejections(target: Target, response: Response) -> int:
             answer = logs_service_pb2.ExportLogsServiceResponse()
             answer.ParseFromString(response.body)
             return int(answer.partial_success.rejected_log_records)
-        doc = json.loads(response.body)
+        doc = loads(response.body)
         partial = doc.get("partialSuccess") if isinstance(doc, dict) else None
         return int(partial.get("rejectedLogRecords") or 0) if isinstance(partial, dict) else 0
     except Exception:  # unreadable (protobuf's DecodeError included): not a failure to send
@@ -452,7 +452,7 @@ def _plan(target: Target, events: list[Event]) -> Iterator[_Request]:
             yield _Request(target.url, chunk, _otlp_body(target, chunk), "")
     else:
         for event in events:
-            yield _Request(target.url, [event], json.dumps(event).encode(), "")
+            yield _Request(target.url, [event], dumps(event).encode(), "")
 
 
 def requests_for(target: Target, events: list[Event]) -> Iterator[tuple[str, list[str], bytes]]:

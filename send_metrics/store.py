@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import stat
 import time
-from contextlib import contextmanager
 
-from send_metrics import files
+from send_metrics import files, jsontext
 from send_metrics.errors import MetricsError, StoreError
 from send_metrics.records import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from types import TracebackType
     from typing import Any
 
     from send_metrics.event import Event
@@ -71,6 +69,35 @@ class Counts(NamedTuple):
     not_before: float
     backoff_step: int = 0
     partial_rejected: int = 0
+
+
+class _Transaction:
+    """`with store._write() as db:` one immediate transaction, rolled back on any exception;
+    SQLite's and the system's errors become one StoreError. (A class: `contextlib` would cost
+    every collected run its import.)"""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.store._db.execute("BEGIN IMMEDIATE")
+        except (sqlite3.Error, OSError) as exc:
+            raise self._failed(exc) from None
+        return self.store._db
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self.store._db.execute("COMMIT" if exc is None else "ROLLBACK")
+        except (sqlite3.Error, OSError) as error:
+            raise self._failed(error) from None
+        if isinstance(exc, (sqlite3.Error, OSError)):
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: BaseException) -> StoreError:
+        return StoreError(f"cannot write {self.store.path} ({_reason(exc)})")
 
 
 def db_path(data_dir: str) -> str:
@@ -148,18 +175,8 @@ class Store:
         except (sqlite3.Error, AttributeError):
             pass
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot write {self.path} ({_reason(exc)})") from None
+    def _write(self) -> _Transaction:
+        return _Transaction(self)
 
     def _bump(self, db: sqlite3.Connection, key: str, by: int) -> None:
         if by:
@@ -180,7 +197,7 @@ class Store:
         self, event: Event, *, queue: bool, max_events: int = 1000, max_age_days: float = 30.0
     ) -> None:
         """Add a run to the history and, for a network sink, to the queue, within its bounds."""
-        text = json.dumps(event, separators=(",", ":"), sort_keys=True)
+        text = jsontext.dumps(event, separators=(",", ":"), sort_keys=True)
         failed = int(event.get("exit_code") != 0)
         now = time.time()
         with self._write() as db:
@@ -229,7 +246,7 @@ class Store:
                 "UPDATE queue SET lease_until = ?, attempts = attempts + 1 WHERE message_id = ?",
                 [(now + lease_s, r[0]) for r in rows],
             )
-        return [json.loads(r[1]) for r in rows]
+        return [jsontext.loads(r[1]) for r in rows]
 
     def delivered(self, ids: list[str], refused: int = 0) -> None:
         """Events the endpoint accepted leave the queue for good (`refused`: how many of them
@@ -353,7 +370,7 @@ class Store:
 def _parsed(text: str) -> dict[str, Any] | None:
     """A stored event, or None for a row that is not a JSON object."""
     try:
-        event = json.loads(text)
+        event = jsontext.loads(text)
     except ValueError:
         return None
     return event if isinstance(event, dict) else None

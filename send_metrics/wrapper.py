@@ -15,7 +15,6 @@ from send_metrics.output import closed_pipe, say, warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import threading
     from typing import Literal, NoReturn
 
     from send_metrics.config import Loaded, Settings
@@ -162,7 +161,7 @@ class _Prefetch:
         self.git: GitFacts | None = None
         self.machine: MachineFacts | None = None
         self.client: HttpClient | None = None
-        self.thread: threading.Thread | None = None
+        self.thread: runner.Worker | None = None
         try:
             self.thread = runner.start_thread(self._work, "send_metrics-prefetch")
         except RuntimeError:  # no thread left (ulimit -u): the facts are made at the end
@@ -183,7 +182,10 @@ class _Prefetch:
 
         target: Target | None = delivery.destination(self.settings)[0]
         if target is not None:
-            import http.client  # noqa: F401 - the HTTP client's, the costliest; never for local
+            import socket  # noqa: F401 - the HTTP client's; never for the local sink
+
+            if target.url[:6].lower() == "https:":
+                import ssl  # noqa: F401 - the costliest, for https endpoints only
         self.machine = facts.machine_facts()
         self.git = facts.git_facts(self.settings.app, started=git)
         # Last: a hanging DNS must not cost the facts above. Not while backing off: an offline
