@@ -39,14 +39,15 @@ def is_interactive() -> bool:
     """A person is at a terminal and sees what we write: stdin, stdout and stderr are TTYs
     (`run -- seq 300 | less` must not ask inside the pager), no CI variable is set, and we are
     in the foreground (a background job that read the terminal would be stopped by SIGTTIN)."""
+    try:
+        if not all(os.isatty(f.fileno()) for f in (sys.stdin, sys.stdout, sys.stderr)):
+            return False
+    except (OSError, ValueError, AttributeError):
+        return False
     from send_metrics.facts import ci_vendor
     from send_metrics.runner import in_foreground
 
-    try:
-        ttys = all(os.isatty(f.fileno()) for f in (sys.stdin, sys.stdout, sys.stderr))
-    except (OSError, ValueError, AttributeError):
-        return False
-    return ttys and in_foreground() and not ci_vendor()[0]
+    return in_foreground() and not ci_vendor()[0]
 
 
 def _host(settings: Settings) -> str:

@@ -307,15 +307,40 @@ def _start(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) -> int:
         return spawn(["/bin/sh", path, *argv[1:]], env, mask)
 
 
+def _exec_path(env: Mapping[str, str]) -> list[str]:
+    """The child's PATH folders, as `os.get_exec_path` gives them (which imports `warnings`,
+    a millisecond in the forked child before its exec, which we wait for)."""
+    path = env.get("PATH")
+    return (os.defpath if path is None else path).split(os.pathsep)
+
+
 def find_program(name: str, env: Mapping[str, str]) -> str | None:
     """The file `execvp` would run for `name`: the first executable on the child's PATH."""
     if "/" in name:
         return name
-    for folder in os.get_exec_path(env):
+    for folder in _exec_path(env):
         candidate = os.path.join(folder or ".", name)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return None
+
+
+def execvpe(argv: list[str], env: Mapping[str, str]) -> NoReturn:
+    """`os.execvpe` without its imports: each PATH folder in turn; on failure the first error
+    that is not "no such file" (EACCES, ENOEXEC...), else the last, as execvp reports it."""
+    if "/" in argv[0]:
+        os.execve(argv[0], argv, env)
+    first: OSError | None = None
+    last: OSError = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+    for folder in _exec_path(env):
+        try:
+            os.execve(os.path.join(folder, argv[0]), argv, env)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            last = exc
+        except OSError as exc:
+            last = exc
+            first = first or exc
+    raise first or last
 
 
 def _spawn(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) -> int:
@@ -346,7 +371,7 @@ def _spawn_tied(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) ->
                 if callable(signal.getsignal(sig)):
                     signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-            os.execvpe(argv[0], argv, env)
+            execvpe(argv, env)
         except OSError as exc:
             os.write(report_w, str(exc.errno or 0).encode())
         finally:

@@ -137,7 +137,7 @@ def _exec_plain(argv: list[str]) -> NoReturn:
     """Become the command: used when nothing is to be recorded by this process."""
     try:
         try:
-            os.execvp(argv[0], argv)
+            runner.execvpe(argv, os.environ)
         except OSError as exc:
             path = runner.find_program(argv[0], os.environ)
             if exc.errno != errno.ENOEXEC or path is None:
@@ -331,7 +331,7 @@ def _after(
     prefetch: _Prefetch | None,
     made: Breakdown | None = None,
 ) -> None:
-    from send_metrics import consent, delivery
+    from send_metrics import consent
 
     if prefetch is None:  # not collecting (a dry run always has its prefetch)
         if not consent.needs_asking(decision, settings):
@@ -360,6 +360,8 @@ def _after(
             except BrokenPipeError:
                 closed_pipe()  # `preview -- CMD | head -1`: the reader left
         return
+    from send_metrics import delivery
+
     deadline = time.monotonic() + settings.deadline
     event = _build(spec, settings, decision.anonymous_id, result, prefetch, deadline - 0.2, made)
     delivery.report(event, settings, deadline, prefetch.ready_client())
