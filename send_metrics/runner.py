@@ -230,6 +230,35 @@ def _stop_like(stop: int) -> None:
         pass
 
 
+_PRCTL: list[Callable[..., int]] = []
+
+
+def _prctl() -> Callable[..., int]:
+    """libc's `prctl`, called in a forked child to tie it to us (Linux). Made with `_ctypes`,
+    the C module under `ctypes`: `import ctypes` costs ~2 ms before every child starts, for
+    this one function. Any surprise in `_ctypes` falls back to `ctypes` itself."""
+    if not _PRCTL:
+        try:
+            import _ctypes
+
+            class _Int(_ctypes._SimpleCData):  # type: ignore[type-arg]
+                _type_ = "i"
+
+            class _Function(_ctypes.CFuncPtr):
+                _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+                _restype_ = _Int
+
+            class _Libc:
+                _handle = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]  # libc itself
+
+            _PRCTL.append(_Function(("prctl", _Libc)))  # type: ignore[arg-type]  # a CDLL-like
+        except (ImportError, AttributeError, OSError, TypeError):
+            import ctypes
+
+            _PRCTL.append(ctypes.CDLL(None, use_errno=True).prctl)
+    return _PRCTL[0]
+
+
 class _Witness:
     """A process of ours that sleeps in our process group blocking every signal (Linux).
 
@@ -246,9 +275,7 @@ class _Witness:
             return None
 
     def __init__(self) -> None:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl = _prctl()
         parent = os.getpid()
         read_end, self._write_end = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
@@ -351,9 +378,7 @@ def _spawn(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) -> int:
 def _spawn_tied(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) -> int:
     """Linux: like _spawn, and the kernel sends the child SIGTERM should the wrapper die, even
     by SIGKILL (PR_SET_PDEATHSIG), so killing the wrapper never leaves the command running."""
-    import ctypes
-
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl = _prctl()
     parent = os.getpid()
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
