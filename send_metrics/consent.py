@@ -258,18 +258,52 @@ def ask(settings: Settings, why: str = "") -> bool | None:
         if _pending_keys(fd):
             return None
         termios.tcflush(fd, termios.TCIFLUSH)  # whatever slipped in since: never an answer
+        restore = _cooked(fd)
     except (OSError, termios.error):
         return None  # a terminal we cannot inspect: no question rather than a doubtful answer
     text = f"\n{disclosure(settings, why)}\n{question(settings)} [y/N] "
     try:  # Ctrl-C from the moment the question starts showing declines
         say(text)
         answer = sys.stdin.readline()
-    except (Interrupted, KeyboardInterrupt, OSError, ValueError):
+    except (Interrupted, KeyboardInterrupt) as exc:
+        say("\n")
+        # Ctrl-C is an answer (no); a hangup or a kill is not: nothing is recorded then.
+        signum = exc.args[0] if isinstance(exc, Interrupted) and exc.args else 2
+        return False if signum == 2 else None
+    except (OSError, ValueError):
         say("\n")
         return False
+    finally:
+        restore()
     if not answer.endswith("\n"):
         say("\n")
     return answer.strip().lower() in ("y", "yes")
+
+
+def _cooked(fd: int) -> Callable[[], None]:
+    """Put the terminal in the mode a question needs (blocking reads, whole lines, echo, Ctrl-C),
+    whatever the command left it in (raw mode after a crash, O_NONBLOCK from a node tool); the
+    returned function gives the command's settings back, as they would be without us."""
+    import fcntl
+    import termios
+
+    attrs = termios.tcgetattr(fd)
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    cooked = [*attrs[:6], list(attrs[6])]
+    cooked[0] = (cooked[0] | termios.ICRNL) & ~(termios.INLCR | termios.IGNCR)
+    cooked[3] |= termios.ICANON | termios.ECHO | termios.ISIG | termios.ECHOE | termios.ECHOK
+    termios.tcsetattr(fd, termios.TCSANOW, cooked)
+    if flags & os.O_NONBLOCK:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+
+    def restore() -> None:
+        try:
+            termios.tcsetattr(fd, termios.TCSANOW, attrs)
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+        except (OSError, termios.error):
+            pass
+
+    return restore
 
 
 class _locked:  # a class (no contextlib), used as `with _locked(path):` like a function
@@ -280,6 +314,7 @@ class _locked:  # a class (no contextlib), used as `with _locked(path):` like a 
         self.folder = os.path.dirname(path)
         self.shared = shared
         self.fd = -1
+        self.gate = -1
 
     def __enter__(self) -> None:
         import fcntl
@@ -287,23 +322,40 @@ class _locked:  # a class (no contextlib), used as `with _locked(path):` like a 
         from send_metrics import files
 
         files.private_dir(self.folder)
+        # Two files, so that a writer is never starved by senders that keep taking the shared
+        # lock (`flush` sends batch after batch): everyone passes the gate, exclusively; a
+        # sender lets it go once it holds the state lock, a writer keeps it. So `opt-out` waits
+        # for the request in flight only, and no new one starts meanwhile.
+        gate = self._open(".gate")
         try:
-            flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-            flags |= getattr(os, "O_CLOEXEC", 0)
-            fd = os.open(os.path.join(self.folder, ".lock"), flags, 0o600)
+            fcntl.flock(gate, fcntl.LOCK_EX)
+            self.fd = self._open(".lock")
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+            except BaseException:
+                os.close(self.fd)
+                raise
+        except BaseException:
+            os.close(gate)
+            raise
+        if self.shared:
+            os.close(gate)
+        else:
+            self.gate = gate
+
+    def _open(self, name: str) -> int:
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            return os.open(os.path.join(self.folder, name), flags, 0o600)
         except OSError as exc:
             raise ConfigError(f"cannot write in {self.folder} ({exc.strerror or exc})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
-        except BaseException:
-            os.close(fd)
-            raise
-        self.fd = fd
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         os.close(self.fd)
+        if not self.shared:
+            os.close(self.gate)
 
 
 def _now() -> str:
@@ -325,14 +377,33 @@ def _write(settings: Settings, path: str, granted: bool, previous: Decision) -> 
     from send_metrics.event import new_uuid4
 
     if not granted:
+        wipe(settings)  # first: the data goes even when the decision cannot be written
         state = Decision("declined", _now(), settings.consent_version)
         write_decision(path, state)
-        wipe(settings)
         return state
     anonymous_id = previous.anonymous_id if previous.granted else new_uuid4()
     state = Decision("granted", _now(), settings.consent_version, anonymous_id, scope(settings))
     write_decision(path, state)
+    if anonymous_id != previous.anonymous_id:
+        _forget_queue(settings)
     return state
+
+
+def _forget_queue(settings: Settings) -> None:
+    """A new id: what is still queued was recorded under an earlier yes and is never sent now;
+    it leaves the queue at once (counted), rather than waiting to be dropped by a send."""
+    from send_metrics import store
+
+    path = store.db_path(data_dir(settings.app))
+    try:
+        if os.path.exists(path):
+            db = store.Store(path)
+            try:
+                db.discard()
+            finally:
+                db.close()
+    except MetricsError:
+        pass  # an unusable store: the check before every send drops those events all the same
 
 
 def wipe(settings: Settings) -> bool:

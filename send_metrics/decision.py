@@ -192,13 +192,21 @@ def write_decision(path: AnyPath, decision: Decision) -> None:
 
 
 def remove_decision(path: AnyPath) -> None:
-    """Forget the decision; a directory squatting on the file's name is removed too, and a
-    symlink is removed itself (never what it points to)."""
-    import shutil
-
+    """Forget the decision; a directory squatting on the file's name is removed when empty, and
+    moved aside (`metrics.toml.moved-N`, said in one line) when it holds anything: we never
+    delete files we did not write. A symlink is removed itself (never what it points to)."""
     try:
         if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
+            if not os.listdir(path):
+                os.rmdir(path)
+                return
+            number = 1
+            while os.path.lexists(f"{path}.moved-{number}"):
+                number += 1
+            os.rename(path, f"{path}.moved-{number}")
+            from send_metrics.output import warn  # only for this rare repair
+
+            warn(f"{path} was a folder with files in it: moved aside to {path}.moved-{number}")
         else:
             try:
                 os.unlink(path)

@@ -173,6 +173,10 @@ def flush(
     that may leave, None to stop."""
     outcome: dict[str, str | None] = {"error": None}
     claimed: list[str] = []  # appended by the sender thread, read here
+    if target.sink == "http":
+        # One request per event there: claim one at a time, so that `check` (the state lock)
+        # is held for one request, and `opt-out` never waits for a whole backlog to leave.
+        batch = 1
     if not force and db.not_before(target.fingerprint) > time.time():
         return None
 

@@ -59,16 +59,18 @@ else:
             if not bases:  # NamedTuple itself
                 return super().__new__(mcs, name, bases, namespace)
             fields = tuple(namespace.get("__annotations__", {}))
-            body = {key: value for key, value in namespace.items() if key not in fields}
+            body = {
+                "__repr__": _repr,
+                "__getnewargs__": _getnewargs,
+                "_replace": _replace,
+                "_asdict": _asdict,
+            }  # the class's own methods (a `__repr__` hiding secrets) win over these
+            body.update((key, value) for key, value in namespace.items() if key not in fields)
             body.update(
                 __slots__=(),
                 __new__=_new,
-                __repr__=_repr,
-                __getnewargs__=_getnewargs,
                 _fields=fields,
                 _field_defaults={key: namespace[key] for key in fields if key in namespace},
-                _replace=_replace,
-                _asdict=_asdict,
             )
             for index, field in enumerate(fields):
                 body[field] = property(itemgetter(index), doc=f"Alias for field {index}")

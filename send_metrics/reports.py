@@ -134,7 +134,8 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
                     "dropped events",
                     f"{counts.dropped_rejected} rejected by the endpoint, "
                     f"{counts.dropped_overflow} over the queue bound, "
-                    f"{counts.dropped_expired} too old",
+                    f"{counts.dropped_expired} too old, "
+                    f"{counts.dropped_old_id} from an earlier yes (never sent under a new id)",
                 )
             )
             if counts.last_delivery:

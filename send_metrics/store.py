@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 DROPPED_REJECTED = "dropped_rejected"
 DROPPED_OVERFLOW = "dropped_overflow"
 DROPPED_EXPIRED = "dropped_expired"
+DROPPED_OLD_ID = "dropped_old_id"  # recorded under an earlier yes: never sent under a new one
 LAST_ERROR = "last_error"
 LAST_DELIVERY = "last_delivery"
 NOT_BEFORE = "not_before"  # nothing is sent before this time (Retry-After, or back-off)
@@ -69,6 +70,7 @@ class Counts(NamedTuple):
     not_before: float
     backoff_step: int = 0
     partial_rejected: int = 0
+    dropped_old_id: int = 0
 
 
 class _Transaction:
@@ -301,10 +303,17 @@ class Store:
                 "UPDATE queue SET lease_until = 0 WHERE message_id = ?", [(i,) for i in ids]
             )
 
-    def discard(self, ids: list[str]) -> None:
-        """Queued events that must never be sent (recorded under an older id) leave the queue."""
+    def discard(self, ids: list[str] | None = None) -> int:
+        """Queued events that must never be sent (recorded under an older id) leave the queue,
+        counted; None: every queued event (a new yes, with a new id). How many left."""
         with self._write() as db:
-            db.executemany("DELETE FROM queue WHERE message_id = ?", [(i,) for i in ids])
+            if ids is None:
+                gone = db.execute("DELETE FROM queue").rowcount
+            else:
+                db.executemany("DELETE FROM queue WHERE message_id = ?", [(i,) for i in ids])
+                gone = len(ids)
+            self._bump(db, DROPPED_OLD_ID, gone)
+        return max(gone, 0)
 
     def rejected(self, ids: list[str], error: str) -> None:
         """Events the endpoint refused for good are dropped and counted, never silently."""
@@ -332,6 +341,7 @@ class Store:
             float(meta.get(NOT_BEFORE, 0)),
             int(meta.get(BACKOFF_STEP, 0)),
             int(meta.get(PARTIAL_REJECTED, 0)),
+            int(meta.get(DROPPED_OLD_ID, 0)),
         )
 
     def history(self) -> list[tuple[str, str, float, int]]:

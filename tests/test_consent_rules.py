@@ -8,6 +8,7 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -195,6 +196,67 @@ def test_reset_then_no_deletes_the_earlier_data_and_a_later_yes_sends_only_new_e
     assert {r.json["anonymous_id"] for r in collector.requests} == {event["anonymous_id"]}
 
 
+def test_opt_out_is_not_held_off_by_a_flush_sending_batch_after_batch(
+    home: Path, collector, dead_url: str
+) -> None:
+    """Senders hold the state lock shared, one request at a time; a flush takes it again for
+    every request. `opt-out` must still get in after the request in flight, not the backlog."""
+    Path("send_metrics.toml").write_text(
+        f'[report]\nsink = "http"\nendpoint = "{dead_url}"\ndeadline = 0.5\n'
+    )
+    opt_in()
+    for _ in range(20):
+        sm("run", "--", "true")
+    assert len(queued(home)) == 20
+
+    def slowly(_request: object) -> int:
+        time.sleep(0.3)
+        return 0  # the usual answer, late
+
+    collector.decide = slowly
+    collector.write_config("http")
+    flush = subprocess.Popen(
+        [SEND_METRICS, "flush", "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    while not collector.requests:
+        time.sleep(0.02)
+    result = sm("opt-out")
+    arrived = len(collector.requests)
+    flush.communicate(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert arrived < 20  # opt-out did not wait for the whole backlog to leave
+    assert len(collector.requests) == arrived  # and nothing left after it returned
+    assert not data_db(home).exists() and decision(home)["decision"] == "declined"
+
+
+NONBLOCKING = (
+    "import fcntl, os; fcntl.fcntl(0, fcntl.F_SETFL, fcntl.fcntl(0, fcntl.F_GETFL) | os.O_NONBLOCK)"
+)
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["stty raw -echo", "stty -icanon min 0 time 0", f'{sys.executable} -c "{NONBLOCKING}"'],
+    ids=["raw", "no canonical mode", "non-blocking"],
+)
+def test_the_question_waits_for_a_person_whatever_mode_the_command_left(
+    home: Path, command: str
+) -> None:
+    """A crashed full-screen program leaves raw mode, a node tool leaves O_NONBLOCK: the
+    question still waits for a line typed by a person, and Enter ends it."""
+    child = shell(home)
+    child.sendline(f"{SEND_METRICS} run -- {command}")
+    child.expect(PROMPT)
+    time.sleep(0.5)
+    assert decision(home) == {}  # nobody answered: nothing recorded
+    child.send("y\r")
+    child.expect("thank you")
+    child.expect_exact(SHELL_PROMPT)
+    assert decision(home)["decision"] == "granted"
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+
+
 def test_a_new_id_never_sends_events_recorded_under_an_older_one(
     home: Path, collector, dead_url: str
 ) -> None:
@@ -206,12 +268,39 @@ def test_a_new_id_never_sends_events_recorded_under_an_older_one(
     [old] = queued(home)
     sm("reset")
     opt_in()  # a new yes after reset: a new id
+    assert queued(home) == []  # the old id's event left the queue at once, counted
+    assert "1 from an earlier yes" in status_of("dropped events")
     collector.write_config("http")
     sm("run", "--", "true")
     assert sm("flush").returncode == 0
     new_ids = {e["message_id"] for e in history(home)} - {old}
     assert delivered_ids(collector.requests) == sorted(new_ids)
     assert queued(home) == []  # the old event left the queue without being sent
+
+
+def test_opt_out_deletes_the_data_even_where_its_decision_cannot_be_written(home: Path) -> None:
+    opt_in()
+    sm("run", "--", "true")
+    path = state_file(home)
+    path.unlink()
+    path.mkdir()  # a folder where the decision file belongs
+    result = sm("opt-out")
+    assert result.returncode == 3 and "Is a directory" in result.stderr
+    assert not data_db(home).exists() and list(data_db(home).parent.iterdir()) == []
+
+
+def test_reset_moves_a_folder_in_the_decisions_place_aside_and_never_deletes_files(
+    home: Path,
+) -> None:
+    path = state_file(home)
+    (path / "sub").mkdir(parents=True)
+    (path / "notes.txt").write_text("precious\n")
+    result = sm("reset")
+    assert result.returncode == 0 and "moved aside" in result.stderr
+    aside = path.with_name(path.name + ".moved-1")
+    assert (aside / "notes.txt").read_text() == "precious\n" and not path.exists()
+    path.mkdir()  # an empty one is simply removed
+    assert sm("reset").returncode == 0 and not path.exists()
 
 
 def test_opt_out_deletes_a_moved_aside_store_too(home: Path) -> None:
@@ -460,7 +549,7 @@ def test_our_directories_are_0700_and_files_0600(home: Path) -> None:
     folder.chmod(0o755)
     opt_in()
     sm("run", "--", "true")
-    for path in (state_file(home), data_db(home), folder / ".lock"):
+    for path in (state_file(home), data_db(home), folder / ".lock", folder / ".gate"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     for path in (folder, data_db(home).parent):
         assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
