@@ -367,6 +367,16 @@ def _after(
     delivery.report(event, settings, deadline, prefetch.ready_client())
 
 
+def _args_allowed(spec: RunSpec, allowed: tuple[str, ...]) -> bool:
+    """Arguments are kept only for an allow-listed command; for `run` the program actually run
+    must be listed too, so `--name deploy -- curl -H 'token: ...'` never passes as `deploy`."""
+    if spec.command not in allowed:
+        return False
+    if spec.command_type == "make":
+        return True
+    return command_spec(list(spec.argv)).command in allowed
+
+
 def _build(
     spec: RunSpec,
     settings: Settings,
@@ -382,7 +392,7 @@ def _build(
     git, machine = prefetch.join(until)
     if git is not None and not settings.git_remote_hash:
         git = git._replace(remote_hash=None)  # the operator's opt-in: guessable for public repos
-    args = list(spec.args) if spec.command in settings.allow_args else None
+    args = list(spec.args) if _args_allowed(spec, settings.allow_args) else None
     identity = Identity(anonymous_id, settings.app, settings.app_version, settings.consent_version)
     return build_event(
         identity, spec.command, args, spec.command_type, result, git, machine, make, derived

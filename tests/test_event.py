@@ -224,8 +224,10 @@ def test_arguments_only_for_allow_listed_commands(home: Path) -> None:
     opt_in()
     sm("run", "--", "echo", "visible")
     sm("run", "--", "sh", "-c", "exit 0")
+    sm("run", "--name", "echo", "--", "printf", "SECRET")  # named as listed, another program
+    sm("run", "--name", "greet", "--", "echo", "hidden")  # the listed program, another name
     events = history(home)
-    assert [e["command_args"] for e in events] == [["visible"], None]
+    assert [e["command_args"] for e in events] == [["visible"], None, None, None]
 
 
 def test_allow_listed_arguments_are_bounded(home: Path) -> None:
