@@ -12,26 +12,27 @@ from __future__ import annotations
 import binascii
 import os
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from send_metrics import __version__
 from send_metrics.errors import DeliveryError
+from send_metrics.records import NamedTuple  # without `typing`, whose import costs ms
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     import ssl
-    from http.client import HTTPConnection, HTTPResponse
+    from collections.abc import Callable, Mapping
 
-# Deferred imports: http.client loads on the prefetch thread while the child runs; ssl only for
-# https endpoints, ipaddress only for an IP literal against a NO_PROXY network, socket only to
-# name a failure.
+    Environ = Mapping[str, str]
+
+# Deferred imports: socket loads on the prefetch thread while the child runs (its connection is
+# made there); ssl only for https endpoints, ipaddress only for an IP literal against a NO_PROXY
+# network.
 
 MAX_RESPONSE_BYTES = 65_536  # more than this of a reply is never read
 MAX_IDLE_S = 10.0  # an older prepared connection may have died (a laptop slept): open anew
 MAX_WAIT_S = 60.0  # no single wait on the network is longer, even for `flush --timeout inf`
-
-Environ = Mapping[str, str]
 
 
 class Response(NamedTuple):
@@ -198,6 +199,29 @@ def tls_context(bundles: tuple[tuple[str, str], ...]) -> ssl.SSLContext:
 
 
 # ---- the client ----
+#
+# HTTP/1.1 on a plain socket rather than `http.client`, whose import loads `email` and `ssl`
+# (about 25 ms on every collected run, https or not). It does what the sinks need and no more:
+# one POST at a time on a keep-alive connection, a reply read within fixed bounds.
+
+_MAX_HEAD_BYTES = 65_536  # the status line and headers of a reply, interim (1xx) replies included
+_MAX_HEADERS = 100  # header lines in a reply's head, and in a chunked body's trailer
+_MAX_CHUNK_LINE = 4_096  # one chunk-size line, extensions included
+_RECV_BYTES = 65_536  # the most one recv asks for
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+class _BadResponse(Exception):
+    """A reply that is not HTTP/1.x, or that breaks the bounds above."""
+
+
+class _ProxyRefused(Exception):
+    """The proxy answered CONNECT with other than 2xx (`status reason`)."""
+
+
+class _Closed(Exception):
+    """The stream ended before a status line: the server closed the connection."""
 
 
 class _Way(NamedTuple):
@@ -205,6 +229,256 @@ class _Way(NamedTuple):
 
     proxy: SplitResult | None
     forward: bool  # plain http through a proxy: absolute URLs, Proxy-Authorization per request
+
+
+class _Conn:
+    """One origin's connection: the socket once open and the bytes read ahead on it. Every
+    wait is bounded by `left()`, which raises DeliveryError once the deadline has passed."""
+
+    __slots__ = ("buffer", "eof", "host", "left", "opened", "port", "sock", "tls", "way")
+
+    def __init__(
+        self, scheme: str, host: str, port: int, way: _Way, left: Callable[[], float]
+    ) -> None:
+        self.tls = scheme == "https"
+        self.host = host
+        self.port = port
+        self.way = way
+        self.left = left
+        self.sock: socket.socket | None = None
+        self.buffer = bytearray()
+        self.eof = False  # the server closed its side: nothing more comes on this socket
+        self.opened = 0.0
+
+    def _socket(self) -> socket.socket:
+        if self.sock is None:
+            raise _Closed
+        self.sock.settimeout(self.left())
+        return self.sock
+
+    def send(self, data: bytes) -> None:
+        self._socket().sendall(data)
+
+    def _fill(self, most: int) -> bool:
+        """Read at most `most` more bytes into the buffer; False at the end of the stream."""
+        if self.eof:
+            return False
+        data = self._socket().recv(most)
+        if not data:
+            self.eof = True
+            return False
+        self.buffer += data
+        return True
+
+    def readline(self, limit: int, too_long: str = "reply head too long") -> bytes:
+        """One line with its end, of at most `limit` bytes; what is left (maybe nothing, never
+        a line end) when the stream ends first."""
+        searched = 0
+        while True:
+            end = self.buffer.find(b"\n", searched)
+            if 0 <= end < limit:
+                line = bytes(self.buffer[: end + 1])
+                del self.buffer[: end + 1]
+                return line
+            if len(self.buffer) >= limit:
+                raise _BadResponse(too_long)
+            searched = len(self.buffer)
+            if not self._fill(_RECV_BYTES):
+                line = bytes(self.buffer)
+                self.buffer.clear()
+                return line
+
+    def read(self, size: int) -> bytes:
+        """`size` bytes, or fewer when the stream ends first; never more is asked of the socket."""
+        while len(self.buffer) < size and self._fill(min(size - len(self.buffer), _RECV_BYTES)):
+            pass
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        self.buffer.clear()
+        self.eof = False
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+
+def _ascii_host(host: str) -> str:
+    """A host name as it goes on the wire: IDNA for a non-ASCII name, brackets for IPv6."""
+    if not host.isascii():
+        host = host.encode("idna").decode("ascii")
+    return f"[{host}]" if ":" in host else host
+
+
+def _head_bytes(method: str, target: str, headers: Mapping[str, str]) -> bytes:
+    """A request head. CR, LF or NUL in a value, or a name that is not a token, would let a
+    setting write headers of its own: refused (ValueError) rather than sent."""
+    if not target.isascii() or any(ord(c) <= 0x20 or c == "\x7f" for c in target):
+        raise ValueError("a request target must be printable ASCII")
+    lines = [f"{method} {target} HTTP/1.1"]
+    for name, value in headers.items():
+        if not name or not _TOKEN.issuperset(name) or any(c in value for c in "\r\n\0"):
+            raise ValueError("an invalid request header")
+        lines.append(f"{name}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _status_line(line: bytes) -> tuple[str, int, str]:
+    text = line.decode("latin-1").rstrip("\r\n")
+    version, _, rest = text.partition(" ")
+    code, _, reason = rest.partition(" ")
+    if not (version.startswith("HTTP/") and len(code) == 3 and code.isascii() and code.isdigit()):
+        raise _BadResponse("no status line")
+    if int(code) < 100:
+        raise _BadResponse("no status line")
+    if not version.startswith("HTTP/1."):
+        raise _BadResponse("not HTTP/1.x")
+    # The reason is the server's text and may be printed: printable characters only, and short.
+    return version, int(code), "".join(c for c in reason if c.isprintable())[:80].strip()
+
+
+def _read_fields(conn: _Conn, budget: int) -> tuple[dict[str, str], int]:
+    """Header lines up to the empty line: names in lower case, repeated ones joined with ", "
+    (as `http.client` reads them); and what is left of the byte budget. The end of the stream
+    ends them too, as it does for `http.client`."""
+    fields: dict[str, str] = {}
+    last = ""
+    for _ in range(_MAX_HEADERS + 1):
+        line = conn.readline(budget)
+        budget -= len(line)
+        if line in (b"\r\n", b"\n") or not line.endswith(b"\n"):
+            return fields, budget
+        text = line.decode("latin-1").rstrip("\r\n")
+        if text[:1] in (" ", "\t") and last:  # an obsolete folded line continues the last one
+            fields[last] = f"{fields[last]} {text.strip()}"
+            continue
+        name, colon, value = text.partition(":")
+        if not colon:
+            continue  # not a header line: skipped, as `http.client` does
+        last = name.strip().lower()
+        value = value.strip()
+        fields[last] = f"{fields[last]}, {value}" if last in fields else value
+    raise _BadResponse(f"more than {_MAX_HEADERS} header lines")
+
+
+def _read_head(conn: _Conn) -> tuple[str, int, str, dict[str, str]]:
+    """The final reply's version, status, reason and headers, past any interim 1xx replies."""
+    budget = _MAX_HEAD_BYTES
+    interim = False
+    while True:
+        line = conn.readline(budget)
+        budget -= len(line)
+        if not line and not interim:
+            raise _Closed
+        version, status, reason = _status_line(line)
+        fields, budget = _read_fields(conn, budget)
+        if 100 <= status < 200 and status != 101:  # 100 Continue, 103 Early Hints...
+            interim = True
+            continue
+        return version, status, reason, fields
+
+
+def _keep_alive(version: str, fields: Mapping[str, str]) -> bool:
+    tokens = {t.strip().lower() for t in fields.get("connection", "").split(",")}
+    if "close" in tokens:
+        return False
+    return version != "HTTP/1.0" or "keep-alive" in tokens
+
+
+def _read_chunked(conn: _Conn) -> tuple[bytes, bool]:
+    """A chunked body (RFC 9112, 7.1) up to MAX_RESPONSE_BYTES; True when all of it, its last
+    chunk and trailer included, was read. Its framing has a byte budget of its own: a reply of
+    endless tiny chunks is cut there, never followed."""
+    data = bytearray()
+    budget = _MAX_HEAD_BYTES
+    while True:
+        if budget <= 2:
+            return bytes(data), False
+        line = conn.readline(min(budget, _MAX_CHUNK_LINE), "chunk size line too long")
+        budget -= len(line)
+        if not line.endswith(b"\n"):
+            return bytes(data), False  # cut short
+        size_text = line.split(b";", 1)[0].strip().decode("latin-1")
+        if not size_text or not _HEX.issuperset(size_text):
+            raise _BadResponse("bad chunk size")
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        want = min(size, MAX_RESPONSE_BYTES - len(data))
+        got = conn.read(want)
+        data += got
+        if len(got) < size:
+            return bytes(data), False  # more than we read, or cut short
+        if budget < 2:
+            return bytes(data), False
+        end = conn.readline(2, "bad chunk end")
+        budget -= len(end)
+        if not end.endswith(b"\n"):
+            return bytes(data), False
+        if end not in (b"\r\n", b"\n"):
+            raise _BadResponse("bad chunk end")
+    for _ in range(_MAX_HEADERS + 1):  # the trailer: read past, never used
+        if budget <= 0:
+            return bytes(data), False
+        line = conn.readline(budget)
+        budget -= len(line)
+        if line in (b"\r\n", b"\n"):
+            return bytes(data), True
+        if not line.endswith(b"\n"):
+            return bytes(data), False
+    return bytes(data), False
+
+
+def _read_body(conn: _Conn, status: int, fields: Mapping[str, str]) -> tuple[bytes, bool]:
+    """Up to MAX_RESPONSE_BYTES of the body; True when the whole body was read, so that the
+    connection may carry another request."""
+    if status == 101:  # switched to another protocol than HTTP: nothing more to read here
+        return b"", False
+    if status < 200 or status in (204, 304):
+        return b"", True
+    codings = [c.strip().lower() for c in fields.get("transfer-encoding", "").split(",")]
+    codings = [c for c in codings if c]
+    if codings and codings[-1] == "chunked":
+        return _read_chunked(conn)
+    lengths = {v.strip() for v in fields.get("content-length", "").split(",")}
+    length = lengths.pop() if len(lengths) == 1 and not codings else ""
+    if not (length.isascii() and length.isdigit()):  # no length: the body ends with the stream
+        return conn.read(MAX_RESPONSE_BYTES), False
+    data = conn.read(min(int(length), MAX_RESPONSE_BYTES))
+    return data, len(data) == int(length)
+
+
+def _request(parts: SplitResult, way: _Way, given: Mapping[str, str], body: bytes) -> bytes:
+    """The bytes of a POST: its head, with the headers given over our defaults (any case), then
+    the body. Credentials in the URL become Basic auth; a forward proxy gets the absolute URL
+    and its own Proxy-Authorization."""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = _ascii_host(parts.hostname or "")
+    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~") + (
+        f"?{parts.query}" if parts.query else ""
+    )
+    names = {name.lower() for name in given}
+    defaults = {
+        "Host": host if port == (443 if parts.scheme == "https" else 80) else f"{host}:{port}",
+        "Accept-Encoding": "identity",  # as `http.client` asks: a body we can read
+        "Content-Type": "application/json",
+        "User-Agent": f"send_metrics/{__version__}",
+    }
+    headers = {k: v for k, v in defaults.items() if k.lower() not in names}
+    framing = ("content-length", "transfer-encoding")  # ours to say: a setting would break it
+    headers.update((k, v) for k, v in given.items() if k.lower() not in framing)
+    headers["Content-Length"] = str(len(body))
+    if (parts.username or parts.password) and "authorization" not in names:
+        headers["Authorization"] = _basic(parts.username, parts.password)
+    if way.forward and way.proxy is not None:
+        path = f"http://{host}:{port}{path}"
+        if way.proxy.username or way.proxy.password:
+            headers["Proxy-Authorization"] = _basic(way.proxy.username, way.proxy.password)
+    return _head_bytes("POST", path, headers) + body
 
 
 class HttpClient:
@@ -219,8 +493,7 @@ class HttpClient:
         self.deadline = deadline
         self.ca_bundles = ca_bundles
         self.environ = environ
-        self._conns: dict[tuple[str, str, int], tuple[HTTPConnection, _Way]] = {}
-        self._opened: dict[tuple[str, str, int], float] = {}
+        self._conns: dict[tuple[str, str, int], _Conn] = {}
         self._tls: ssl.SSLContext | None = None
 
     def _left(self) -> float:
@@ -234,17 +507,14 @@ class HttpClient:
             self._tls = tls_context(self.ca_bundles)
         return self._tls
 
-    def _get(self, parts: SplitResult) -> tuple[HTTPConnection, _Way]:
-        import http.client
-
+    def _get(self, parts: SplitResult) -> _Conn:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         host = parts.hostname or ""
         key = (parts.scheme, host, port)
         found = self._conns.get(key)
-        if found is not None and time.monotonic() - self._opened[key] > MAX_IDLE_S:
-            found[0].close()
-            found = None
         if found is not None:
+            if found.sock is not None and time.monotonic() - found.opened > MAX_IDLE_S:
+                found.close()
             return found
         proxy_url = proxy_for(parts.geturl(), self.environ)
         proxy = urlsplit(proxy_url) if proxy_url else None
@@ -254,108 +524,106 @@ class HttpClient:
                 kind="config",
             )
         way = _Way(proxy, proxy is not None and parts.scheme == "http")
-        to_host, to_port = (proxy.hostname or "", proxy.port or 80) if proxy else (host, port)
-        conn: HTTPConnection
-        if parts.scheme == "https":
-            conn = http.client.HTTPSConnection(
-                to_host, to_port, timeout=self._left(), context=self._context()
-            )
-            if proxy is not None:
-                tunnel_headers = {"User-Agent": f"send_metrics/{__version__}"}
-                if proxy.username or proxy.password:
-                    tunnel_headers["Proxy-Authorization"] = _basic(proxy.username, proxy.password)
-                conn.set_tunnel(host, port, headers=tunnel_headers)
-        else:
-            conn = http.client.HTTPConnection(to_host, to_port, timeout=self._left())
-        self._conns[key] = (conn, way)
-        self._opened[key] = time.monotonic()
-        return conn, way
+        conn = _Conn(parts.scheme, host, port, way, self._left)
+        self._conns[key] = conn
+        return conn
+
+    def _connect(self, conn: _Conn) -> None:
+        """DNS, TCP, the proxy's CONNECT tunnel and TLS, as this origin needs them."""
+        import socket  # on the prefetch thread, as `prepare` runs there
+
+        context = self._context() if conn.tls else None  # a bad CA bundle is said before any wait
+        proxy = conn.way.proxy
+        address = (proxy.hostname or "", proxy.port or 80) if proxy else (conn.host, conn.port)
+        conn.close()
+        sock = socket.create_connection(address, timeout=self._left())
+        conn.sock, conn.opened = sock, time.monotonic()
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if context is not None:
+                if proxy is not None:
+                    self._tunnel(conn, proxy)
+                sock.settimeout(self._left())
+                conn.sock = context.wrap_socket(sock, server_hostname=conn.host)
+        except BaseException:
+            conn.close()
+            sock.close()
+            raise
+
+    def _tunnel(self, conn: _Conn, proxy: SplitResult) -> None:
+        """Ask an http:// proxy for a tunnel to the origin; TLS then runs through it."""
+        authority = f"{_ascii_host(conn.host)}:{conn.port}"
+        headers = {"Host": authority, "User-Agent": f"send_metrics/{__version__}"}
+        if proxy.username or proxy.password:
+            headers["Proxy-Authorization"] = _basic(proxy.username, proxy.password)
+        conn.send(_head_bytes("CONNECT", authority, headers))
+        _version, status, reason, _fields = _read_head(conn)
+        if not 200 <= status < 300:
+            raise _ProxyRefused(f"{status} {reason}".strip())
+        if conn.buffer or conn.eof:  # the server speaks first in TLS only after our hello
+            raise _BadResponse("the proxy's tunnel was not clean")
 
     def prepare(self, url: str) -> None:
         """Connect ahead of time (DNS, TCP, proxy, TLS) while the child runs; failures wait."""
         try:
             parts = urlsplit(url)
             if parts.scheme in ("http", "https") and parts.hostname:
-                self._get(parts)[0].connect()
-        except (OSError, ValueError, DeliveryError):
+                conn = self._get(parts)
+                if conn.sock is None:
+                    self._connect(conn)
+        except (OSError, ValueError, DeliveryError, _BadResponse, _ProxyRefused, _Closed):
             self.close()
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
         """POST a body; the answer whatever its status, or DeliveryError when there was none."""
-        import http.client
-
         check_url(url, "the endpoint")
         parts = urlsplit(url)
-        all_headers = {
-            "Content-Type": "application/json",
-            "User-Agent": f"send_metrics/{__version__}",
-            **headers,
-        }
-        if parts.username or parts.password:
-            all_headers.setdefault("Authorization", _basic(parts.username, parts.password))
-        path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~") + (
-            f"?{parts.query}" if parts.query else ""
-        )
         for attempt in (1, 2):
-            conn, way = self._get(parts)
-            target = path
-            if way.forward and way.proxy is not None:
-                netloc = parts.hostname or ""
-                netloc = f"[{netloc}]" if ":" in netloc else netloc
-                target = f"http://{netloc}:{parts.port or 80}{path}"
-                if way.proxy.username or way.proxy.password:
-                    all_headers["Proxy-Authorization"] = _basic(
-                        way.proxy.username, way.proxy.password
-                    )
+            conn = self._get(parts)
             reused = conn.sock is not None
             try:
-                if reused:
-                    conn.sock.settimeout(self._left())
-                else:
-                    conn.timeout = self._left()
-                conn.request("POST", target, body=body, headers=all_headers)
-                if conn.sock is not None:
-                    conn.sock.settimeout(self._left())
-                response: HTTPResponse = conn.getresponse()
-                data = response.read(MAX_RESPONSE_BYTES)
-                if not response.isclosed():
-                    self.close()
+                request = _request(parts, conn.way, headers, body)
+                if not reused:
+                    self._connect(conn)
+                conn.send(request)
+                version, status, _reason, fields = _read_head(conn)
+                data, complete = _read_body(conn, status, fields)
+                if not complete:
+                    self.close()  # the rest of the body is never read: the connection is spent
+                elif conn.eof or not _keep_alive(version, fields):
+                    conn.close()
                 break
             except DeliveryError:
                 self.close()
                 raise
-            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            except (ConnectionResetError, BrokenPipeError, _Closed):
                 self.close()
                 if reused and attempt == 1:
                     continue  # the server closed an idle keep-alive connection: once more, fresh
                 raise DeliveryError(
                     f"{mask_url(url)}: connection closed by the server", kind="unreachable"
                 ) from None
-            except (OSError, http.client.HTTPException, ValueError) as exc:
+            except (OSError, ValueError, _BadResponse, _ProxyRefused) as exc:
                 self.close()
-                raise _failure(url, exc, way) from None
+                raise _failure(url, exc, conn.way) from None
         return Response(
-            response.status,
-            response.getheader("Retry-After"),
-            response.getheader("Content-Type", "") or "",
-            response.getheader("Location", "") or "",
+            status,
+            fields.get("retry-after"),
+            fields.get("content-type", ""),
+            fields.get("location", ""),
             data,
         )
 
     def close(self) -> None:
         """Close every connection; the next post opens anew."""
-        for conn, _way in self._conns.values():
-            try:
-                conn.close()
-            except OSError:
-                pass
+        for conn in self._conns.values():
+            conn.close()
         self._conns.clear()
-        self._opened.clear()
 
 
 def _failure(url: str, exc: BaseException, way: _Way) -> DeliveryError:
     """One line for a request that got no answer, and what it means for the queue."""
-    import socket
+    import socket  # only to name a failure (loaded already by any connection)
 
     where = mask_url(url) + (f" via proxy {mask_url(way.proxy.geturl())}" if way.proxy else "")
     if isinstance(exc, (TimeoutError, socket.timeout)):
@@ -364,9 +632,11 @@ def _failure(url: str, exc: BaseException, way: _Way) -> DeliveryError:
         return DeliveryError(f"{where}: connection refused", kind="unreachable")
     if isinstance(exc, socket.gaierror):
         return DeliveryError(f"{where}: host name not found", kind="unreachable")
+    if isinstance(exc, _ProxyRefused):
+        return DeliveryError(f"{where}: proxy answered {exc}", kind="config")
+    if isinstance(exc, _BadResponse):
+        return DeliveryError(f"{where}: bad response ({exc})", kind="busy")
     text = str(exc)
-    if text.startswith("Tunnel connection failed"):  # the proxy refused the CONNECT
-        return DeliveryError(f"{where}: proxy answered {text.partition(': ')[2]}", kind="config")
     reason = getattr(exc, "reason", None) or getattr(exc, "verify_message", None)
     if type(exc).__name__.startswith("SSL"):
         hint = "; set report.ca_bundle or REQUESTS_CA_BUNDLE to trust its certificate"

@@ -33,6 +33,7 @@ sys.exit(main())
 # Modules that cost milliseconds each; none may load before a wrapped child starts.
 COSTLY = (
     "click",
+    "ctypes",  # the child is tied to us with `_ctypes` alone (runner._prctl)
     "typing",
     "enum",
     "re",
@@ -183,3 +184,18 @@ def test_the_local_sink_loads_nothing_for_the_network(home: Path) -> None:
     modules = imported(done.stderr)
     assert "send_metrics.store" in modules
     assert [m for m in modules if m in ("http.client", "ssl", "socket")] == []
+
+
+def test_an_http_sink_never_loads_http_client_email_or_ssl(home: Path, collector) -> None:
+    """The HTTP client is ours, on `socket`: a send to an http:// endpoint loads neither
+    `http.client` (with its `email` parser) nor `ssl`, before the child or after it."""
+    Path("send_metrics.toml").write_text(
+        f'[report]\nsink = "http"\nendpoint = "{collector.url}/"\n'
+    )
+    opt_in()
+    before, after = run_marked("run")
+    heavy = ("http.client", "email", "ssl", "_ssl")
+    loaded = [m for m in before + after if m in heavy or m.startswith("email.")]
+    assert loaded == [], loaded
+    assert "socket" in after  # the event went over the network, through our client
+    assert len(collector.ok()) == 1

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from send_metrics import transport
+from send_metrics.errors import DeliveryError
 from tests.helpers import assert_no_traceback, delivered_ids, history, opt_in, queued, sm
 
 WRITE_KEY = "wk-proxy-test"
@@ -198,3 +205,282 @@ def test_a_socks_proxy_is_one_line_and_the_event_stays(home: Path, collector) ->
     [line] = result.stderr.splitlines()
     assert "only http:// proxies" in line and "secret" not in line and "queued" in line
     assert collector.requests == [] and len(queued(home)) == 1
+
+
+# ---- the HTTP/1.1 client itself, against scripted loopback servers ----
+
+
+@dataclass
+class Scripted:
+    """A loopback server that reads each request whole and answers it with `reply` (bytes, or
+    a function writing to the socket); the connection stays open for more while `keep`."""
+
+    reply: bytes | Callable[[socket.socket], None]
+    keep: bool = True
+    url: str = ""
+    connections: int = 0
+    requests: list[bytes] = field(default_factory=list)
+
+
+def _read_request(sock: socket.socket) -> bytes | None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.lower().split(b"\r\n")
+    length = next((int(x.split(b":")[1]) for x in lines if x.startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+@contextmanager
+def scripted(state: Scripted) -> Iterator[Scripted]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    state.url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    done = threading.Event()
+
+    def serve(sock: socket.socket) -> None:
+        sock.settimeout(10)
+        with sock:
+            try:
+                while (request := _read_request(sock)) is not None:
+                    state.requests.append(request)
+                    if callable(state.reply):
+                        state.reply(sock)
+                    else:
+                        sock.sendall(state.reply)
+                    if not state.keep:
+                        return
+            except OSError:
+                pass
+
+    def accept() -> None:
+        while not done.is_set():
+            try:
+                sock, _ = listener.accept()
+            except TimeoutError:
+                continue
+            state.connections += 1
+            threading.Thread(target=serve, args=(sock,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        done.set()
+        thread.join(5)
+        listener.close()
+
+
+def _post_twice(state: Scripted) -> list[transport.Response]:
+    client = transport.HttpClient(time.monotonic() + 10)
+    try:
+        return [client.post(state.url, b'{"n": %d}' % i, {}) for i in range(2)]
+    finally:
+        client.close()
+
+
+def test_keep_alive_carries_two_posts_on_one_connection(collector) -> None:
+    client = transport.HttpClient(time.monotonic() + 10)
+    first = client.post(f"{collector.url}/a", b"{}", {})
+    second = client.post(f"{collector.url}/b", b"{}", {"X-Extra": "1"})
+    client.close()
+    assert (first.status, second.status) == (200, 200)
+    assert second.body == b'{"success":true}' and second.content_type == "application/json"
+    assert [r.path for r in collector.requests] == ["/a", "/b"]
+    assert collector.requests[1].headers["X-Extra"] == "1"
+    assert collector.connections == 1
+
+
+def test_a_chunked_reply_is_read_whole_and_the_connection_kept() -> None:
+    reply = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n"
+        b'\r\n4\r\n{"ok\r\na;note=x\r\n": true,  \r\n1\r\n}\r\n0\r\nX-Trailer: t\r\n\r\n'
+    )
+    with scripted(Scripted(reply)) as server:
+        responses = _post_twice(server)
+    assert [r.body for r in responses] == [b'{"ok": true,  }'] * 2
+    assert responses[0].content_type == "application/json"
+    assert server.connections == 1  # the trailer was read past: the connection stayed usable
+
+
+def test_a_chunked_reply_longer_than_the_bound_is_cut_and_the_connection_closed() -> None:
+    size = transport.MAX_RESPONSE_BYTES + 10
+    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n" % size
+    reply += b"x" * size + b"\r\n0\r\n\r\n"
+    with scripted(Scripted(reply)) as server:
+        responses = _post_twice(server)
+    assert [len(r.body) for r in responses] == [transport.MAX_RESPONSE_BYTES] * 2
+    assert server.connections == 2
+
+
+def test_interim_100_continue_replies_are_skipped() -> None:
+    reply = (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+        b"HTTP/1.1 201 Created\r\nLocation: /events/1\r\nRetry-After: 7\r\n"
+        b"Content-Length: 2\r\n\r\n{}"
+    )
+    with scripted(Scripted(reply)) as server:
+        responses = _post_twice(server)
+    assert [(r.status, r.location, r.retry_after, r.body) for r in responses] == [
+        (201, "/events/1", "7", b"{}")
+    ] * 2
+    assert server.connections == 1
+
+
+def test_a_reply_without_length_is_read_until_the_server_closes() -> None:
+    reply = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it"
+    with scripted(Scripted(reply, keep=False)) as server:
+        responses = _post_twice(server)
+    assert [r.body for r in responses] == [b"all of it"] * 2
+    assert server.connections == 2  # read until the close: never reused
+
+
+@pytest.mark.parametrize("reply", ["Connection: close", "HTTP/1.0"])
+def test_a_reply_that_ends_the_connection_is_not_reused(reply: str) -> None:
+    head = "HTTP/1.0 200 OK\r\n" if reply == "HTTP/1.0" else f"HTTP/1.1 200 OK\r\n{reply}\r\n"
+    state = Scripted((head + "Content-Length: 2\r\n\r\n{}").encode(), keep=False)
+    with scripted(state) as server:
+        responses = _post_twice(server)
+    assert [r.status for r in responses] == [200, 200]
+    assert server.connections == 2
+
+
+def _endless(line: bytes) -> Callable[[socket.socket], None]:
+    """A status line, then `line` again and again (64 MiB at most) until the client leaves."""
+
+    def reply(sock: socket.socket) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\n")
+        for _ in range((64 << 20) // len(line)):
+            sock.sendall(line)
+
+    return reply
+
+
+@pytest.mark.parametrize(
+    "line", [b"X-Filler: 0123456789\r\n", b"X" * 4096], ids=["many-headers", "endless-line"]
+)
+def test_endless_headers_are_one_bounded_failure(line: bytes) -> None:
+    with scripted(Scripted(_endless(line))) as server:
+        client = transport.HttpClient(time.monotonic() + 20)
+        started = time.monotonic()
+        with pytest.raises(DeliveryError) as failure:
+            client.post(server.url, b"{}", {})
+        client.close()
+    assert time.monotonic() - started < 5
+    assert failure.value.kind == "busy" and "bad response" in str(failure.value)
+    assert len(server.requests) == 1  # no retry
+
+
+def test_garbage_instead_of_a_status_line_is_a_bad_response() -> None:
+    with scripted(Scripted(b"SSH-2.0-OpenSSH_9.6\r\n\r\n", keep=False)) as server:
+        client = transport.HttpClient(time.monotonic() + 5)
+        with pytest.raises(DeliveryError) as failure:
+            client.post(server.url, b"{}", {})
+    assert failure.value.kind == "busy" and "bad response" in str(failure.value)
+
+
+def test_the_request_says_host_length_and_credentials(home: Path) -> None:
+    reply = b"HTTP/1.1 204 No Content\r\n\r\n"
+    with scripted(Scripted(reply)) as server:
+        url = server.url.replace("http://", "http://me:p%40ss@") + "/a b?x=1"
+        client = transport.HttpClient(time.monotonic() + 5)
+        response = client.post(url, b"[1]", {"Content-Type": "text/plain"})
+        client.close()
+    assert response.status == 204 and response.body == b""
+    [request] = server.requests
+    head, _, body = request.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "POST /hook/a%20b?x=1 HTTP/1.1"
+    fields = {k.lower(): v for k, _, v in (x.partition(": ") for x in lines[1:])}
+    assert fields["host"] == server.url.split("/")[2]
+    assert fields["content-length"] == "3" and body == b"[1]"
+    assert fields["content-type"] == "text/plain"
+    assert fields["authorization"] == "Basic " + base64.b64encode(b"me:p@ss").decode()
+    assert fields["user-agent"].startswith("send_metrics/")
+
+
+def test_a_header_value_with_a_line_break_is_never_sent() -> None:
+    with scripted(Scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")) as server:
+        client = transport.HttpClient(time.monotonic() + 5)
+        with pytest.raises(DeliveryError):
+            client.post(server.url, b"{}", {"X-Token": "a\r\nX-Injected: 1"})
+    assert server.requests == []
+
+
+def test_https_through_a_tunnel_keeps_one_connection_for_two_posts(
+    tls_collector, proxy, cert_authority
+) -> None:
+    client = transport.HttpClient(
+        time.monotonic() + 10,
+        (("report.ca_bundle", str(cert_authority.ca_cert)),),
+        {"https_proxy": proxy.url_with("me", "p%40ss")},
+    )
+    client.prepare(tls_collector.url)
+    answers = [client.post(f"{tls_collector.url}/v1/{n}", b"{}", {}) for n in (1, 2)]
+    client.close()
+    assert [a.status for a in answers] == [200, 200]
+    port = tls_collector.url.rsplit(":", 1)[1]
+    expected = "Basic " + base64.b64encode(b"me:p@ss").decode()
+    assert [(u.method, u.target, u.proxy_authorization) for u in proxy.used] == [
+        ("CONNECT", f"127.0.0.1:{port}", expected)
+    ]
+    assert [r.path for r in tls_collector.requests] == ["/v1/1", "/v1/2"]
+    assert tls_collector.connections == 1
+
+
+def test_a_refused_connect_is_a_config_failure_naming_the_answer(tls_collector, proxy) -> None:
+    proxy.require = "Basic nobody-has-this"
+    client = transport.HttpClient(time.monotonic() + 10, (), {"HTTPS_PROXY": proxy.url})
+    with pytest.raises(DeliveryError) as failure:
+        client.post(f"{tls_collector.url}/v1", b"{}", {})
+    assert failure.value.kind == "config"
+    assert str(failure.value).endswith("proxy answered 407 Proxy Authentication Required")
+    assert tls_collector.requests == []
+
+
+def test_a_prepared_connection_past_its_idle_time_is_opened_anew(
+    collector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = transport.HttpClient(time.monotonic() + 10)
+    client.prepare(collector.url)
+    monkeypatch.setattr(transport, "MAX_IDLE_S", 0.0)
+    time.sleep(0.01)
+    assert client.post(f"{collector.url}/x", b"{}", {}).status == 200
+    client.close()
+    assert collector.connections == 2 and len(collector.requests) == 1
+
+
+def test_a_past_deadline_is_unreachable_without_connecting(collector) -> None:
+    client = transport.HttpClient(time.monotonic() - 1)
+    with pytest.raises(DeliveryError) as failure:
+        client.post(f"{collector.url}/x", b"{}", {})
+    assert failure.value.kind == "unreachable" and "deadline reached" in str(failure.value)
+    assert collector.connections == 0
+
+
+def test_a_server_trickling_its_head_is_cut_at_the_deadline() -> None:
+    def trickle(sock: socket.socket) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(100):  # 10 s at most, a header byte at a time
+            sock.sendall(b"X")
+            time.sleep(0.1)
+
+    with scripted(Scripted(trickle)) as server:
+        client = transport.HttpClient(time.monotonic() + 1.0)
+        started = time.monotonic()
+        with pytest.raises(DeliveryError) as failure:
+            client.post(server.url, b"{}", {})
+    assert time.monotonic() - started < 2.0
+    assert failure.value.kind == "unreachable"

@@ -220,7 +220,7 @@ def test_fuzzed_config_and_state_never_raise_unexpectedly(tmp_path_factory, raw:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError):
         # Unreadable: the defaults, and exactly one line saying so.
-        assert loaded.settings == config.Settings(path=path)
+        assert loaded.settings == config.Settings(path=str(path))
         assert len(loaded.problems) == 1 and "cannot read operator config" in loaded.problems[0]
     else:
         leaves = sum(max(1, len(v)) if isinstance(v, dict) else 1 for v in doc.values())
