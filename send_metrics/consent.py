@@ -52,9 +52,8 @@ def is_interactive() -> bool:
 
 def _host(settings: Settings) -> str:
     """The host events would go to: the same resolution a send makes (the key plays no part)."""
-    from urllib.parse import urlsplit
-
     from send_metrics import sinks
+    from send_metrics.urls import urlsplit
 
     try:
         target = sinks.resolve(settings._replace(write_key=settings.write_key or "-"))

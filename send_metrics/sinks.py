@@ -6,7 +6,6 @@ from __future__ import annotations
 import binascii
 import os
 import time
-from urllib.parse import unquote
 
 from send_metrics import __version__
 from send_metrics.config import Settings
@@ -14,6 +13,7 @@ from send_metrics.errors import DeliveryError
 from send_metrics.jsontext import dumps, loads
 from send_metrics.records import NamedTuple
 from send_metrics.transport import HttpClient, Response, check_url, mask_url
+from send_metrics.urls import unquote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import binascii
 import os
 import time
-from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from send_metrics import __version__
 from send_metrics.errors import DeliveryError
 from send_metrics.records import NamedTuple  # without `typing`, whose import costs ms
+from send_metrics.urls import Url, quote, unquote, urlsplit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -224,10 +224,40 @@ class _Closed(Exception):
     """The stream ended before a status line: the server closed the connection."""
 
 
+def _dial(address: tuple[str, int], timeout: float, tls: bool) -> socket.socket:
+    """A TCP connection to the first address that accepts, as `socket.create_connection` makes
+    one. Plain http uses `_socket`, the C module under `socket`, whose import (~3 ms, it loads
+    `enum` and `selectors`) every collected run would pay; TLS needs `socket` (`ssl` loads it)."""
+    if tls:
+        import socket  # with ssl, which imports it anyway
+
+        sock = socket.create_connection(address, timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    import _socket  # on the prefetch thread, as `prepare` runs there
+
+    host, port = address
+    error: OSError | None = None
+    for family, kind, proto, _name, where in _socket.getaddrinfo(
+        host, port, 0, _socket.SOCK_STREAM
+    ):
+        raw = _socket.socket(family, kind, proto)
+        try:
+            raw.settimeout(timeout)
+            raw.connect(where)
+            raw.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            return raw  # type: ignore[return-value]  # the same calls as a socket.socket
+        except OSError as exc:
+            error = exc
+            raw.close()
+    raise error or OSError("getaddrinfo returned no address")
+
+
 class _Way(NamedTuple):
     """How one origin is reached: its own address, or a forward proxy, or a CONNECT tunnel."""
 
-    proxy: SplitResult | None
+    proxy: Url | None
+    proxy_url: str  # as the environment gave it, for messages (masked)
     forward: bool  # plain http through a proxy: absolute URLs, Proxy-Authorization per request
 
 
@@ -452,7 +482,7 @@ def _read_body(conn: _Conn, status: int, fields: Mapping[str, str]) -> tuple[byt
     return data, len(data) == int(length)
 
 
-def _request(parts: SplitResult, way: _Way, given: Mapping[str, str], body: bytes) -> bytes:
+def _request(parts: Url, way: _Way, given: Mapping[str, str], body: bytes) -> bytes:
     """The bytes of a POST: its head, with the headers given over our defaults (any case), then
     the body. Credentials in the URL become Basic auth; a forward proxy gets the absolute URL
     and its own Proxy-Authorization."""
@@ -507,7 +537,7 @@ class HttpClient:
             self._tls = tls_context(self.ca_bundles)
         return self._tls
 
-    def _get(self, parts: SplitResult) -> _Conn:
+    def _get(self, url: str, parts: Url) -> _Conn:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         host = parts.hostname or ""
         key = (parts.scheme, host, port)
@@ -516,30 +546,27 @@ class HttpClient:
             if found.sock is not None and time.monotonic() - found.opened > MAX_IDLE_S:
                 found.close()
             return found
-        proxy_url = proxy_for(parts.geturl(), self.environ)
+        proxy_url = proxy_for(url, self.environ)
         proxy = urlsplit(proxy_url) if proxy_url else None
         if proxy is not None and (proxy.scheme != "http" or not proxy.hostname):
             raise DeliveryError(
                 f"proxy {mask_url(proxy_url or '')} is not supported (only http:// proxies)",
                 kind="config",
             )
-        way = _Way(proxy, proxy is not None and parts.scheme == "http")
+        way = _Way(proxy, proxy_url or "", proxy is not None and parts.scheme == "http")
         conn = _Conn(parts.scheme, host, port, way, self._left)
         self._conns[key] = conn
         return conn
 
     def _connect(self, conn: _Conn) -> None:
         """DNS, TCP, the proxy's CONNECT tunnel and TLS, as this origin needs them."""
-        import socket  # on the prefetch thread, as `prepare` runs there
-
         context = self._context() if conn.tls else None  # a bad CA bundle is said before any wait
         proxy = conn.way.proxy
         address = (proxy.hostname or "", proxy.port or 80) if proxy else (conn.host, conn.port)
         conn.close()
-        sock = socket.create_connection(address, timeout=self._left())
+        sock = _dial(address, self._left(), tls=context is not None)
         conn.sock, conn.opened = sock, time.monotonic()
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if context is not None:
                 if proxy is not None:
                     self._tunnel(conn, proxy)
@@ -550,7 +577,7 @@ class HttpClient:
             sock.close()
             raise
 
-    def _tunnel(self, conn: _Conn, proxy: SplitResult) -> None:
+    def _tunnel(self, conn: _Conn, proxy: Url) -> None:
         """Ask an http:// proxy for a tunnel to the origin; TLS then runs through it."""
         authority = f"{_ascii_host(conn.host)}:{conn.port}"
         headers = {"Host": authority, "User-Agent": f"send_metrics/{__version__}"}
@@ -568,7 +595,7 @@ class HttpClient:
         try:
             parts = urlsplit(url)
             if parts.scheme in ("http", "https") and parts.hostname:
-                conn = self._get(parts)
+                conn = self._get(url, parts)
                 if conn.sock is None:
                     self._connect(conn)
         except (OSError, ValueError, DeliveryError, _BadResponse, _ProxyRefused, _Closed):
@@ -579,7 +606,7 @@ class HttpClient:
         check_url(url, "the endpoint")
         parts = urlsplit(url)
         for attempt in (1, 2):
-            conn = self._get(parts)
+            conn = self._get(url, parts)
             reused = conn.sock is not None
             try:
                 request = _request(parts, conn.way, headers, body)
@@ -625,7 +652,7 @@ def _failure(url: str, exc: BaseException, way: _Way) -> DeliveryError:
     """One line for a request that got no answer, and what it means for the queue."""
     import socket  # only to name a failure (loaded already by any connection)
 
-    where = mask_url(url) + (f" via proxy {mask_url(way.proxy.geturl())}" if way.proxy else "")
+    where = mask_url(url) + (f" via proxy {mask_url(way.proxy_url)}" if way.proxy else "")
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return DeliveryError(f"{where}: no answer in time", kind="unreachable")
     if isinstance(exc, ConnectionRefusedError):
