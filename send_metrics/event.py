@@ -100,6 +100,20 @@ class Identity(NamedTuple):
     consent_version: int
 
 
+def iso_utc(epoch: float) -> str:
+    """A moment as ISO 8601 in UTC to the millisecond, `2026-11-24T15:04:05.123+00:00`, as
+    `datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")` writes it, without
+    importing `datetime` (about 1.5 ms)."""
+    import time
+
+    seconds = int(epoch // 1)
+    micros = round((epoch - seconds) * 1e6)  # datetime rounds to the microsecond, half to even
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    day_and_time = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{day_and_time}.{micros // 1000:03d}+00:00"
+
+
 def new_uuid4() -> str:
     """A random UUID (version 4) without importing `uuid`, which costs milliseconds at start."""
     raw = bytearray(os.urandom(16))
@@ -168,9 +182,6 @@ def build_event(
         from send_metrics.facts import GitFacts
 
         git = GitFacts()
-    from datetime import UTC, datetime
-
-    start = datetime.fromtimestamp(result.start_epoch, UTC)
     return Event(
         schema_version=SCHEMA_VERSION,
         event=EVENT_NAME,
@@ -183,7 +194,7 @@ def build_event(
         command=clean_text(command) or "?",
         command_args=_bounded_args(args) if args is not None else None,
         command_type=command_type,
-        start_time=start.isoformat(timespec="milliseconds"),
+        start_time=iso_utc(result.start_epoch),
         duration_ms=result.duration_ms,
         exit_code=result.exit_code,
         signal=_signal_name(result.signal),

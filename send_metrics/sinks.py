@@ -251,9 +251,9 @@ def resolve(settings: Settings, environ: Environ | None = None) -> Target | None
 
 
 def _now_iso() -> str:
-    from datetime import UTC, datetime
+    from send_metrics.event import iso_utc
 
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    return iso_utc(time.time())
 
 
 def segment_message(event: Event) -> dict[str, Any]:

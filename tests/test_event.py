@@ -246,8 +246,8 @@ def test_an_event_stays_under_32_kb_in_bytes_with_every_field_at_its_longest(hom
     long = "\U0001f600" * 300
     app = long[:60]  # it names a directory too: 240 bytes
     Path("send_metrics.toml").write_text(
-        f'app = "{app}"\napp_version = "{long}"\n[collect]\nallow_args = ["{long}"]\n'
-    )
+        f'app = "{app}"\napp_version = "{long}"\n[collect]\nallow_args = ["{long}", "echo"]\n'
+    )  # the name and the program run are both listed: arguments are collected
     opt_in()
     sm("run", "--name", long, "--", "echo", *(['\x01\x02"\\' * 100] * 20), *([long] * 100))
     [event] = history(home, app)
@@ -413,3 +413,22 @@ def test_a_closed_stdout_or_stderr_keeps_the_status(home: Path, closed: str, tol
     assert "rc=4" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert [e["exit_code"] for e in history(home)] == [4]
+
+
+@pytest.mark.parametrize(
+    "epoch",
+    [
+        0.0,
+        1.0005,
+        1764000000.9995,
+        1764000000.123456,
+        1764000000.9999996,
+        253402300799.999,
+        86399.5,
+    ],
+)
+def test_start_times_are_written_as_datetime_writes_them(epoch: float) -> None:
+    from datetime import UTC, datetime
+
+    expected = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+    assert event_module.iso_utc(epoch) == expected
