@@ -49,7 +49,16 @@ _KEYS: dict[str, tuple[type, str, Any, str]] = {
     "report.deadline": (float, "deadline", lambda v: 0 < v <= 60, "between 0 and 60 seconds"),
     "report.queue_max_events": (int, "queue_max_events", lambda v: v >= 1, "1 or more"),
     "report.queue_max_age_days": (float, "queue_max_age_days", lambda v: v > 0, "above 0"),
-    "make.impl_prefix": (str, "impl_prefix", None, ""),
+    "make.impl_prefix": (
+        str,
+        "impl_prefix",
+        lambda v: (
+            0 < len(v) <= 64
+            and not v.startswith("-")
+            and all(c.isascii() and (c.isalnum() or c in "_.+-") for c in v)
+        ),
+        "letters, digits and _.+- (at least one, at most 64, not starting with -)",
+    ),
     "collect.allow_args": (list, "allow_args", None, ""),
     "collect.git_remote_hash": (bool, "git_remote_hash", None, ""),
 }
@@ -163,7 +172,12 @@ def load_settings(where: str | PathLike[str] | None = None) -> Loaded:
     try:
         raw = tomlread.loads(files.read_small(path).decode("utf-8"))
     except (OSError, ConfigError, ValueError, RecursionError) as exc:  # ValueError: bad TOML
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        message = str(exc)
+        if isinstance(exc, ConfigError) and message.startswith(f"{path} is "):
+            # Not a regular file (a FIFO, a directory, a device), or too large: said as it is.
+            what = message.removesuffix("; refused").splitlines()[0]
+            return Loaded(Settings(path=path), (f"operator config {what}; using defaults",))
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else message
         if isinstance(exc, ConfigError):
             reason = reason.removeprefix(f"{path} ").removeprefix(f"cannot read {path} ")
         if isinstance(exc, RecursionError):

@@ -29,13 +29,16 @@ DEFAULT_IMPL_PREFIX = "impl-"
 MAKE_RUN_VAR = "SEND_METRICS_MAKE_RUN"  # the trace file of the traced make a recipe belongs to
 _MAKEFILES = ("GNUmakefile", "makefile", "Makefile")  # what make reads without -f, in order
 MAX_SMALL_FILE = 1 << 20  # bytes: a config or decision file is a few hundred; refuse anything huge
+_OFF_WORDS = ("", "0", "false", "no", "off")  # the only values that leave a switch of ours off
 
 
 def env_flag(name: str, environ: dict[str, str] | os._Environ[str] | None = None) -> bool:
     """True when a variable is set to anything but empty, `0`, `false`, `no` or `off` in any case
-    (DO_NOT_TRACK style): the one rule for every switch of ours."""
-    value = (environ if environ is not None else os.environ).get(name, "").strip().lower()
-    return value not in ("", "0", "false", "no", "off")
+    (DO_NOT_TRACK style): the one rule for every switch of ours. It fails closed: only those
+    exact words (ASCII case folded, nothing around them) are "off", so `" "`, `"0 "` or
+    `"OFF\\n"` switch on. `send_metrics.mk` checks the same words with make's functions."""
+    value = (environ if environ is not None else os.environ).get(name, "")
+    return not value.isascii() or value.lower() not in _OFF_WORDS
 
 
 def metrics_disabled() -> bool:
@@ -44,7 +47,10 @@ def metrics_disabled() -> bool:
 
 
 def config_file(start: str | None = None) -> str | None:
-    """The operator config: `SEND_METRICS_CONFIG`, else the nearest `send_metrics.toml` upward."""
+    """The operator config: `SEND_METRICS_CONFIG`, else the nearest `send_metrics.toml` upward.
+    The search stops at the first name that exists in any form (a FIFO, a directory, a link to
+    a device or to nothing): the reader refuses it in one line, and a parent's config is never
+    used in its place."""
     explicit = os.environ.get("SEND_METRICS_CONFIG")
     if explicit:
         return explicit
@@ -54,7 +60,7 @@ def config_file(start: str | None = None) -> str | None:
         return None  # the working directory was deleted: defaults apply
     while True:
         candidate = os.path.join(here, CONFIG_NAME)
-        if os.path.isfile(candidate):
+        if os.path.lexists(candidate):
             return candidate
         parent = os.path.dirname(here)
         if parent == here:
@@ -117,13 +123,37 @@ def app_name(path: str | None) -> str | None:
     return None if b"\\u" in data or b"\\U" in data else DEFAULT_APP
 
 
-def config_home(app: str) -> str:
-    """The developer's config directory for `app` (as `files.config_dir`), without pathlib."""
-    home = os.environ.get("HOME") or os.path.expanduser("~")
+def home_dir() -> str | None:
+    """The developer's home: HOME when it is an absolute path; an empty or relative HOME counts
+    as unset (never `/`, never the working directory), so the passwd entry's home is used, as
+    `os.path.expanduser` does without HOME; None when there is neither."""
+    home = os.environ.get("HOME", "")
+    if os.path.isabs(home):
+        return home
+    try:
+        import pwd  # built in, like os
+    except ImportError:  # no passwd (Windows): expanduser knows USERPROFILE
+        found = os.path.expanduser("~")
+    else:
+        try:
+            found = pwd.getpwuid(os.getuid()).pw_dir
+        except KeyError:  # a uid without a passwd entry
+            return None
+    return found if os.path.isabs(found) else None
+
+
+def config_home(app: str) -> str | None:
+    """The developer's config directory for `app` (as `files.config_dir`), without pathlib;
+    None without a home (an XDG directory or HOME)."""
+    xdg = os.environ.get("XDG_CONFIG_HOME", "")
+    if sys.platform != "darwin" and os.path.isabs(xdg):
+        return os.path.join(xdg, app)
+    home = home_dir()
+    if home is None:
+        return None
     if sys.platform == "darwin":
         return os.path.join(home, "Library", "Application Support", app)
-    xdg = os.environ.get("XDG_CONFIG_HOME", "")
-    return os.path.join(xdg if os.path.isabs(xdg) else os.path.join(home, ".config"), app)
+    return os.path.join(home, ".config", app)
 
 
 def trace_make(
@@ -135,6 +165,8 @@ def trace_make(
     if app is None or sys.platform == "win32":
         return None
     home = config_home(app)
+    if home is None:
+        return None
     if not dry_run:
         decision = read_bounded(os.path.join(home, "metrics.toml"))
         if decision is None or b'decision = "granted"' not in decision:

@@ -6,6 +6,7 @@ import os
 import sys
 
 from send_metrics.errors import ConfigError
+from send_metrics.fastpath import home_dir
 
 # Deferred imports: `stat` only where a file is read (the wrapper reads one per run).
 # Paths are plain strings (`os.path`): `pathlib` costs every wrapped run ~9 ms (see `config`).
@@ -21,10 +22,12 @@ MAX_SMALL_FILE = 1 << 20  # bytes: a config or decision file is a few hundred; r
 
 
 def _home() -> str:
-    """HOME, else the passwd entry; neither (HOME unset, a uid without an entry) is one line."""
-    home = os.environ.get("HOME") or os.path.expanduser("~")
-    if not home or home == "~":  # expanduser gives "~" back when there is no passwd entry
-        raise ConfigError("cannot find your home directory (HOME is not set)")
+    """HOME, else the passwd entry (`fastpath.home_dir`: an empty or relative HOME is unset, never
+    `/`); neither (a uid without an entry) is one line."""
+    home = home_dir()
+    if home is None:
+        why = "is not set" if not os.environ.get("HOME") else "is not an absolute path"
+        raise ConfigError(f"cannot find your home directory (HOME {why}, no passwd entry)")
     return home
 
 
@@ -79,10 +82,8 @@ def read_small(path: AnyPath, *, follow: bool = True, limit: int = MAX_SMALL_FIL
         raise ConfigError(f"cannot read {path} ({exc.strerror or exc})") from None
     try:
         mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise ConfigError(f"{path} is a directory, not a file")
         if not stat.S_ISREG(mode):
-            raise ConfigError(f"{path} is not a regular file (a FIFO or device?); refused")
+            raise ConfigError(f"{path} is not a regular file ({_kind(mode)}); refused")
         data = os.read(fd, limit + 1)
         chunks = [data]
         while data and sum(map(len, chunks)) <= limit:
@@ -96,6 +97,19 @@ def read_small(path: AnyPath, *, follow: bool = True, limit: int = MAX_SMALL_FIL
         raise ConfigError(f"cannot read {path} ({exc.strerror or exc})") from None
     finally:
         os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular one is, in a few words."""
+    import stat
+
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a socket" if stat.S_ISSOCK(mode) else "not a file"
 
 
 def refuse_link(path: AnyPath, regular: bool = True) -> None:

@@ -1,4 +1,7 @@
-"""Our own one-line messages on stderr: never a traceback, never more than a line per problem."""
+"""Our own one-line messages on stderr: never a traceback, never more than a line per problem.
+
+This module is on the hot path: it follows the rule in `fastpath`'s docstring.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +9,45 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     from typing import NoReturn
+else:
+    import _signal as signal  # what `signal` wraps in enums, which cost ~3 ms at start
+
+# A background job writing to a terminal set to `stty tostop` is stopped by SIGTTOU, unless the
+# writer blocks or ignores it. Our own lines must never stop a job whose command ran fine.
+_TTOU = {signal.SIGTTOU} if hasattr(signal, "SIGTTOU") else set()
 
 
-def warn(message: str) -> None:
-    """Write `send_metrics: message` on stderr; a closed or broken stderr is ignored."""
+def _write(text: str) -> None:
+    """Write our text on stderr with SIGTTOU blocked (for this thread only, then restored): the
+    kernel lets a background writer through instead of stopping it. A closed or broken stderr
+    is ignored."""
     try:
-        sys.stderr.write(f"send_metrics: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError, AttributeError):  # AttributeError: stderr was closed (None)
-        pass
-
-
-def say(text: str) -> None:
-    """A message of ours on stderr as it is (the consent question and its answers)."""
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _TTOU) if _TTOU else None
+    except (OSError, ValueError, AttributeError):  # AttributeError: no pthread_sigmask here
+        old = None
     try:
         sys.stderr.write(text)
         sys.stderr.flush()
     except (OSError, ValueError, AttributeError):  # AttributeError: stderr was closed (None)
         pass
+    finally:
+        if old is not None:
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            except (OSError, ValueError):
+                pass
+
+
+def warn(message: str) -> None:
+    """Write `send_metrics: message` on stderr; a closed or broken stderr is ignored."""
+    _write(f"send_metrics: {message}\n")
+
+
+def say(text: str) -> None:
+    """A message of ours on stderr as it is (the consent question and its answers)."""
+    _write(text)
 
 
 def closed_pipe() -> NoReturn:

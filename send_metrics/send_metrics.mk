@@ -35,17 +35,31 @@ exit $e
 # The make part. Nothing here spawns a process: the checks use only make's own functions, so
 # `make -n`, `-q`, `-p` (tab completion runs `make -pRrq`) and a make with nothing to do cost
 # nothing. Tracing is on only when all hold: GNU make 4.2 or later; not -n, -q, -p or -t;
-# DO_NOT_TRACK and SEND_METRICS_DISABLED unset (or 0/false/no/off); and either a traced make
-# above us (recursive $(MAKE), or `send_metrics wrap`) or a recorded yes and send_metrics on
-# PATH. Otherwise this file changes nothing.
+# DO_NOT_TRACK and SEND_METRICS_DISABLED unset (or exactly 0/false/no/off); an absolute HOME
+# (or XDG directories); and either a traced make above us (recursive $(MAKE), or
+# `send_metrics wrap`) or a recorded yes and send_metrics on PATH. Otherwise this file changes
+# nothing.
 ifndef _send_metrics_mk
 _send_metrics_mk := 1
 SEND_METRICS_APP ?= send_metrics
 _sm_self := $(abspath $(lastword $(MAKEFILE_LIST)))
-_sm_no := 0 false False FALSE no No NO off Off OFF
-_sm_config := $(or $(filter /%,$(XDG_CONFIG_HOME)),$(HOME)/.config)
-_sm_cache := $(or $(filter /%,$(XDG_CACHE_HOME)),$(HOME)/.cache)
-_sm_state := $(firstword $(wildcard $(_sm_config)/$(SEND_METRICS_APP)/metrics.toml))
+# The off switches, as `fastpath.env_flag` reads them: only empty, 0, false, no or off (ASCII
+# case folded, nothing around them) leave tracing on; " ", "0 ", "OFF " turn it off. Each value
+# is read raw with $(value), never expanded, and compared whole: <v> and <word> each contain
+# the other only when they are equal.
+_sm_lower = $(subst A,a,$(subst B,b,$(subst C,c,$(subst D,d,$(subst E,e,$(subst F,f,$(subst \
+  G,g,$(subst H,h,$(subst I,i,$(subst J,j,$(subst K,k,$(subst L,l,$(subst M,m,$(subst \
+  N,n,$(subst O,o,$(subst P,p,$(subst Q,q,$(subst R,r,$(subst S,s,$(subst T,t,$(subst \
+  U,u,$(subst V,v,$(subst W,w,$(subst X,x,$(subst Y,y,$(subst Z,z,$1))))))))))))))))))))))))))
+_sm_is_off = $(strip $(foreach _sm_w,<> <0> <false> <no> <off>,$(and \
+  $(findstring <$1>,$(_sm_w)),$(findstring $(_sm_w),<$1>))))
+_sm_allows = $(call _sm_is_off,$(call _sm_lower,$(value $1)))
+# An empty or relative HOME is no home (never `/.config`): without XDG directories, no tracing.
+_sm_home := $(if $(filter /%,$(firstword $(HOME))),$(HOME))
+_sm_config := $(or $(filter /%,$(XDG_CONFIG_HOME)),$(if $(_sm_home),$(_sm_home)/.config))
+_sm_cache := $(or $(filter /%,$(XDG_CACHE_HOME)),$(if $(_sm_home),$(_sm_home)/.cache))
+_sm_state := $(if $(_sm_config),$(firstword \
+  $(wildcard $(_sm_config)/$(SEND_METRICS_APP)/metrics.toml)))
 _sm_granted = $(findstring decision = "granted",$(file <$(_sm_state)))
 _sm_bin := $(firstword $(wildcard $(addsuffix /send_metrics,$(subst :, ,$(PATH)))))
 _sm_flags := $(or $(.SHELLFLAGS),-c)
@@ -55,7 +69,7 @@ _sm_on := $(and \
   $(if $(findstring q,$(firstword -$(MAKEFLAGS))),,run), \
   $(if $(findstring p,$(firstword -$(MAKEFLAGS))),,run), \
   $(if $(findstring t,$(firstword -$(MAKEFLAGS))),,run), \
-  $(if $(filter-out $(_sm_no),$(DO_NOT_TRACK) $(SEND_METRICS_DISABLED)),,allowed), \
+  $(call _sm_allows,DO_NOT_TRACK), $(call _sm_allows,SEND_METRICS_DISABLED), \
   $(if $(filter 3,$(words $(SHELL) $(_sm_self) $(_sm_cache))),no-spaces), \
   $(or $(SEND_METRICS_MAKE_RUN), \
        $(and $(if $(SEND_METRICS_ACTIVE),,outermost),$(_sm_bin),$(_sm_state),$(_sm_granted))))

@@ -24,7 +24,11 @@ if TYPE_CHECKING:
     from send_metrics.maketrace import Breakdown
     from send_metrics.sinks import HttpClient, Target
 
-ACTIVE_VAR = "SEND_METRICS_ACTIVE"  # set for the child: a wrapped run inside is not counted twice
+# Set for the child: a wrapped run inside is not counted twice. Its value counts the wrappers
+# above (1 for the outermost's child), so a loop of wrapped make targets (an impl prefix that
+# the wrapping pattern matches again) ends at MAX_NESTING instead of forking forever.
+ACTIVE_VAR = "SEND_METRICS_ACTIVE"
+MAX_NESTING = 30
 PLACEHOLDER_ID = "00000000-0000-4000-8000-000000000000"  # preview before any opt-in
 _MAKE_NO_RUN = set("nqt")  # make's --just-print, --question and --touch: no real run happens
 
@@ -108,6 +112,20 @@ def make_flags(makeflags: str) -> set[str]:
     return set(words[0]) if words and not makeflags.startswith((" ", "-")) else set()
 
 
+def _nesting() -> int:
+    """How many wrappers run above this one: ACTIVE_VAR's count; any other value that is set
+    (an older send_metrics's child) counts as 1, a number too long to read as too deep."""
+    value = os.environ.get(ACTIVE_VAR, "")
+    if not value:
+        return 0
+    if not (value.isascii() and value.isdigit()):
+        return 1
+    try:
+        return max(1, int(value))
+    except ValueError:  # more digits than int() reads
+        return MAX_NESTING + 1
+
+
 def _nothing_to_record(spec: RunSpec) -> bool:
     """Nested in another wrapper, switched off by the user, or make is not really running."""
     if spec.dry_run:
@@ -182,7 +200,7 @@ class _Prefetch:
 
         target: Target | None = delivery.destination(self.settings)[0]
         if target is not None:
-            import socket  # noqa: F401 - the HTTP client's; never for the local sink
+            import _socket  # noqa: F401 - the HTTP client's; never for the local sink
 
             if target.url[:6].lower() == "https:":
                 import ssl  # noqa: F401 - the costliest, for https endpoints only
@@ -217,7 +235,12 @@ def _read_decision(settings: Settings, problems: list[str]) -> Decision:
     from send_metrics.files import state_path
 
     try:
-        return read_decision(state_path(settings.app))
+        path = state_path(settings.app)
+    except MetricsError as exc:  # no home: nothing to repair, no decision to read
+        problems.append(str(exc))
+        return Decision()
+    try:
+        return read_decision(path)
     except MetricsError as exc:
         problems.append(f"{exc}; treated as no decision (`send_metrics reset` repairs it)")
         return Decision()
@@ -231,6 +254,13 @@ def _load_settings() -> Loaded:
 
 def execute(spec: RunSpec) -> NoReturn:
     """Run the command as if directly, record it if the developer agreed, end as it ended."""
+    depth = _nesting()
+    if spec.command_type == "make" and depth > MAX_NESTING:
+        warn(
+            f"wrapped make targets nest more than {MAX_NESTING} deep; "
+            "is make.impl_prefix making a loop?"
+        )
+        os._exit(2)  # ExitCode.USAGE (errors is not imported on this path); nothing ran
     answer = _phony_answer(spec)
     if answer is not None:
         os._exit(answer)
@@ -251,8 +281,10 @@ def execute(spec: RunSpec) -> NoReturn:
         warn("the program to run is empty (usage: send_metrics run -- CMD [ARG ...])")
         os._exit(127)  # the shell's answer for a command that does not exist
     if _nothing_to_record(spec):
+        if depth or spec.command_type == "make":  # counted, so a loop ends even when off
+            os.environ[ACTIVE_VAR] = str(depth + 1)
         _exec_plain(argv)
-    env = {**os.environ, ACTIVE_VAR: "1"}
+    env = {**os.environ, ACTIVE_VAR: str(depth + 1)}
     trace = None
     if spec.command_type == "make":
         app = loaded.settings.app if loaded else fastpath.app_name(fastpath.config_file())
