@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
+from send_metrics.records import NamedTuple
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
     from send_metrics.event import FileTargets, MakeTarget
     from send_metrics.runner import ChildResult
 
@@ -89,18 +92,19 @@ def clock() -> float:
     return time.time()
 
 
-def snippet_path() -> Path:
+def snippet_path() -> str:
     """The snippet shipped in the package (also the shell shim it runs)."""
-    return Path(__file__).with_name(SNIPPET)
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), SNIPPET)
 
 
 def snippet_text(app: str) -> str:
     """The snippet, with the operator's app name as its default, ready to vendor."""
-    text = snippet_path().read_text(encoding="utf-8")
+    with open(snippet_path(), encoding="utf-8") as handle:
+        text = handle.read()
     return text.replace("SEND_METRICS_APP ?= send_metrics", f"SEND_METRICS_APP ?= {app}", 1)
 
 
-def read_trace(path: Path) -> Trace:
+def read_trace(path: str) -> Trace:
     """Parse a trace file; lines it cannot read are skipped, never fatal."""
     try:
         with open(path, "rb") as handle:
@@ -300,7 +304,7 @@ def command_of(goals: list[str], cwd: str) -> str:
 def take_wrapped(path: str, result: ChildResult) -> Breakdown | None:
     """After a wrapped make (see `fastpath.trace_make`): its breakdown, None when no recipe
     line was traced; the trace file is deleted either way."""
-    trace = read_trace(Path(path))
+    trace = read_trace(path)
     try:
         os.unlink(path)
     except OSError:
@@ -394,7 +398,7 @@ def _wait_exit(pid: int, start_ticks: str | None) -> int | None:
     return None
 
 
-def _root_ticks(path: Path) -> tuple[int | None, str | None]:
+def _root_ticks(path: str) -> tuple[int | None, str | None]:
     header = read_trace(path)
     if header.root_pid is None:
         return None, None
@@ -403,20 +407,24 @@ def _root_ticks(path: Path) -> tuple[int | None, str | None]:
     return header.root_pid, ticks
 
 
-def _sweep(directory: Path, keep: Path) -> None:
+def _sweep(directory: str, keep: str) -> None:
     """Remove traces whose watcher died: their make is gone and nothing wrote to them for a
     minute (a live watcher finishes within its delivery deadline)."""
     now = time.time()
     try:
-        entries = list(directory.iterdir())
+        names = os.listdir(directory)
     except OSError:
         return
-    for entry in entries:
+    for name in names:
+        entry = os.path.join(directory, name)
+        stem, _dot, suffix = name.rpartition(".")
         try:
-            if entry == keep or entry.suffix != ".trace" or now - entry.stat().st_mtime < 60:
+            if os.path.normpath(entry) == os.path.normpath(keep) or not stem or suffix != "trace":
                 continue
-            if not entry.stem.isdigit() or not _alive(int(entry.stem), None):
-                entry.unlink()
+            if now - os.stat(entry).st_mtime < 60:
+                continue
+            if not stem.isdigit() or not _alive(int(stem), None):
+                os.unlink(entry)
         except OSError:
             pass
 
@@ -427,21 +435,21 @@ def watch(argv: list[str]) -> None:
     _detach()
     if len(argv) != 1:
         return
-    path = Path(argv[0])
+    path = argv[0]
     try:
         _record_when_done(path)
     except Exception:  # noqa: S110 - a background helper has nowhere to report, must not linger
         pass
     finally:
         try:
-            path.unlink()
+            os.unlink(path)
         except OSError:
             pass
-        _sweep(path.parent, path)
+        _sweep(os.path.dirname(path) or ".", path)
     os._exit(0)
 
 
-def _record_when_done(path: Path) -> None:
+def _record_when_done(path: str) -> None:
     from send_metrics import config, consent, delivery, wrapper
 
     pid, ticks = _root_ticks(path)

@@ -486,7 +486,7 @@ def test_makefile_command_prints_the_snippet_and_its_path(home: Path, tmp_path: 
     assert "SEND_METRICS_APP ?= devstack" in shown.stdout
     assert "_make-watch" in shown.stdout
     path = sm("makefile", "--path").stdout.strip()
-    assert Path(path) == snippet_path() and Path(path).exists()
+    assert Path(path) == Path(snippet_path()) and Path(path).exists()
     assert (BIN / "send_metrics").exists()
 
 
