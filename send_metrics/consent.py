@@ -71,9 +71,21 @@ def _host(settings: Settings) -> str:
         return ""
 
 
+_SCOPES: list[tuple[Settings, Scope]] = []  # the last one made: a run asks up to three times
+
+
 def scope(settings: Settings) -> Scope:
     """What the current disclosure covers: app, consent version, where events go, the fields,
     the allow-listed commands, the privacy URL and retention."""
+    for known, covered in _SCOPES:
+        if known is settings:
+            return covered
+    covered = _scope(settings)
+    _SCOPES[:] = [(settings, covered)]
+    return covered
+
+
+def _scope(settings: Settings) -> Scope:
     from send_metrics.event import collected_fields
 
     local = settings.sink == "local"

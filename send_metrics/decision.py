@@ -104,8 +104,30 @@ def _read_scope(raw: Any, path: AnyPath) -> Scope | None:
     return scope
 
 
+# The last decision read, by the file's identity: a run reads it up to three times (before
+# collecting, before recording, before sending, each time under the lock but the first), and a
+# decision is only ever changed by writing a new file and renaming it over the old one.
+_LAST: dict[str, tuple[tuple[int, ...], Decision]] = {}
+
+
 def read_decision(path: AnyPath) -> Decision:
     """Read the decision file; a missing file is no decision, a bad one raises ConfigError."""
+    key: tuple[int, ...] = ()
+    try:
+        seen = os.stat(path, follow_symlinks=False)
+        key = (seen.st_ino, seen.st_dev, seen.st_size, seen.st_mtime_ns, seen.st_ctime_ns)
+    except OSError:
+        pass
+    cached = _LAST.get(os.fspath(path))
+    if key and cached is not None and cached[0] == key:
+        return cached[1]
+    decision = _read(path)
+    if key:
+        _LAST[os.fspath(path)] = (key, decision)
+    return decision
+
+
+def _read(path: AnyPath) -> Decision:
     from send_metrics import tomlread
 
     try:

@@ -124,12 +124,12 @@ class Child:
             except BlockingIOError:  # no process left (ulimit -u): the command comes first
                 if self._witness is None:
                     raise
-                self._witness.end()
+                self._witness.end(now=True)
                 self._witness = None
                 self.pid = _start(argv, environ, self._old_mask)
         except OSError as exc:
             if self._witness is not None:
-                self._witness.end()
+                self._witness.end(now=True)  # we exit without `exit_like`
             signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
             from send_metrics.errors import CommandNotFound
 
@@ -312,14 +312,26 @@ class _Witness:
                 pass
         return held
 
-    def end(self) -> None:
-        """Stop and reap the witness."""
+    def end(self, now: bool = False) -> None:
+        """Stop the witness. Tearing down a forked copy of Python takes the kernel milliseconds,
+        so it is reaped at our exit (`exit_like`), by when it is long gone, or `now` when its
+        process slot is needed (`ulimit -u`); never left to init, which in a container may not
+        reap at all (and zombies count against `ulimit -u`)."""
         try:
             os.close(self._write_end)
             os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except (OSError, ChildProcessError):
-            pass
+        except OSError:
+            return
+        if now:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+        else:
+            _UNREAPED.append(self.pid)
+
+
+_UNREAPED: list[int] = []  # stopped witnesses, reaped just before we exit
 
 
 def _start(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) -> int:
@@ -466,6 +478,11 @@ def start_thread(target: Callable[[], None], name: str) -> Worker:
 
 def exit_like(result: ChildResult) -> NoReturn:
     """End the wrapper as the child ended: same exit code, or death by the same signal."""
+    for pid in _UNREAPED:
+        try:
+            os.waitpid(pid, 0)
+        except (OSError, ChildProcessError):
+            pass
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
