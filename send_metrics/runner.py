@@ -115,6 +115,7 @@ class Child:
         self.interrupted = False
         self.start_epoch = time.time()
         self._start = time.monotonic()
+        self._ended: float | None = None  # when we first saw it had ended, before reaping
         environ = os.environ if env is None else env
         # The witness is in the group before the child, so no group signal can miss it.
         self._witness = _Witness.start() if self._use_sigwait and sys.platform == "linux" else None
@@ -171,6 +172,18 @@ class Child:
                 pass
         signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
 
+    def has_ended(self) -> bool:
+        """Whether the child has ended, without reaping it; the moment is kept, so the time
+        our own work takes after an instant command is not counted as the command's."""
+        if self._ended is None:
+            try:
+                seen = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except (OSError, AttributeError):  # AttributeError: no waitid (macOS)
+                return False
+            if seen is not None and seen.si_pid:
+                self._ended = time.monotonic()
+        return self._ended is not None
+
     def wait(self) -> ChildResult:
         """Wait for the child, passing signals on and stopping when it stops; never raises for
         a signal."""
@@ -185,7 +198,7 @@ class Child:
             info = signal.sigtimedwait(_WAITED, 1.0)
             if info is not None and info.si_signo != signal.SIGCHLD:
                 self._pass_on(info.si_signo, info.si_code, info.si_pid)
-        duration_ms = (time.monotonic() - self._start) * 1000.0
+        duration_ms = ((self._ended or time.monotonic()) - self._start) * 1000.0
         exit_code = os.waitstatus_to_exitcode(status)
         signum = -exit_code if exit_code < 0 else None
         peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)

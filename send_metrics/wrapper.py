@@ -173,13 +173,16 @@ class _Prefetch:
     """Work done on a thread while the child runs (only once consent is known): the imports and
     connection the report needs, and the git and machine facts."""
 
-    def __init__(self, settings: Settings, connect: bool = True):
+    def __init__(self, settings: Settings, connect: bool = True, inline: bool = False):
         self.settings = settings
         self.connect = connect  # never for preview and --dry-run: they touch no network
         self.git: GitFacts | None = None
         self.machine: MachineFacts | None = None
         self.client: HttpClient | None = None
         self.thread: runner.Worker | None = None
+        if inline:  # the facts only (git is bounded); the sender connects on its own thread
+            self._work()
+            return
         try:
             self.thread = runner.start_thread(self._work, "send_metrics-prefetch")
         except RuntimeError:  # no thread left (ulimit -u): the facts are made at the end
@@ -304,7 +307,7 @@ def execute(spec: RunSpec) -> NoReturn:
     # (even RecursionError, MemoryError, a thread that cannot start) costs one line, after it.
     failure = ""
     try:
-        prepared = _prepare(spec, loaded)
+        prepared = _prepare(spec, loaded, child)
     except BaseException as exc:  # signals are blocked here: never an interrupt of the user's
         prepared, failure = None, _describe(exc)
     result = child.wait()
@@ -330,9 +333,10 @@ def execute(spec: RunSpec) -> NoReturn:
 
 
 def _prepare(
-    spec: RunSpec, loaded: Loaded | None
+    spec: RunSpec, loaded: Loaded | None, child: runner.Child
 ) -> tuple[Settings, list[str], Decision, _Prefetch | None]:
-    """While the child runs: the config, the decision, and the prefetch when collecting."""
+    """While the child runs: the config, the decision, and the prefetch when collecting (done
+    here, without a thread, when the child has ended already: nothing is left to overlap)."""
     loaded = loaded or _load_settings()
     settings = loaded.settings
     problems = list(loaded.problems)
@@ -341,7 +345,8 @@ def _prepare(
 
     prefetch = None
     if spec.dry_run or consent.collecting(decision, settings):
-        prefetch = _Prefetch(settings, connect=not spec.dry_run)
+        ended = child.has_ended()
+        prefetch = _Prefetch(settings, connect=not spec.dry_run and not ended, inline=ended)
     return settings, problems, decision, prefetch
 
 
