@@ -268,11 +268,23 @@ def importtime(exe: str, runs_wanted: int = 9) -> None:
     )
     subprocess.run([exe, "opt-in", "--yes"], env=env, cwd=work, check=True, capture_output=True)
     marker = "--child-started--"
-    child = ["sh", "-c", f"echo {marker} >&2"]
+    # The console script's own launcher, plus an audit hook that marks the first fork or spawn
+    # (the group witness, just before the child): a mark printed by the child itself can come
+    # after imports the wrapper made while the child was still starting.
+    launcher = (
+        "import sys\n"
+        "def mark(event, args):\n"
+        "    if event in ('os.fork', 'os.posix_spawn'):\n"
+        f"        sys.stderr.write('{marker}\\n'); sys.stderr.flush()\n"
+        "sys.addaudithook(mark)\n"
+        "from send_metrics.__main__ import main\n"
+        "sys.exit(main())\n"
+    )
+    python = Path(exe).read_text().splitlines()[0].removeprefix("#!")
     runs = []
     for _ in range(runs_wanted):
         done = subprocess.run(
-            [exe, "run", "--", *child],
+            [python, "-c", launcher, "run", "--", "true"],
             env={**env, "PYTHONPROFILEIMPORTTIME": "1"},
             cwd=work,
             capture_output=True,
@@ -281,7 +293,6 @@ def importtime(exe: str, runs_wanted: int = 9) -> None:
         )
         runs.append(done.stderr.partition(marker)[::2])
     shutil.rmtree(root, ignore_errors=True)
-    python = Path(exe).read_text().splitlines()[0].removeprefix("#!")
     bare = subprocess.run(
         [python, "-X", "importtime", "-c", "pass"], env=env, capture_output=True, text=True
     )
@@ -355,7 +366,9 @@ def main() -> None:
     else:
         compileall.compile_dir(package, quiet=1)
     if args.importtime:
-        importtime(exe)
+        for label, path in [("this install", exe), *(a.split("=", 1) for a in args.also)]:
+            print(f"== {label}: {path}")
+            importtime(path)
         return
 
     root = Path(tempfile.mkdtemp(prefix="send_metrics-bench-"))

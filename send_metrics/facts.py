@@ -159,14 +159,19 @@ def remote_hash(url: str, app: str) -> str:
 
 
 def git_facts(
-    app: str, cwd: AnyPath | None = None, timeout: float = GIT_TIMEOUT, started: Probe | None = None
+    app: str,
+    cwd: AnyPath | None = None,
+    timeout: float = GIT_TIMEOUT,
+    started: Probe | None = None,
+    hash_remote: bool = True,
 ) -> GitFacts:
     """Everything git can tell without network in `timeout` seconds, or as much as it could.
 
     One `git status` says whether this is a work tree, the branch, its upstream's distance and
     whether tracked files changed; the rest (commit time, remotes, the remote's default branch)
     is read from the files in `.git`, which costs no process. Git is asked again only for a
-    commit it stores as a delta. `started` is that `git status` if `start_git` began it."""
+    commit it stores as a delta. `started` is that `git status` if `start_git` began it.
+    `hash_remote` False: the remote is not hashed at all (the operator left it off)."""
     deadline = time.monotonic() + timeout
     status = (started or start_git(cwd)).result(timeout)
     if status is None:
@@ -222,7 +227,7 @@ def git_facts(
         on_default_branch=on_default,
         dirty=dirty,
         behind_upstream=behind,
-        remote_hash=remote_hash(urls[remote_name], app) if remote_name else None,
+        remote_hash=remote_hash(urls[remote_name], app) if remote_name and hash_remote else None,
     )
 
 

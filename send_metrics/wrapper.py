@@ -208,7 +208,9 @@ class _Prefetch:
             if target.url[:6].lower() == "https:":
                 import ssl  # noqa: F401 - the costliest, for https endpoints only
         self.machine = facts.machine_facts()
-        self.git = facts.git_facts(self.settings.app, started=git)
+        self.git = facts.git_facts(
+            self.settings.app, started=git, hash_remote=self.settings.git_remote_hash
+        )
         # Last: a hanging DNS must not cost the facts above. Not while backing off: an offline
         # laptop's runs only queue, and never wait for the network.
         if target is not None and self.connect and not delivery.backing_off(self.settings, target):
