@@ -5,13 +5,26 @@ from __future__ import annotations
 import http.server
 import os
 import random
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import BIN, CI_VARS, OUR_VARS, Collector, Received
+from tests.helpers import (
+    BIN,
+    CI_VARS,
+    FRESH_UID,
+    OUR_VARS,
+    SEND_METRICS,
+    Collector,
+    Received,
+    as_stranger,
+)
 from tests.network import CertAuthority, Proxy, make_cert_authority, serve_proxy
 
 
@@ -161,3 +174,23 @@ def dead_url() -> str:
     port = sock.getsockname()[1]
     sock.close()
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def stranger_home() -> Iterator[Path]:
+    """A folder a fresh uid without a passwd entry owns; root only (setpriv changes the uid)."""
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("prlimit"):
+        pytest.skip("needs root, setpriv and prlimit to run as a fresh uid")
+    known = subprocess.run(["getent", "passwd", str(FRESH_UID)], capture_output=True)
+    if known.returncode == 0:
+        pytest.skip(f"uid {FRESH_UID} has a passwd entry here")
+    ours = subprocess.run([*as_stranger(), SEND_METRICS, "--version"], capture_output=True)
+    if ours.returncode != 0:  # .ci/run makes its install readable; a private venv is not
+        pytest.skip(f"the fresh uid cannot run {SEND_METRICS}: {ours.stderr.decode()[-200:]}")
+    folder = Path(tempfile.mkdtemp(prefix="send-metrics-stranger-"))
+    folder.chmod(0o755)
+    os.chown(folder, FRESH_UID, FRESH_UID)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -270,3 +270,56 @@ def finish(child: pexpect.spawn) -> str:
     child.expect(pexpect.EOF)
     child.close()
     return child.before
+
+
+def job_shell(home: Path, cwd: Path | None = None) -> pexpect.spawn:
+    """An interactive bash in a real pseudo-terminal, with job control and our install first
+    on PATH; its prompt is `PROMPT> ` and it is waiting at it."""
+    env = {
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": os.environ["XDG_CONFIG_HOME"],
+        "XDG_DATA_HOME": os.environ["XDG_DATA_HOME"],
+        "PS1": "PROMPT> ",
+        "TERM": "dumb",
+    }
+    shell = pexpect.spawn(
+        "bash",
+        ["--norc", "--noprofile", "-i"],
+        env=env,
+        timeout=20,
+        encoding="utf-8",
+        cwd=str(cwd) if cwd else None,
+    )
+    shell.expect("PROMPT> ")
+    return shell
+
+
+FRESH_UID = 54321  # a uid without a passwd entry, for running as nobody we know
+
+
+def as_stranger(*limits: str) -> tuple[str, ...]:
+    """The command prefix that runs as a fresh uid without a passwd entry, under `limits`
+    (prlimit options); root only (see the `stranger_home` fixture)."""
+    uid = str(FRESH_UID)
+    return (
+        "prlimit",
+        *limits,
+        "--",
+        "setpriv",
+        f"--reuid={uid}",
+        f"--regid={uid}",
+        "--clear-groups",
+        "--",
+    )
+
+
+def stranger_python() -> str:
+    """A Python the fresh uid may run (ours may live under root's private home)."""
+    for python in (sys.executable, "/usr/bin/python3"):
+        probe = subprocess.run(
+            [*as_stranger(), "sh", "-c", '"$0" -c pass', python], capture_output=True
+        )
+        if probe.returncode == 0:
+            return python
+    pytest.skip("no Python the fresh uid may run")

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import SEND_METRICS, assert_no_traceback, history, opt_in, state_file
+from tests.helpers import (
+    SEND_METRICS,
+    as_stranger,
+    assert_no_traceback,
+    history,
+    opt_in,
+    state_file,
+    stranger_python,
+)
 
 # A child that notes any signal it receives, outlives our early failures, and ends with 7.
 CHILD = """
@@ -25,7 +30,6 @@ time.sleep(0.5)
 sys.exit(7)
 """
 NESTED = "x = " + "[" * 5000 + "]" * 5000 + "\n"
-FRESH_UID = 54321  # a uid without a passwd entry, for running as nobody we know
 
 
 def _run_child(
@@ -81,54 +85,9 @@ def test_decision_file_fault(tmp_path: Path, home: Path, fault: str) -> None:
     assert str(path) in result.stderr
 
 
-def _stranger_python() -> str:
-    """A Python the fresh uid may run (ours may live under root's private home)."""
-    for python in (sys.executable, "/usr/bin/python3"):
-        probe = subprocess.run(
-            [*_as_stranger(), "sh", "-c", '"$0" -c pass', python], capture_output=True
-        )
-        if probe.returncode == 0:
-            return python
-    pytest.skip("no Python the fresh uid may run")
-
-
-@pytest.fixture
-def stranger_home() -> Iterator[Path]:
-    """A folder a fresh uid without a passwd entry owns; root only (setpriv changes the uid)."""
-    if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("prlimit"):
-        pytest.skip("needs root, setpriv and prlimit to run as a fresh uid")
-    known = subprocess.run(["getent", "passwd", str(FRESH_UID)], capture_output=True)
-    if known.returncode == 0:
-        pytest.skip(f"uid {FRESH_UID} has a passwd entry here")
-    ours = subprocess.run([*_as_stranger(), SEND_METRICS, "--version"], capture_output=True)
-    if ours.returncode != 0:  # .ci/run makes its install readable; a private venv is not
-        pytest.skip(f"the fresh uid cannot run {SEND_METRICS}: {ours.stderr.decode()[-200:]}")
-    folder = Path(tempfile.mkdtemp(prefix="send-metrics-stranger-"))
-    folder.chmod(0o755)
-    os.chown(folder, FRESH_UID, FRESH_UID)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _as_stranger(*limits: str) -> tuple[str, ...]:
-    uid = str(FRESH_UID)
-    return (
-        "prlimit",
-        *limits,
-        "--",
-        "setpriv",
-        f"--reuid={uid}",
-        f"--regid={uid}",
-        "--clear-groups",
-        "--",
-    )
-
-
 def test_home_unset_for_a_uid_without_passwd_entry(stranger_home: Path) -> None:
     env = {"PATH": os.environ["PATH"]}  # no HOME, no XDG directories
-    result = _run_child(stranger_home, env, _as_stranger(), _stranger_python())
+    result = _run_child(stranger_home, env, as_stranger(), stranger_python())
     _assert_untouched(result, stranger_home)
     assert "home directory" in result.stderr
 
@@ -138,7 +97,7 @@ def test_no_process_or_thread_left_ulimit_u(stranger_home: Path) -> None:
     the witness of group signals cannot start. Root ignores the limit, hence the fresh uid."""
     env = {"PATH": os.environ["PATH"], "HOME": str(stranger_home)}
     agreed = subprocess.run(
-        [*_as_stranger(), SEND_METRICS, "opt-in", "--yes"],
+        [*as_stranger(), SEND_METRICS, "opt-in", "--yes"],
         capture_output=True,
         text=True,
         env=env,
@@ -146,8 +105,8 @@ def test_no_process_or_thread_left_ulimit_u(stranger_home: Path) -> None:
         cwd=stranger_home,
     )
     assert agreed.returncode == 0, agreed.stderr
-    python = _stranger_python()
-    result = _run_child(stranger_home, env, _as_stranger("--nproc=2:2"), python)
+    python = stranger_python()
+    result = _run_child(stranger_home, env, as_stranger("--nproc=2:2"), python)
     _assert_untouched(result, stranger_home)
     [event] = history(stranger_home)
     # Recorded all the same, without the git facts the thread that could not start would add.
@@ -158,7 +117,7 @@ def test_the_limit_really_stops_threads(stranger_home: Path) -> None:
     """The fault above is real: under the same limit a thread cannot start."""
     code = "import threading; threading.Thread(target=print).start()"
     probe = subprocess.run(
-        [*_as_stranger("--nproc=1:1"), _stranger_python(), "-c", code],
+        [*as_stranger("--nproc=1:1"), stranger_python(), "-c", code],
         capture_output=True,
         text=True,
         timeout=60,

@@ -14,8 +14,15 @@ import pexpect
 import pytest
 
 from send_metrics.maketrace import snippet_path
-from tests.helpers import BIN, SEND_METRICS, assert_no_traceback, history, opt_in, sm
-from tests.test_faults import _as_stranger, stranger_home  # noqa: F401 - a fixture
+from tests.helpers import (
+    SEND_METRICS,
+    as_stranger,
+    assert_no_traceback,
+    history,
+    job_shell,
+    opt_in,
+    sm,
+)
 
 EXAMPLE = Path(__file__).parent.parent / "Makefile.example"
 
@@ -110,7 +117,7 @@ def _created_at_root() -> set[str]:
 
 @pytest.mark.parametrize("value", ["", "relative/home", "."])
 def test_an_empty_or_relative_home_writes_nothing_at_the_root(
-    stranger_home: Path,  # noqa: F811 - the fixture
+    stranger_home: Path,
     value: str,
 ) -> None:
     """A uid without a passwd entry: with HOME empty or relative there is no home, so each
@@ -120,7 +127,7 @@ def test_an_empty_or_relative_home_writes_nothing_at_the_root(
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*_as_stranger(), SEND_METRICS, *args],
+            [*as_stranger(), SEND_METRICS, *args],
             capture_output=True,
             text=True,
             timeout=60,
@@ -348,23 +355,7 @@ def test_a_background_job_under_tostop_is_not_stopped_by_our_line(
 ) -> None:
     opt_in()
     (tmp_path / "send_metrics.toml").write_text("bogus_key = 1\n")  # one warning line
-    env = {
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": os.environ["XDG_CONFIG_HOME"],
-        "XDG_DATA_HOME": os.environ["XDG_DATA_HOME"],
-        "PS1": "PROMPT> ",
-        "TERM": "dumb",
-    }
-    shell = pexpect.spawn(
-        "bash",
-        ["--norc", "--noprofile", "-i"],
-        env=env,
-        timeout=20,
-        encoding="utf-8",
-        cwd=str(tmp_path),
-    )
-    shell.expect("PROMPT> ")
+    shell = job_shell(home, cwd=tmp_path)
     shell.sendline("stty tostop; sleep 0.5 & wait; echo bare:$?")
     shell.expect(r"bare:(\d+)")
     assert shell.match.group(1) == "0"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.helpers import BIN, SEND_METRICS, assert_no_traceback, history, opt_in, sm
+from tests.helpers import SEND_METRICS, assert_no_traceback, history, job_shell, opt_in, sm
 
 # Each line of the calling shell's view: "<code> <bare status> <wrapped status>".
 STATUS_TABLE = """
@@ -118,26 +118,9 @@ def test_timeout_signals_the_child_no_more_than_the_bare_command(tmp_path: Path)
         assert result.returncode == 124
 
 
-def _shell(home: Path) -> pexpect.spawn:
-    """An interactive bash in a real pseudo-terminal, with job control."""
-    env = {
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": os.environ["XDG_CONFIG_HOME"],
-        "XDG_DATA_HOME": os.environ["XDG_DATA_HOME"],
-        "PS1": "PROMPT> ",
-        "TERM": "dumb",
-    }
-    shell = pexpect.spawn(
-        "bash", ["--norc", "--noprofile", "-i"], env=env, timeout=20, encoding="utf-8"
-    )
-    shell.expect("PROMPT> ")
-    return shell
-
-
 def test_a_child_that_stops_itself_gives_the_prompt_back_and_fg_resumes_it(home: Path) -> None:
     opt_in()
-    shell = _shell(home)
+    shell = job_shell(home)
     shell.sendline("send_metrics run -- bash -c 'kill -TSTP $$; echo resumed'")
     shell.expect("PROMPT> ")
     assert "Stopped" in shell.before and "\nresumed" not in shell.before
@@ -154,7 +137,7 @@ def test_a_child_that_stops_itself_gives_the_prompt_back_and_fg_resumes_it(home:
 
 def test_ctrl_z_stops_the_wrapped_command_and_fg_continues_it(home: Path) -> None:
     opt_in()
-    shell = _shell(home)
+    shell = job_shell(home)
     shell.sendline("send_metrics run -- sh -c 'echo started; sleep 3; echo finished; exit 3'")
     shell.expect("\r\nstarted\r\n")  # the child's line, not the command line's echo
     shell.sendcontrol("z")
@@ -173,7 +156,7 @@ def test_ctrl_z_stops_the_wrapped_command_and_fg_continues_it(home: Path) -> Non
 
 def test_a_background_read_stops_on_sigttin_and_fg_gives_it_the_terminal(home: Path) -> None:
     opt_in()
-    shell = _shell(home)
+    shell = job_shell(home)
     shell.sendline("send_metrics run -- sh -c 'read line; echo got:$line' &")
     shell.expect("PROMPT> ")
     # A bounded wait, in the shell, for the job (the wrapper) to be reported stopped.
