@@ -51,6 +51,13 @@ def is_interactive() -> bool:
 
 
 def _host(settings: Settings) -> str:
+    """The host events would go to, as text that can be shown and stored (bytes that are not
+    UTF-8, from an environment variable, become U+FFFD)."""
+    found = _raw_host(settings)
+    return found.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _raw_host(settings: Settings) -> str:
     """The host events would go to: the same resolution a send makes (the key plays no part)."""
     from send_metrics import sinks
     from send_metrics.urls import urlsplit
@@ -321,9 +328,10 @@ class _locked:  # a class (no contextlib), used as `with _locked(path):` like a 
     """Serialise the state among concurrent wrappers and commands. Senders hold it shared while
     a request is in flight, so `opt-out` returns only once no event can leave any more."""
 
-    def __init__(self, path: str, shared: bool = False) -> None:
+    def __init__(self, path: str, shared: bool = False, until: float | None = None) -> None:
         self.folder = os.path.dirname(path)
         self.shared = shared
+        self.until = until  # a monotonic time to give up at (a run's deadline); None: wait
         self.fd = -1
         self.gate = -1
 
@@ -339,10 +347,10 @@ class _locked:  # a class (no contextlib), used as `with _locked(path):` like a 
         # for the request in flight only, and no new one starts meanwhile.
         gate = self._open(".gate")
         try:
-            fcntl.flock(gate, fcntl.LOCK_EX)
+            self._take(gate, fcntl.LOCK_EX)
             self.fd = self._open(".lock")
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+                self._take(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
             except BaseException:
                 os.close(self.fd)
                 raise
@@ -353,6 +361,26 @@ class _locked:  # a class (no contextlib), used as `with _locked(path):` like a 
             os.close(gate)
         else:
             self.gate = gate
+
+    def _take(self, fd: int, operation: int) -> None:
+        """flock, given up at `until`: a run never waits past its deadline for others."""
+        import fcntl
+        import time
+
+        if self.until is None:
+            fcntl.flock(fd, operation)
+            return
+        while True:
+            try:
+                fcntl.flock(fd, operation | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= self.until:
+                    raise ConfigError(
+                        "another send_metrics holds the state lock (an opt-out or opt-in in "
+                        "progress); this run's event is not recorded"
+                    ) from None
+                time.sleep(0.005)
 
     def _open(self, name: str) -> int:
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -477,12 +505,15 @@ def ask_once(settings: Settings) -> tuple[Decision, str]:
 
 class recording:  # a class (no contextlib), used as `with recording(...) as allowed:`
     """Hold the state lock while an event is recorded, and say whether it may be: the decision
-    is read again right before, so a wrapper that was running during `opt-out` records nothing."""
+    is read again right before, so a wrapper that was running during `opt-out` records nothing.
+    Shared, as a sender holds it: recording only reads the decision (SQLite orders the writes),
+    so a `flush` in flight never holds a run up; an opt-out waiting for its turn does, until
+    `until` at most."""
 
-    def __init__(self, settings: Settings, anonymous_id: str) -> None:
+    def __init__(self, settings: Settings, anonymous_id: str, until: float | None = None) -> None:
         self.settings = settings
         self.anonymous_id = anonymous_id
-        self.lock = _locked(state_path(settings.app))
+        self.lock = _locked(state_path(settings.app), shared=True, until=until)
 
     def __enter__(self) -> bool:
         self.lock.__enter__()

@@ -67,7 +67,7 @@ def report(
 
     target, error = destination(settings)
     networked = target is not None or error is not None  # an incomplete config keeps events
-    with consent.recording(settings, event["anonymous_id"]) as allowed:
+    with consent.recording(settings, event["anonymous_id"], until=deadline) as allowed:
         if not allowed:
             return  # an opt-out (or a changed disclosure) since the run began: nothing is kept
         # Not closed: the process ends right after, and an abandoned sender may still use it.
@@ -85,7 +85,9 @@ def report(
         sys.stderr.write("send_metrics debug: " + json.dumps(event) + "\n")
     if target is not None:
         error = flush(db, target, deadline, client=client, check=consent.sending(settings, db))
-    if error:
+    if error and error.endswith("(event dropped)"):
+        warn(error)  # refused for good: counted in `status`, never queued again
+    elif error:
         warn(f"{error}; the event is queued for a later run or `send_metrics flush`")
 
 
@@ -132,6 +134,9 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
         force=True,
         check=consent.sending(settings, db),
     )
+    stopped = consent.why_not_sending(settings)
+    if stopped:  # an opt-out (or a reset) while it ran: the rest was deleted, or stays unsent
+        return FlushOutcome("", f"Stopped: {stopped}.", before, 0, None)
     left = db.counts().queued
     return FlushOutcome(target.shown, "", before, left, error)
 

@@ -89,22 +89,24 @@ def check_url(url: str, setting: str) -> None:
 
 
 def environ_proxies(environ: Environ) -> dict[str, str]:
-    """Proxy URLs by scheme from `*_proxy` variables; a lower-case name wins over upper case.
-
-    As urllib does, `HTTP_PROXY` in upper case is ignored under CGI (`REQUEST_METHOD` set),
-    where a client's `Proxy:` header would arrive as that variable.
+    """Proxy URLs by scheme from `*_proxy` variables, as `urllib.request.getproxies` reads
+    them: a lower-case name wins over upper case, and an empty lower-case one unsets the
+    scheme (`http_proxy= cmd` goes direct). `HTTP_PROXY` in upper case is ignored under CGI
+    (`REQUEST_METHOD` set), where a client's `Proxy:` header would arrive as that variable.
     """
     found: dict[str, str] = {}
-    lower: dict[str, str] = {}
-    for name, value in environ.items():
-        if not value or not name.lower().endswith("_proxy"):
-            continue
-        scheme = name[: -len("_proxy")].lower()
-        if name == name.lower():
-            lower[scheme] = value
-        elif not (scheme == "http" and "REQUEST_METHOD" in environ):
-            found[scheme] = value
-    found.update(lower)
+    for name, value in environ.items():  # any case first
+        if value and name.lower().endswith("_proxy"):
+            found[name.lower()[: -len("_proxy")]] = value
+    if "REQUEST_METHOD" in environ:
+        found.pop("http", None)
+    for name, value in environ.items():  # then lower case wins, and an empty one unsets
+        if name.endswith("_proxy"):
+            scheme = name.lower()[: -len("_proxy")]
+            if value:
+                found[scheme] = value
+            else:
+                found.pop(scheme, None)
     return found
 
 
@@ -254,6 +256,10 @@ def _dial(address: tuple[str, int], timeout: float, tls: bool) -> socket.socket:
             error = exc
             raw.close()
     raise error or OSError("getaddrinfo returned no address")
+
+
+# What `ssl` raises when the server ended a TLS connection we had kept (without a clean close).
+_TLS_CLOSED = ("SSLEOFError", "SSLZeroReturnError")
 
 
 class _Way(NamedTuple):
@@ -477,8 +483,11 @@ def _read_body(conn: _Conn, status: int, fields: Mapping[str, str]) -> tuple[byt
     codings = [c for c in codings if c]
     if codings and codings[-1] == "chunked":
         return _read_chunked(conn)
+    # Like `http.client`: any other coding (`identity`, a lone `gzip`) is framed by the length
+    # when there is one; a server that says so and keeps the connection open must not cost
+    # the whole deadline.
     lengths = {v.strip() for v in fields.get("content-length", "").split(",")}
-    length = lengths.pop() if len(lengths) == 1 and not codings else ""
+    length = lengths.pop() if len(lengths) == 1 else ""
     if not (length.isascii() and length.isdigit()):  # no length: the body ends with the stream
         return conn.read(MAX_RESPONSE_BYTES), False
     data = conn.read(min(int(length), MAX_RESPONSE_BYTES))
@@ -491,8 +500,11 @@ def _request(parts: Url, way: _Way, given: Mapping[str, str], body: bytes) -> by
     and its own Proxy-Authorization."""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     host = _ascii_host(parts.hostname or "")
-    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~") + (
-        f"?{parts.query}" if parts.query else ""
+    # Quoted as `requests` does (`requote_uri`): what is already escaped stays, a space or a
+    # non-ASCII character in the path or the query is escaped, so the request line is valid.
+    safe = "!#$%&'()*+,/:;=?@[]~"
+    path = quote(parts.path or "/", safe=safe) + (
+        f"?{quote(parts.query, safe=safe)}" if parts.query else ""
     )
     names = {name.lower() for name in given}
     defaults = {
@@ -635,6 +647,8 @@ class HttpClient:
                 ) from None
             except (OSError, ValueError, _BadResponse, _ProxyRefused) as exc:
                 self.close()
+                if reused and attempt == 1 and type(exc).__name__ in _TLS_CLOSED:
+                    continue  # the same for TLS: an idle connection the server cut (no notify)
                 raise _failure(url, exc, conn.way) from None
         return Response(
             status,

@@ -222,11 +222,44 @@ def test_opt_out_is_not_held_off_by_a_flush_sending_batch_after_batch(
         time.sleep(0.02)
     result = sm("opt-out")
     arrived = len(collector.requests)
-    flush.communicate(timeout=60)
+    out, err = flush.communicate(timeout=60)
     assert result.returncode == 0, result.stderr
+    assert flush.returncode == 0 and b"Stopped: you declined" in out, (out, err)
+    assert b"stay queued" not in err  # the rest was deleted, not left waiting
     assert arrived < 20  # opt-out did not wait for the whole backlog to leave
     assert len(collector.requests) == arrived  # and nothing left after it returned
     assert not data_db(home).exists() and decision(home)["decision"] == "declined"
+
+
+def test_a_run_never_waits_for_a_flush_in_flight(home: Path, collector, dead_url: str) -> None:
+    """Recording holds the state lock shared, as a sender does: a run ends (its event kept)
+    while a flush's request is still waiting for a slow endpoint."""
+    Path("send_metrics.toml").write_text(
+        f'[report]\nsink = "http"\nendpoint = "{dead_url}"\ndeadline = 0.5\n'
+    )
+    opt_in()
+    sm("run", "--", "true")
+    answered: list[float] = []
+
+    def slowly(_request: object) -> int:
+        time.sleep(4)
+        answered.append(time.monotonic())
+        return 0
+
+    collector.decide = slowly
+    collector.write_config("http", deadline=0.5)
+    flush = subprocess.Popen(
+        [SEND_METRICS, "flush", "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    while collector.connections == 0:
+        time.sleep(0.02)
+    time.sleep(0.3)  # the flush holds the lock, shared, while its request waits
+    result = sm("run", "--", "sh", "-c", "exit 3")
+    ended = time.monotonic()
+    flush.communicate(timeout=60)
+    assert result.returncode == 3
+    assert answered and ended < answered[0]  # the run was done before the flush's answer
+    assert [e["exit_code"] for e in history(home)] == [0, 3]
 
 
 NONBLOCKING = (
@@ -617,3 +650,16 @@ def test_the_readme_shows_what_changes_for_each_network_sink(sink: str, endpoint
     assert f"Where the events go: {where}." in flat
     assert f"Retention: {EXAMPLE['retention']}" in consent.disclosure(settings)
     assert consent.question(settings) == "Share usage metrics?"
+
+
+def test_an_endpoint_host_that_is_not_utf8_is_kept_readable(home: Path) -> None:
+    """A host from the environment with bytes that are not UTF-8: the yes is recorded (the
+    host shown with U+FFFD), never a traceback."""
+    Path("send_metrics.toml").write_text('[report]\nsink = "http"\n')
+    env = {**os.environ, "SEND_METRICS_ENDPOINT": os.fsdecode(b"http://\xff.example:9/")}
+    result = subprocess.run(
+        [SEND_METRICS, "opt-in", "--yes"], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result.stderr)
+    assert decision(home)["disclosure"]["host"] == "\ufffd.example"

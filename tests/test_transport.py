@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -484,3 +485,103 @@ def test_a_server_trickling_its_head_is_cut_at_the_deadline() -> None:
             client.post(server.url, b"{}", {})
     assert time.monotonic() - started < 2.0
     assert failure.value.kind == "unreachable"
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"HTTP_PROXY": "http://upper:1", "http_proxy": ""},
+        {"HTTP_PROXY": "http://upper:1", "http_proxy": "http://lower:2"},
+        {"HTTPS_PROXY": "", "https_proxy": "http://lower:2"},
+        {"ALL_PROXY": "http://all:3", "all_proxy": ""},
+        {"HTTP_PROXY": "http://upper:1", "REQUEST_METHOD": "GET"},
+        {"http_proxy": "http://lower:2", "REQUEST_METHOD": "GET"},
+        {"Http_Proxy": "http://mixed:4"},
+        {"HTTP_proxy": "", "HTTP_PROXY": "http://upper:1"},
+    ],
+)
+def test_proxy_variables_read_as_urllib_reads_them(
+    environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.request
+
+    monkeypatch.setattr(os, "environ", dict(environ))
+    assert transport.environ_proxies(environ) == urllib.request.getproxies_environment()
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "target"),
+    [
+        ("/a b?q=a b", "/a%20b?q=a%20b"),
+        ("/\u00e9?q=\u00e9", "/%C3%A9?q=%C3%A9"),
+        ("/x%20y?q=%2F&r=1", "/x%20y?q=%2F&r=1"),
+    ],
+)
+def test_paths_and_queries_are_escaped_as_requests_escapes_them(
+    collector, endpoint: str, target: str
+) -> None:
+    client = transport.HttpClient(time.monotonic() + 5)
+    response = client.post(collector.url + endpoint, b"{}", {})
+    client.close()
+    assert response.status == 200 and collector.requests[-1].path == target
+
+
+def test_a_length_frames_a_body_whatever_the_other_transfer_coding(home: Path) -> None:
+    """`Transfer-Encoding: identity` with a length, on a connection kept open: read by the
+    length (as http.client does), not until a close that never comes."""
+    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 2\r\n\r\n{}"
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(reply)
+        time.sleep(3)  # the connection stays open
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    client = transport.HttpClient(time.monotonic() + 2)
+    response = client.post(f"http://127.0.0.1:{server.getsockname()[1]}/", b"{}", {})
+    client.close()
+    server.close()
+    assert (response.status, response.body) == (200, b"{}")  # before the deadline, not at it
+
+
+def test_a_kept_tls_connection_the_server_cut_is_opened_again_once(cert_authority) -> None:
+    """A server that drops an idle TLS connection without a close notice: the next post on it
+    fails with SSLEOFError, and is sent again on a fresh connection, as for plain http."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_authority.server_cert, cert_authority.server_key)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    served: list[int] = []
+
+    def serve() -> None:
+        for number in (1, 2):
+            raw, _ = listener.accept()
+            conn = context.wrap_socket(raw, server_side=True)
+            conn.recv(65536)
+            conn.sendall(reply)
+            served.append(number)
+            time.sleep(0.2)
+            cut = socket.socket(fileno=conn.detach())  # no close_notify, and a reset (RST)
+            cut.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            cut.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    client = transport.HttpClient(
+        time.monotonic() + 10, (("SSL_CERT_FILE", str(cert_authority.ca_cert)),)
+    )
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}/"
+    assert client.post(url, b"{}", {}).status == 200
+    time.sleep(0.5)  # the server has cut the connection we keep
+    assert client.post(url, b"{}", {}).status == 200
+    client.close()
+    listener.close()
+    assert served == [1, 2]
