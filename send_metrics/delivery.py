@@ -186,6 +186,12 @@ def flush(
         return None
 
     settled: set[str] = set()  # ids whose request got an answer, of every batch
+    # Who writes the outcome: the sender, or this thread once it gives the sender up at the
+    # deadline; never both (a timeout at the deadline itself would count one failure twice).
+    import _thread
+
+    writing = _thread.allocate_lock()
+    verdict = {"abandoned": False, "failed": False}
 
     def work() -> None:
         from send_metrics import sinks
@@ -203,16 +209,21 @@ def flush(
 
             def on_result(ids: list[str], exc: DeliveryError | None, refused: int) -> None:
                 nonlocal stop
-                settled.update(ids)
-                if exc is None:
-                    db.delivered(ids, refused)
-                elif exc.retry:
-                    db.failed(ids, str(exc), exc.retry_after, exc.backs_off, target.fingerprint)
-                    outcome["error"] = str(exc)
-                    stop = True
-                else:
-                    db.rejected(ids, str(exc))
-                    outcome["error"] = f"{exc} (event dropped)"
+                with writing:
+                    if verdict["abandoned"]:
+                        stop = True  # given up at the deadline: the waiting side wrote it
+                        return
+                    settled.update(ids)
+                    if exc is None:
+                        db.delivered(ids, refused)
+                    elif exc.retry:
+                        db.failed(ids, str(exc), exc.retry_after, exc.backs_off, target.fingerprint)
+                        outcome["error"] = str(exc)
+                        verdict["failed"] = True
+                        stop = True
+                    else:
+                        db.rejected(ids, str(exc))
+                        outcome["error"] = f"{exc} (event dropped)"
 
             with check(events) if check else _Unchecked(events) as allowed:
                 if allowed is None:
@@ -220,9 +231,12 @@ def flush(
                 try:
                     sinks.deliver(target, allowed, deadline, on_result, client)
                 except MetricsError as exc:
-                    ids = [e["message_id"] for e in allowed]
-                    db.failed(ids, str(exc), None, True, target.fingerprint)
-                    outcome["error"] = str(exc)
+                    with writing:
+                        if not verdict["abandoned"]:
+                            ids = [e["message_id"] for e in allowed]
+                            db.failed(ids, str(exc), None, True, target.fingerprint)
+                            outcome["error"] = str(exc)
+                            verdict["failed"] = True
                     return
                 if stop:  # the rest of the batch was never tried: free it for the next send
                     db.release([e["message_id"] for e in allowed if e["message_id"] not in settled])
@@ -241,6 +255,11 @@ def flush(
     left = deadline - time.monotonic()
     thread.join(None if left == float("inf") else max(0.0, left))
     if thread.is_alive():
+        with writing:
+            verdict["abandoned"] = True
+            failed = verdict["failed"]
+        if failed:  # the sender's own timeout, at the deadline: recorded once, by it
+            return outcome["error"]
         error = "the endpoint did not answer within report.deadline"
         # The sender is abandoned mid-request; free its claims so the next run or flush can
         # send them at once. A separate connection: the sender may be inside a transaction.
