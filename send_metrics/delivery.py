@@ -67,7 +67,12 @@ def report(
 
     target, error = destination(settings)
     networked = target is not None or error is not None  # an incomplete config keeps events
-    with consent.recording(settings, event["anonymous_id"], until=deadline) as allowed:
+    # The lock is held briefly by others, but for a writer waiting its turn behind a send in
+    # flight (an opt-out, which would delete the event anyway): waited for until the deadline,
+    # or a second from now if that is later, so that a run whose facts took their time under
+    # load still records its event.
+    until = max(deadline, time.monotonic() + 1.0)
+    with consent.recording(settings, event["anonymous_id"], until=until) as allowed:
         if not allowed:
             return  # an opt-out (or a changed disclosure) since the run began: nothing is kept
         # Not closed: the process ends right after, and an abandoned sender may still use it.
