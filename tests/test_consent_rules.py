@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -663,3 +664,15 @@ def test_an_endpoint_host_that_is_not_utf8_is_kept_readable(home: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert_no_traceback(result.stderr)
     assert decision(home)["disclosure"]["host"] == "\ufffd.example"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+def test_a_hangup_or_kill_at_the_question_records_nothing(home: Path, signum: int) -> None:
+    """Closing the terminal, or a kill, is no answer: nothing recorded, asked again later."""
+    child = pexpect.spawn(SEND_METRICS, ["run", "--", "true"], encoding="utf-8", timeout=20)
+    child.expect(PROMPT)
+    child.kill(signum)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert decision(home) == {}
+    assert not data_db(home).exists()
