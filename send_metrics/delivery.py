@@ -76,8 +76,9 @@ def report(
         if not allowed:
             return  # an opt-out (or a changed disclosure) since the run began: nothing is kept
         # Not closed: the process ends right after, and an abandoned sender may still use it.
-        # Waiting for a lock held by other wrappers counts against the deadline too.
-        db = _open_store(settings, busy_timeout=max(0.05, deadline - time.monotonic()))
+        # Waiting for other wrappers' writes has the same bound as the lock above: an event
+        # is never lost because the facts used the deadline up on a busy machine.
+        db = _open_store(settings, busy_timeout=max(0.05, until - time.monotonic()))
         db.record(
             event,
             queue=networked,
