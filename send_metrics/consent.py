@@ -24,9 +24,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from contextlib import AbstractContextManager
     from types import TracebackType
+    from typing import TypeVar
 
     from send_metrics.event import Event
     from send_metrics.store import Store
+
+    _T = TypeVar("_T")
 
 SINK_NAMES = {
     "segment": "Segment",
@@ -503,26 +506,22 @@ def ask_once(settings: Settings) -> tuple[Decision, str]:
     )
 
 
-class recording:  # a class (no contextlib), used as `with recording(...) as allowed:`
-    """Hold the state lock while an event is recorded, and say whether it may be: the decision
-    is read again right before, so a wrapper that was running during `opt-out` records nothing.
-    Shared, as a sender holds it: recording only reads the decision (SQLite orders the writes),
-    so a `flush` in flight never holds a run up; an opt-out waiting for its turn does, until
-    `until` at most."""
+class _Checked:
+    """The state lock held shared around a check of the decision, read again under it: what a
+    run does right before it records, and a sender before each request. `_hold` takes the lock
+    and gives the check's answer (the lock is let go at once if the check fails)."""
 
-    def __init__(self, settings: Settings, anonymous_id: str, until: float | None = None) -> None:
+    def __init__(self, settings: Settings, until: float | None = None) -> None:
         self.settings = settings
-        self.anonymous_id = anonymous_id
         self.lock = _locked(state_path(settings.app), shared=True, until=until)
 
-    def __enter__(self) -> bool:
+    def _hold(self, check: Callable[[Decision], _T]) -> _T:
         self.lock.__enter__()
         try:
-            decision = _current(state_path(self.settings.app))
+            return check(_current(state_path(self.settings.app)))
         except BaseException:
             self.lock.__exit__(None, None, None)
             raise
-        return collecting(decision, self.settings) and decision.anonymous_id == self.anonymous_id
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -530,25 +529,36 @@ class recording:  # a class (no contextlib), used as `with recording(...) as all
         self.lock.__exit__(kind, exc, tb)
 
 
-class _SendCheck:
+class recording(_Checked):  # a class (no contextlib), used as `with recording(...) as allowed:`
+    """Hold the state lock while an event is recorded, and say whether it may be: the decision
+    is read again right before, so a wrapper that was running during `opt-out` records nothing.
+    Shared, as a sender holds it: recording only reads the decision (SQLite orders the writes),
+    so a `flush` in flight never holds a run up; an opt-out waiting for its turn does, until
+    `until` at most."""
+
+    def __init__(self, settings: Settings, anonymous_id: str, until: float | None = None) -> None:
+        super().__init__(settings, until)
+        self.anonymous_id = anonymous_id
+
+    def __enter__(self) -> bool:
+        return self._hold(self._allowed)
+
+    def _allowed(self, decision: Decision) -> bool:
+        return collecting(decision, self.settings) and decision.anonymous_id == self.anonymous_id
+
+
+class _SendCheck(_Checked):
     """One sender's check (see `sending`), held around one request."""
 
     def __init__(self, settings: Settings, db: Store, events: list[Event]) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.db = db
         self.events = events
-        self.lock = _locked(state_path(settings.app), shared=True)
 
     def __enter__(self) -> list[Event] | None:
-        self.lock.__enter__()
-        try:
-            return self._allowed()
-        except BaseException:
-            self.lock.__exit__(None, None, None)
-            raise
+        return self._hold(self._allowed)
 
-    def _allowed(self) -> list[Event] | None:
-        decision = _current(state_path(self.settings.app))
+    def _allowed(self, decision: Decision) -> list[Event] | None:
         events = self.events
         if not collecting(decision, self.settings):
             self.db.release([e["message_id"] for e in events])
@@ -558,11 +568,6 @@ class _SendCheck:
         if stale:
             self.db.discard(stale)
         return [e for e in events if e["anonymous_id"] == current]
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.lock.__exit__(kind, exc, tb)
 
 
 def sending(

@@ -142,14 +142,6 @@ def home_dir() -> str | None:
     return found if os.path.isabs(found) else None
 
 
-def said_yes(app: str | None) -> bool:
-    """Whether the decision file looks like a yes, at a glance (no parser): worth preparing
-    for a report. The real check, under the lock, decides."""
-    home = config_home(app) if app is not None else None
-    decision = read_bounded(os.path.join(home, "metrics.toml")) if home is not None else None
-    return decision is not None and b'decision = "granted"' in decision
-
-
 def config_home(app: str) -> str | None:
     """The developer's config directory for `app` (as `files.config_dir`), without pathlib;
     None without a home (an XDG directory or HOME)."""
@@ -175,8 +167,10 @@ def trace_make(
     home = config_home(app)
     if home is None:
         return None
-    if not dry_run and not said_yes(app):
-        return None
+    if not dry_run:
+        decision = read_bounded(os.path.join(home, "metrics.toml"))
+        if decision is None or b'decision = "granted"' not in decision:
+            return None
     extra = ["-f", os.path.join(os.path.dirname(os.path.abspath(__file__)), "send_metrics.mk")]
     if makefile is None:
         found = next((name for name in _MAKEFILES if os.path.isfile(name)), None)

@@ -13,17 +13,16 @@ from send_metrics.records import NamedTuple
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
-else:
-    try:  # the C module under `sqlite3`: the same connection and errors, without the datetime
-        import _sqlite3 as sqlite3  # adapters `sqlite3.dbapi2` loads (~5 ms each collected run)
-    except ImportError:
-        import sqlite3
-if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any
 
     from send_metrics.event import Event
     from send_metrics.files import AnyPath
+else:
+    try:  # the C module under `sqlite3`: the same connection and errors, without the datetime
+        import _sqlite3 as sqlite3  # adapters `sqlite3.dbapi2` loads (~5 ms each collected run)
+    except ImportError:
+        import sqlite3
 
 DB_NAME = "metrics.sqlite3"
 USER_VERSION = 1  # the layout below; a store with a higher one is never written

@@ -209,13 +209,29 @@ def test_config_home_before_the_child_follows_the_same_rule(
 # ---- 3. a config name taken by something that is not a file stops the search ----
 
 
-@pytest.mark.parametrize("kind", ["fifo", "directory", "link to /dev/zero"])
-def test_a_config_name_that_is_not_a_file_is_refused_not_skipped(tmp_path: Path, kind: str) -> None:
+def _below_a_parent_config(tmp_path: Path) -> tuple[Path, Path]:
+    """A working folder whose parent has a config that would show if it were read, and the
+    path where the working folder's own `send_metrics.toml` goes."""
     parent = tmp_path / "repo"
     work = parent / "sub"
     work.mkdir(parents=True)
-    (parent / "send_metrics.toml").write_text("bogus_parent_key = 1\n")  # would show if read
-    taken = work / "send_metrics.toml"
+    (parent / "send_metrics.toml").write_text("bogus_parent_key = 1\n")
+    return work, work / "send_metrics.toml"
+
+
+def _exit_7_in(work: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SEND_METRICS, "run", "--", "sh", "-c", "exit 7"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=work,
+    )
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "link to /dev/zero"])
+def test_a_config_name_that_is_not_a_file_is_refused_not_skipped(tmp_path: Path, kind: str) -> None:
+    work, taken = _below_a_parent_config(tmp_path)
     if kind == "fifo":
         os.mkfifo(taken)
     elif kind == "directory":
@@ -223,13 +239,7 @@ def test_a_config_name_that_is_not_a_file_is_refused_not_skipped(tmp_path: Path,
     else:
         taken.symlink_to("/dev/zero")
     started = time.monotonic()
-    result = subprocess.run(
-        [SEND_METRICS, "run", "--", "sh", "-c", "exit 7"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        cwd=work,
-    )
+    result = _exit_7_in(work)
     took = time.monotonic() - started
     assert result.returncode == 7
     [line] = result.stderr.splitlines()
@@ -244,18 +254,9 @@ def test_a_config_name_that_is_not_a_file_is_refused_not_skipped(tmp_path: Path,
 
 
 def test_a_dangling_config_link_is_refused_too(tmp_path: Path) -> None:
-    parent = tmp_path / "repo"
-    work = parent / "sub"
-    work.mkdir(parents=True)
-    (parent / "send_metrics.toml").write_text("bogus_parent_key = 1\n")
-    (work / "send_metrics.toml").symlink_to(tmp_path / "nowhere")
-    result = subprocess.run(
-        [SEND_METRICS, "run", "--", "sh", "-c", "exit 7"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        cwd=work,
-    )
+    work, taken = _below_a_parent_config(tmp_path)
+    taken.symlink_to(tmp_path / "nowhere")
+    result = _exit_7_in(work)
     assert result.returncode == 7
     [line] = result.stderr.splitlines()
     assert "sub/send_metrics.toml" in line and "using defaults" in line
