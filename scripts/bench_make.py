@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SNIPPET = ROOT / "send_metrics" / "send_metrics.mk"
+SNIPPET = ROOT / "send_metrics" / "make" / "send_metrics.mk"
 BIN = Path(sys.executable).parent
 LINES = 1000
 

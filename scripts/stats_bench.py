@@ -32,8 +32,8 @@ SEND_METRICS = str(Path(sys.executable).parent / "send_metrics")
 def fill(home: Path, runs: int) -> None:
     """A history of `runs` runs of 100 commands over 60 days, a tenth of them traced make
     runs, through the store's own schema."""
-    from send_metrics import store
-    from send_metrics.stats import BREAKDOWN_FIELD
+    from send_metrics.event import store
+    from send_metrics.local.stats import BREAKDOWN_FIELD
 
     path = home / ".local/share/send_metrics" / store.DB_NAME
     store.Store(path).close()
@@ -85,9 +85,9 @@ def timed(args: list[str], env: dict[str, str], repeat: int) -> tuple[list[float
 def in_process(home: Path, repeat: int) -> dict[str, float]:
     """Our own part: read the history, compute, format; in this process, median of `repeat`."""
     os.environ["XDG_DATA_HOME"] = str(home / ".local/share")
-    from send_metrics import report_html, stats_text
-    from send_metrics import stats as numbers
-    from send_metrics.config import Settings
+    from send_metrics.local import report_html, stats_text
+    from send_metrics.local import stats as numbers
+    from send_metrics.settings.config import Settings
 
     settings = Settings()
 

@@ -6,7 +6,7 @@ import sys
 def main() -> None:
     """Run the command line; `run` and `wrap` start their child before click is imported."""
     try:
-        from send_metrics import fastpath
+        from send_metrics.run import fastpath
 
         fastpath.try_fast(sys.argv[1:])
         from send_metrics.cli import cli

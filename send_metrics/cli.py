@@ -7,16 +7,21 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from send_metrics import __version__, config, consent, delivery, reports, wrapper
-from send_metrics.config import Settings
+from send_metrics import __version__
+from send_metrics.consent import consent
+from send_metrics.delivery import delivery
 from send_metrics.errors import ExitCode, MetricsError
-from send_metrics.files import state_path
+from send_metrics.local import reports
 from send_metrics.output import closed_pipe, say, warn
+from send_metrics.run import wrapper
+from send_metrics.settings import config
+from send_metrics.settings.config import Settings
+from send_metrics.settings.files import state_path
 
 # Deferred imports: each command loads only what it uses (click itself is never loaded
 # by a wrapped run, see fastpath).
 if TYPE_CHECKING:
-    from send_metrics import stats_text
+    from send_metrics.local import stats_text
 
 # The command's own options follow it untouched; an unknown option of ours is a usage error.
 _PASS_THROUGH = {"allow_interspersed_args": False}
@@ -231,7 +236,7 @@ def flush(timeout: float) -> None:
 @cli.command()
 def schema() -> None:
     """Print the JSON Schema of the events."""
-    from send_metrics.event import schema_text
+    from send_metrics.event.event import schema_text
 
     click.echo(schema_text(), nl=False)
 
@@ -250,8 +255,8 @@ def stats(
     since: str | None, command: str | None, as_json: bool, as_csv: bool, html_file: str | None
 ) -> None:
     """Your own local history: per command, runs, failures, durations, time spent, trends."""
-    from send_metrics import stats as numbers
-    from send_metrics import stats_text
+    from send_metrics.local import stats as numbers
+    from send_metrics.local import stats_text
 
     if as_json + as_csv + bool(html_file) > 1:
         raise click.UsageError("choose one of --json, --csv and --html")
@@ -262,7 +267,7 @@ def stats(
     settings = _settings()
     runs = numbers.load_runs(settings)
     if html_file:
-        from send_metrics import report_html
+        from send_metrics.local import report_html
 
         report = numbers.report(
             [r for r in runs if r.command == command] if command else runs, window
@@ -302,7 +307,7 @@ def _style() -> stats_text.Style:
     import os
     import shutil
 
-    from send_metrics.stats_text import Style
+    from send_metrics.local.stats_text import Style
 
     encoding = getattr(sys.stdout, "encoding", None) or "ascii"
     try:
@@ -326,7 +331,7 @@ def makefile(show_path: bool) -> None:
     Save it next to your Makefile and add `-include send_metrics.mk` as its last line:
     send_metrics makefile > send_metrics.mk
     """
-    from send_metrics import maketrace
+    from send_metrics.make import trace as maketrace
 
     if show_path:
         click.echo(str(maketrace.snippet_path()))
@@ -342,9 +347,10 @@ def trace(target: str | None, chrome: str | None) -> None:
     import json
     import os
 
-    from send_metrics import maketrace, store
     from send_metrics.errors import ConfigError
-    from send_metrics.files import data_dir
+    from send_metrics.event import store
+    from send_metrics.make import trace as maketrace
+    from send_metrics.settings.files import data_dir
 
     settings = _settings()
     path = store.db_path(data_dir(settings.app))

@@ -159,7 +159,7 @@ def validate(event: dict) -> dict:
     """Fail unless the event matches the JSON Schema shipped in the package."""
     import jsonschema
 
-    from send_metrics.event import schema
+    from send_metrics.event.event import schema
 
     jsonschema.Draft202012Validator(schema()).validate(event)
     return event
@@ -235,7 +235,7 @@ def delivered_ids(requests: list[Received]) -> list[str]:
 def add_runs(home: Path, runs: list[tuple], app: str = "send_metrics") -> None:
     """Put runs straight into the history through the store's own schema, in one transaction:
     each (command, start_time, duration_ms, exit_code[, extra event fields])."""
-    from send_metrics import store
+    from send_metrics.event import store
 
     template = json.loads(sm("preview", "--", "true").stdout)
     path = data_db(home, app)

@@ -56,7 +56,7 @@ def test_prompt_answers(home: Path, answer: str, granted: bool) -> None:
     assert child.exitstatus == 3, rest
     assert "Traceback" not in rest
     # The disclosure names every field the schema documents, and how to change one's mind.
-    from send_metrics.event import schema
+    from send_metrics.event.event import schema
 
     flat = " ".join(text.split())
     assert [f for f in schema()["properties"] if f not in flat] == []
@@ -384,7 +384,7 @@ def test_status_names_the_decision_paths_and_overrides(home: Path) -> None:
     ids=["app", "deadline", "queue", "sink", "table", "allow_args", "bool"],
 )
 def test_operator_config_values_are_checked(tmp_path: Path, text: str, problem: str) -> None:
-    from send_metrics import config
+    from send_metrics.settings import config
 
     path = tmp_path / "send_metrics.toml"
     path.write_text(text + "\n")
@@ -395,8 +395,9 @@ def test_operator_config_values_are_checked(tmp_path: Path, text: str, problem: 
 
 
 def test_the_disclosure_names_every_field_the_privacy_url_and_allow_listed_commands() -> None:
-    from send_metrics import config, consent
-    from send_metrics.event import schema
+    from send_metrics.consent import consent
+    from send_metrics.event.event import schema
+    from send_metrics.settings import config
 
     text = consent.disclosure(
         config.Settings(allow_args=("deploy",), privacy_url="https://example.org/privacy")

@@ -622,8 +622,8 @@ EXAMPLE = {
 
 
 def test_the_readme_shows_the_local_disclosure_exactly() -> None:
-    from send_metrics import consent
-    from send_metrics.config import Settings
+    from send_metrics.consent import consent
+    from send_metrics.settings.config import Settings
 
     settings = Settings(**EXAMPLE)
     text = consent.disclosure(settings) + "\n" + consent.question(settings) + " [y/N]\n"
@@ -639,8 +639,8 @@ def test_the_readme_shows_the_local_disclosure_exactly() -> None:
     ],
 )
 def test_the_readme_shows_what_changes_for_each_network_sink(sink: str, endpoint: str) -> None:
-    from send_metrics import consent
-    from send_metrics.config import Settings
+    from send_metrics.consent import consent
+    from send_metrics.settings.config import Settings
 
     settings = Settings(**EXAMPLE, sink=sink, endpoint=endpoint, write_key="k")
     paragraphs = " ".join(consent.disclosure(settings).split("\n\n")[0].split())

@@ -313,8 +313,8 @@ def test_segment_batches_stay_within_the_size_limits() -> None:
     """Segment takes at most 500 KB a batch and 32 KB an event; the queue is split to fit."""
     import json
 
-    from send_metrics import sinks
-    from send_metrics.config import Settings
+    from send_metrics.delivery import sinks
+    from send_metrics.settings.config import Settings
 
     target = sinks.resolve(Settings(sink="segment", write_key="k", endpoint="http://x"))
     event = json.loads(sm("preview", "--", "true").stdout)
@@ -342,7 +342,7 @@ def test_a_prepared_connection_closed_by_the_server_is_reopened_once() -> None:
     import socket
     import threading
 
-    from send_metrics import sinks
+    from send_metrics.delivery import sinks
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

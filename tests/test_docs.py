@@ -12,7 +12,7 @@ import pytest
 
 from send_metrics.cli import cli
 from send_metrics.errors import ExitCode
-from send_metrics.event import schema
+from send_metrics.event.event import schema
 from tests.helpers import BIN, history, queued, sm
 
 ROOT = Path(__file__).parent.parent
@@ -72,7 +72,7 @@ def test_the_readme_first_block_runs_with_the_local_sink(home: Path, tmp_path: P
 
 
 def test_every_documented_config_key_is_accepted(tmp_path: Path) -> None:
-    from send_metrics import config
+    from send_metrics.settings import config
 
     match = re.search(r"```toml\n(.*?)```", README, re.S)
     assert match is not None

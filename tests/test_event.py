@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from send_metrics import event as event_module
-from send_metrics import facts
-from send_metrics.event import Event, schema
+from send_metrics.event import event as event_module
+from send_metrics.event.event import Event, schema
+from send_metrics.facts import facts
 from tests.helpers import (
     SEND_METRICS,
     assert_no_traceback,
@@ -138,7 +138,7 @@ def test_git_detached_dirty_and_no_upstream(tmp_path: Path) -> None:
 def test_git_facts_read_from_the_files_agree_with_git(tmp_path: Path, layout: str) -> None:
     """Commit time, remotes and the default branch come from `.git`'s files (loose or packed
     objects, a linked worktree's pointers); a commit stored as a delta is asked of git."""
-    from send_metrics import gitfiles
+    from send_metrics.facts import gitfiles
 
     repo = make_repo(tmp_path / "r")
     git(repo, "remote", "add", "upstream", "https://example.org/up/repo.git")
@@ -252,7 +252,7 @@ def test_an_event_stays_under_32_kb_in_bytes_with_every_field_at_its_longest(hom
     sm("run", "--name", long, "--", "echo", *(['\x01\x02"\\' * 100] * 20), *([long] * 100))
     [event] = history(home, app)
     assert event["command_args"] and len(event["command_args"]) < 200
-    from send_metrics import sinks
+    from send_metrics.delivery import sinks
 
     for body in (json.dumps(sinks.segment_message(event)), json.dumps(event)):
         assert len(body.encode("utf-8")) < 32_000, len(body)

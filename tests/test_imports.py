@@ -14,7 +14,7 @@ import pytest
 from tests.helpers import SEND_METRICS, opt_in
 
 PACKAGE = Path(__file__).parent.parent / "send_metrics"
-HOT_PATH = {"__main__", "fastpath", "wrapper", "runner", "output"}
+HOT_PATH = {"__main__", "run.fastpath", "run.wrapper", "run.runner", "output"}
 MARK = "--the-child-started--"
 # The console script's launcher (`from send_metrics.__main__ import main`), plus an audit hook
 # that writes MARK when the first process is forked or spawned (the group witness just before
@@ -52,9 +52,9 @@ COSTLY = (
     "urllib.parse",
     "ipaddress",
     "http.client",
-    "send_metrics.config",
+    "send_metrics.settings.config",
     "send_metrics.errors",
-    "send_metrics.event",
+    "send_metrics.event.event",
 )
 
 
@@ -104,7 +104,7 @@ def test_nothing_costly_is_imported_before_the_child_starts(home: Path, decision
     before, after = run_marked("run")
     costly = [name for name in before if name in COSTLY and name not in own]
     assert costly == [], before
-    assert "send_metrics.wrapper" in before and "send_metrics.config" in after
+    assert "send_metrics.run.wrapper" in before and "send_metrics.settings.config" in after
 
 
 def test_nothing_costly_before_a_wrapped_make_target_starts(home: Path) -> None:
@@ -139,7 +139,7 @@ def test_the_console_script_never_imports_click_for_a_run(home: Path, args: tupl
     )
     assert done.returncode == 0, done.stderr
     modules = imported(done.stderr)
-    assert "send_metrics.wrapper" in modules and "send_metrics.store" in modules
+    assert "send_metrics.run.wrapper" in modules and "send_metrics.event.store" in modules
     assert not [m for m in modules if m == "click" or m.startswith("click.")]
 
 
@@ -152,13 +152,20 @@ def _deferred_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
     return found
 
 
+def _dotted(path: Path) -> str:
+    """`run/wrapper.py` as `run.wrapper` (a package's `__init__.py` as the package)."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts) or "__init__"
+
+
 @pytest.mark.parametrize(
-    "module", sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in HOT_PATH)
+    "module", sorted(m for m in map(_dotted, PACKAGE.rglob("*.py")) if m not in HOT_PATH)
 )
 def test_a_deferred_import_outside_the_hot_path_says_why(module: str) -> None:
     """Outside the hot path an import inside a function needs a reason: a comment on its line
     or the line above, or one `# Deferred imports: ...` comment for the whole module."""
-    text = (PACKAGE / f"{module}.py").read_text()
+    path = PACKAGE.joinpath(*module.split("."))
+    text = (path / "__init__.py" if path.is_dir() else path.with_suffix(".py")).read_text()
     lines = text.splitlines()
     if any(line.startswith("# Deferred imports:") for line in lines):
         return
@@ -182,7 +189,7 @@ def test_the_local_sink_loads_nothing_for_the_network(home: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     modules = imported(done.stderr)
-    assert "send_metrics.store" in modules
+    assert "send_metrics.event.store" in modules
     assert [m for m in modules if m in ("http.client", "ssl", "socket")] == []
 
 

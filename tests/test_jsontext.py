@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from send_metrics import jsontext
+from send_metrics.lean import jsontext
 
 scalars = (
     st.none()

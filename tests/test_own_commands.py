@@ -59,7 +59,8 @@ def test_ctrl_c_at_opt_ins_question_is_130_without_aborted(home: Path) -> None:
 
 def _queue_events(home: Path, count: int) -> None:
     """Events in the queue as an earlier run against a dead endpoint would have left them."""
-    from send_metrics import files, store
+    from send_metrics.event import store
+    from send_metrics.settings import files
 
     event = json.loads(sm("preview", "--", "true").stdout)
     db = store.Store(store.db_path(files.data_dir("send_metrics")))

@@ -14,7 +14,7 @@ import pytest
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
-from send_metrics import sinks
+from send_metrics.delivery import sinks
 from tests.helpers import Received, assert_no_traceback, history, opt_in, queued, sm
 
 WRITE_KEY = "wk-protocols"
@@ -278,7 +278,7 @@ def test_otlp_exporter_variables(home: Path, collector, env: dict, expect: dict)
 
 def test_otlp_protobuf_body_decodes_to_the_json_one(home: Path, collector) -> None:
     """The same events in both encodings are the same ExportLogsServiceRequest."""
-    from send_metrics.config import Settings
+    from send_metrics.settings.config import Settings
 
     event = json.loads(sm("preview", "--", "true").stdout)
     base = Settings(sink="otlp", endpoint=collector.url)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from send_metrics import stats, stats_text
+from send_metrics.local import stats, stats_text
 from tests.helpers import SEND_METRICS, add_runs, assert_no_traceback, sm
 
 ROOT = Path(__file__).parent.parent
@@ -88,7 +88,8 @@ def test_totals_medians_failures_and_order_over_the_last_7_days(home: Path) -> N
 
 
 def test_median_and_p95_of_runs_recorded_by_the_store(home: Path) -> None:
-    from send_metrics import config, files, store
+    from send_metrics.event import store
+    from send_metrics.settings import config, files
 
     event = json.loads(sm("preview", "--", "true").stdout)
     db = store.Store(store.db_path(files.data_dir("send_metrics")))

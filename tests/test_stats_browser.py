@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from send_metrics.stats import BREAKDOWN_FIELD
+from send_metrics.local.stats import BREAKDOWN_FIELD
 from tests.browser import Browser, chromium
 from tests.helpers import add_runs, sm
 

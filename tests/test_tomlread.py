@@ -10,7 +10,7 @@ import tomli_w
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from send_metrics import tomlread
+from send_metrics.lean import tomlread
 
 KEYS = st.text(alphabet="abcXYZ019_-", min_size=1, max_size=6)
 SCALARS = st.one_of(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from send_metrics import transport
+from send_metrics.delivery import transport
 from send_metrics.errors import DeliveryError
 from tests.helpers import assert_no_traceback, delivered_ids, history, opt_in, queued, sm
 

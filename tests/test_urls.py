@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from send_metrics import urls
+from send_metrics.lean import urls
 
 PIECES = st.sampled_from(
     [

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from send_metrics import fastpath, wrapper
 from send_metrics.cli import cli
-from send_metrics.wrapper import RunSpec
+from send_metrics.run import fastpath, wrapper
+from send_metrics.run.wrapper import RunSpec
 from tests.helpers import assert_no_traceback, sm
 
 

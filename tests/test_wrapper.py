@@ -254,7 +254,7 @@ def test_wrap_stdin_reaches_the_recipe(makefile: Path) -> None:
     ],
 )
 def test_make_flags(makeflags: str, letters: set[str]) -> None:
-    from send_metrics.wrapper import make_flags
+    from send_metrics.run.wrapper import make_flags
 
     assert make_flags(makeflags) == letters
 
@@ -326,7 +326,7 @@ def test_portable_signal_path_without_sigtimedwait(monkeypatch: pytest.MonkeyPat
     """Where sigtimedwait is missing (macOS), handlers forward the signal instead."""
     import threading
 
-    from send_metrics import runner
+    from send_metrics.run import runner
 
     saved = {sig: signal.getsignal(sig) for sig in runner.FORWARDED}
     monkeypatch.delattr(runner.signal, "sigtimedwait")  # the signal module runner uses

@@ -19,9 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from send_metrics import config, store
-from send_metrics.decision import read_decision
+from send_metrics.consent.decision import read_decision
 from send_metrics.errors import ConfigError
+from send_metrics.event import store
+from send_metrics.settings import config
 from tests.helpers import (
     SEND_METRICS,
     assert_no_traceback,

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import os
 
-from send_metrics import files
 from send_metrics.errors import ConfigError
-from send_metrics.records import NamedTuple
+from send_metrics.lean.records import NamedTuple
+from send_metrics.settings import files
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Literal
 
-    from send_metrics.files import AnyPath
+    from send_metrics.settings.files import AnyPath
 
     Answer = Literal["granted", "declined"]
 
@@ -48,7 +48,7 @@ class Scope(NamedTuple):
     @property
     def fingerprint(self) -> str:
         """A stable hash of everything above, stored with a yes and shown by `status`."""
-        from send_metrics.jsontext import dumps
+        from send_metrics.lean.jsontext import dumps
 
         text = dumps(list(self), separators=(",", ":"))
         digest: str = _sha256(text.encode("utf-8")).hexdigest()
@@ -128,7 +128,7 @@ def read_decision(path: AnyPath) -> Decision:
 
 
 def _read(path: AnyPath) -> Decision:
-    from send_metrics import tomlread
+    from send_metrics.lean import tomlread
 
     try:
         text = files.read_small(path, follow=False).decode("utf-8")

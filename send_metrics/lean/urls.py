@@ -8,7 +8,7 @@ here against `urllib.parse` itself on generated URLs.
 
 from __future__ import annotations
 
-from send_metrics.records import NamedTuple
+from send_metrics.lean.records import NamedTuple
 
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.")
 _UNSAFE = ("\t", "\r", "\n")  # removed anywhere, as urllib does (WHATWG)
@@ -159,3 +159,28 @@ def unquote(text: str) -> str:
     if run:
         out.append(run.decode("utf-8", "replace"))
     return "".join(out)
+
+
+def mask_url(url: str) -> str:
+    """An endpoint as it may be printed or stored: scheme://host:port only. User names,
+    passwords, paths and queries may all hold tokens."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+        return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+    except ValueError:
+        return "(unparseable URL)"
+
+
+def mask_urls(text: str) -> str:
+    """Every URL in a line of text masked as `mask_url` does (a safety net for stored errors)."""
+    import re  # only here: masking a stored error is rare, and `re` costs milliseconds
+
+    def one(match: re.Match[str]) -> str:
+        url = match.group(0).rstrip(":,;.)")
+        return mask_url(url) + match.group(0)[len(url) :]
+
+    return re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+", one, text)

@@ -6,9 +6,10 @@ import os
 import stat
 import time
 
-from send_metrics import files, jsontext
 from send_metrics.errors import MetricsError, StoreError
-from send_metrics.records import NamedTuple
+from send_metrics.lean import jsontext
+from send_metrics.lean.records import NamedTuple
+from send_metrics.settings import files
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -16,8 +17,8 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any
 
-    from send_metrics.event import Event
-    from send_metrics.files import AnyPath
+    from send_metrics.event.event import Event
+    from send_metrics.settings.files import AnyPath
 else:
     try:  # the C module under `sqlite3`: the same connection and errors, without the datetime
         import _sqlite3 as sqlite3  # adapters `sqlite3.dbapi2` loads (~5 ms each collected run)
@@ -467,7 +468,7 @@ def wipe(data_dir: str) -> bool:
 
 def _masked(error: str) -> str:
     """An error as stored: any URL in it cut to scheme://host:port (paths may hold tokens)."""
-    from send_metrics.transport import mask_urls  # deferred: only a failed send stores an error
+    from send_metrics.lean.urls import mask_urls  # deferred: only a failed send stores an error
 
     return mask_urls(error)
 

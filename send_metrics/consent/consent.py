@@ -11,10 +11,16 @@ from __future__ import annotations
 import os
 import sys
 
-from send_metrics.config import Settings
-from send_metrics.decision import Decision, Scope, read_decision, remove_decision, write_decision
+from send_metrics.consent.decision import (
+    Decision,
+    Scope,
+    read_decision,
+    remove_decision,
+    write_decision,
+)
 from send_metrics.errors import ConfigError, MetricsError
-from send_metrics.files import data_dir, state_path
+from send_metrics.settings.config import Settings
+from send_metrics.settings.files import data_dir, state_path
 
 # Deferred imports: every wrapped run asks this module whether to collect, after its child
 # starts; asking, the disclosure and writing a decision are rare and load their own modules.
@@ -26,8 +32,8 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import TypeVar
 
-    from send_metrics.event import Event
-    from send_metrics.store import Store
+    from send_metrics.event.event import Event
+    from send_metrics.event.store import Store
 
     _T = TypeVar("_T")
 
@@ -47,8 +53,8 @@ def is_interactive() -> bool:
             return False
     except (OSError, ValueError, AttributeError):
         return False
-    from send_metrics.facts import ci_vendor
-    from send_metrics.runner import in_foreground
+    from send_metrics.facts.facts import ci_vendor
+    from send_metrics.run.runner import in_foreground
 
     return in_foreground() and not ci_vendor()[0]
 
@@ -62,8 +68,8 @@ def _host(settings: Settings) -> str:
 
 def _raw_host(settings: Settings) -> str:
     """The host events would go to: the same resolution a send makes (the key plays no part)."""
-    from send_metrics import sinks
-    from send_metrics.urls import urlsplit
+    from send_metrics.delivery import sinks
+    from send_metrics.lean.urls import urlsplit
 
     try:
         target = sinks.resolve(settings._replace(write_key=settings.write_key or "-"))
@@ -96,7 +102,7 @@ def scope(settings: Settings) -> Scope:
 
 
 def _scope(settings: Settings) -> Scope:
-    from send_metrics.event import collected_fields
+    from send_metrics.event.event import collected_fields
 
     local = settings.sink == "local"
     return Scope(
@@ -185,7 +191,7 @@ def disclosure(settings: Settings, why: str = "") -> str:
     destination; `why` says what changed since an earlier yes."""
     import textwrap
 
-    from send_metrics.event import field_groups
+    from send_metrics.event.event import field_groups
 
     covered = scope(settings)
     if settings.consent_message:
@@ -272,7 +278,7 @@ def ask(settings: Settings, why: str = "") -> bool | None:
     import termios
 
     from send_metrics.output import say
-    from send_metrics.runner import Interrupted
+    from send_metrics.run.runner import Interrupted
 
     fd = sys.stdin.fileno()
     try:
@@ -341,7 +347,7 @@ class _locked:  # a class (no contextlib), used as `with _locked(path):` like a 
     def __enter__(self) -> None:
         import fcntl
 
-        from send_metrics import files
+        from send_metrics.settings import files
 
         files.private_dir(self.folder)
         # Two files, so that a writer is never starved by senders that keep taking the shared
@@ -416,7 +422,7 @@ def _current(path: str) -> Decision:
 def _write(settings: Settings, path: str, granted: bool, previous: Decision) -> Decision:
     """Write a decision (the lock held). A yes keeps a still-valid id, else makes a new one; a no
     deletes the id and every copy of the local data, at once."""
-    from send_metrics.event import new_uuid4
+    from send_metrics.event.event import new_uuid4
 
     if not granted:
         wipe(settings)  # first: the data goes even when the decision cannot be written
@@ -434,7 +440,7 @@ def _write(settings: Settings, path: str, granted: bool, previous: Decision) -> 
 def _forget_queue(settings: Settings) -> None:
     """A new id: what is still queued was recorded under an earlier yes and is never sent now;
     it leaves the queue at once (counted), rather than waiting to be dropped by a send."""
-    from send_metrics import store
+    from send_metrics.event import store
 
     path = store.db_path(data_dir(settings.app))
     try:
@@ -450,7 +456,7 @@ def _forget_queue(settings: Settings) -> None:
 
 def wipe(settings: Settings) -> bool:
     """Delete the local history and queue and every copy of them; True if there was any."""
-    from send_metrics import store
+    from send_metrics.event import store
 
     return store.wipe(data_dir(settings.app))
 
@@ -477,7 +483,7 @@ def ask_once(settings: Settings) -> tuple[Decision, str]:
         seen = _current(path)
     if not needs_asking(seen, settings):
         return seen, ""
-    from send_metrics import store
+    from send_metrics.event import store
 
     had_data = bool(store.copies(data_dir(settings.app)))
     why = ""
@@ -583,7 +589,7 @@ def opt_out(settings: Settings) -> tuple[Decision, bool]:
     """Decline, forget the id, and delete the local queue and history; True if data was deleted.
     Holding the lock, it waits for sends already in flight; none starts after it returns."""
     path = state_path(settings.app)
-    from send_metrics import store
+    from send_metrics.event import store
 
     with _locked(path):
         existed = os.path.exists(store.db_path(data_dir(settings.app)))

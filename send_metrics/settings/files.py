@@ -6,7 +6,7 @@ import os
 import sys
 
 from send_metrics.errors import ConfigError
-from send_metrics.fastpath import home_dir
+from send_metrics.run.fastpath import home_dir
 
 # Deferred imports: `stat` only where a file is read (the wrapper reads one per run).
 # Paths are plain strings (`os.path`): `pathlib` costs every wrapped run ~9 ms (see `config`).

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from send_metrics.errors import ConfigError
-from send_metrics.fastpath import DEFAULT_IMPL_PREFIX, config_file
-from send_metrics.fastpath import env_flag as env_flag  # the off switches are read before
-from send_metrics.fastpath import metrics_disabled as metrics_disabled  # the child starts
-from send_metrics.records import NamedTuple
+from send_metrics.lean.records import NamedTuple
+from send_metrics.run.fastpath import DEFAULT_IMPL_PREFIX, config_file
+from send_metrics.run.fastpath import env_flag as env_flag  # the off switches are read before
+from send_metrics.run.fastpath import metrics_disabled as metrics_disabled  # the child starts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -167,7 +167,8 @@ def load_settings(where: str | PathLike[str] | None = None) -> Loaded:
     path = find_config() if where is None else str(where)
     if path is None:
         return Loaded(Settings())
-    from send_metrics import files, tomlread
+    from send_metrics.lean import tomlread
+    from send_metrics.settings import files
 
     try:
         raw = tomlread.loads(files.read_small(path).decode("utf-8"))

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from send_metrics.stats import (
+from send_metrics.local.stats import (
     DEFAULT_TREND_DAYS,
     CommandStats,
     Detail,

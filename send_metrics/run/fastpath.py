@@ -21,7 +21,7 @@ import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
-    from send_metrics.wrapper import RunSpec
+    from send_metrics.run.wrapper import RunSpec
 
 CONFIG_NAME = "send_metrics.toml"
 DEFAULT_APP = "send_metrics"
@@ -171,7 +171,12 @@ def trace_make(
         decision = read_bounded(os.path.join(home, "metrics.toml"))
         if decision is None or b'decision = "granted"' not in decision:
             return None
-    extra = ["-f", os.path.join(os.path.dirname(os.path.abspath(__file__)), "send_metrics.mk")]
+    extra = [
+        "-f",
+        os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "make", "send_metrics.mk"
+        ),
+    ]
     if makefile is None:
         found = next((name for name in _MAKEFILES if os.path.isfile(name)), None)
         if found is None:
@@ -225,7 +230,7 @@ def parse(argv: list[str]) -> RunSpec | None:
     """The run to make for a plain `run`/`wrap`/`preview` call; None for anything else."""
     if not argv or argv[0] not in ("run", "wrap", "preview"):
         return None
-    from send_metrics import wrapper
+    from send_metrics.run import wrapper
 
     verb, rest = argv[0], argv[1:]
     if verb in ("run", "preview"):
@@ -261,12 +266,12 @@ def parse(argv: list[str]) -> RunSpec | None:
 def try_fast(argv: list[str]) -> None:
     """Run a plain `run`/`wrap`/`preview` call now (never returns); return to hand it to click."""
     if argv[:1] == ["_make-watch"]:  # started by send_metrics.mk's first recipe line
-        from send_metrics import maketrace
+        from send_metrics.make import trace as maketrace
 
         maketrace.watch(argv[1:])
     spec = parse(argv)
     if spec is None:
         return
-    from send_metrics import wrapper
+    from send_metrics.run import wrapper
 
     wrapper.execute(spec)

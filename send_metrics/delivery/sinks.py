@@ -8,20 +8,20 @@ import os
 import time
 
 from send_metrics import __version__
-from send_metrics.config import Settings
+from send_metrics.delivery.transport import HttpClient, Response, check_url
 from send_metrics.errors import DeliveryError
-from send_metrics.jsontext import dumps, loads
-from send_metrics.records import NamedTuple
-from send_metrics.transport import HttpClient, Response, check_url, mask_url
-from send_metrics.urls import unquote
+from send_metrics.lean.jsontext import dumps, loads
+from send_metrics.lean.records import NamedTuple
+from send_metrics.lean.urls import mask_url, unquote
+from send_metrics.settings.config import Settings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
     from typing import Any
 
-    from send_metrics.event import Event
-    from send_metrics.transport import Environ
+    from send_metrics.delivery.transport import Environ
+    from send_metrics.event.event import Event
 
 __all__ = ["HttpClient", "Target", "deliver", "mask_url", "resolve"]
 
@@ -251,7 +251,7 @@ def resolve(settings: Settings, environ: Environ | None = None) -> Target | None
 
 
 def _now_iso() -> str:
-    from send_metrics.event import iso_utc
+    from send_metrics.event.event import iso_utc
 
     return iso_utc(time.time())
 

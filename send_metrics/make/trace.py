@@ -14,15 +14,15 @@ from __future__ import annotations
 import os
 import time
 
-from send_metrics.records import NamedTuple
+from send_metrics.lean.records import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
-    from send_metrics.event import FileTargets, MakeTarget
-    from send_metrics.runner import ChildResult
+    from send_metrics.event.event import FileTargets, MakeTarget
+    from send_metrics.run.runner import ChildResult
 
 # Deferred imports: the watcher, `trace` and a wrapped make's report each load only what they
 # use (the event, consent, delivery), after make has ended or in our own commands.
@@ -250,7 +250,7 @@ def critical_path(targets: list[Target]) -> list[Target]:
 def breakdown(trace: Trace, origin: float, end: float) -> Breakdown:
     """The bounded, privacy-filtered breakdown of a run that started at `origin` and ended
     at `end` (both on the trace's clock)."""
-    from send_metrics.event import FileTargets, MakeTarget, clean_text
+    from send_metrics.event.event import FileTargets, MakeTarget, clean_text
 
     targets = _targets(trace.lines, end)
     critical = set(critical_path(targets))
@@ -450,7 +450,10 @@ def watch(argv: list[str]) -> None:
 
 
 def _record_when_done(path: str) -> None:
-    from send_metrics import config, consent, delivery, wrapper
+    from send_metrics.consent import consent
+    from send_metrics.delivery import delivery
+    from send_metrics.run import wrapper
+    from send_metrics.settings import config
 
     pid, ticks = _root_ticks(path)
     if pid is None:
@@ -473,7 +476,7 @@ def _record_when_done(path: str) -> None:
         return
     origin = trace.root_start if trace.root_start is not None else trace.lines[0].start
     made = breakdown(trace, origin, end)
-    from send_metrics.runner import FORWARDED, ChildResult
+    from send_metrics.run.runner import FORWARDED, ChildResult
 
     exit_code, signal, interrupted = made.exit_code, None, made.interrupted
     if status is not None:  # make's own status: exact, nothing derived

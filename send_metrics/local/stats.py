@@ -9,12 +9,12 @@ import statistics
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from send_metrics import store
-from send_metrics.files import data_dir
+from send_metrics.event import store
 from send_metrics.output import warn
+from send_metrics.settings.files import data_dir
 
 if TYPE_CHECKING:
-    from send_metrics.config import Settings
+    from send_metrics.settings.config import Settings
 
 Trend = Literal["slower", "faster", "steady"]
 TREND_THRESHOLD = 0.10  # the median must move by more than 10 % to count as a trend

@@ -6,10 +6,11 @@ import os
 import sys
 import time
 
-from send_metrics import config, runner
 from send_metrics.errors import DeliveryError, MetricsError
+from send_metrics.lean.records import NamedTuple
 from send_metrics.output import warn
-from send_metrics.records import NamedTuple
+from send_metrics.run import runner
+from send_metrics.settings import config
 
 MAX_LEASE_S = 300.0  # a claimed event goes back to the queue after this, whatever happened
 
@@ -18,10 +19,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from contextlib import AbstractContextManager
 
-    from send_metrics.config import Settings
-    from send_metrics.event import Event
-    from send_metrics.sinks import HttpClient, Target
-    from send_metrics.store import Store
+    from send_metrics.delivery.sinks import HttpClient, Target
+    from send_metrics.event.event import Event
+    from send_metrics.event.store import Store
+    from send_metrics.settings.config import Settings
 
 
 # Deferred imports: a wrapped run loads the sinks and the store on its prefetch thread
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 def destination(settings: Settings) -> tuple[Target | None, str | None]:
     """Where events go: (target, None); (None, None) for the local sink or SEND_METRICS_DEBUG;
     (None, problem) when the operator's sink settings are incomplete."""
-    from send_metrics import sinks
+    from send_metrics.delivery import sinks
 
     if settings.sink == "local" or config.env_flag("SEND_METRICS_DEBUG"):
         return None, None
@@ -44,14 +45,14 @@ def destination(settings: Settings) -> tuple[Target | None, str | None]:
 
 
 def _store_path(settings: Settings) -> str:
-    from send_metrics import store
-    from send_metrics.files import data_dir
+    from send_metrics.event import store
+    from send_metrics.settings.files import data_dir
 
     return store.db_path(data_dir(settings.app))
 
 
 def _open_store(settings: Settings, busy_timeout: float = 1.0) -> Store:
-    from send_metrics import store
+    from send_metrics.event import store
 
     db = store.Store(_store_path(settings), busy_timeout=busy_timeout)
     if db.notice:
@@ -63,7 +64,7 @@ def report(
     event: Event, settings: Settings, deadline: float, client: HttpClient | None = None
 ) -> None:
     """Store the event in the history and queue, then deliver the queue until the deadline."""
-    from send_metrics import consent
+    from send_metrics.consent import consent
 
     target, error = destination(settings)
     networked = target is not None or error is not None  # an incomplete config keeps events
@@ -109,7 +110,7 @@ class FlushOutcome(NamedTuple):
 
 def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
     """Deliver the whole queue now (the `flush` command), under the same decision as a run."""
-    from send_metrics import consent
+    from send_metrics.consent import consent
 
     if config.metrics_disabled():
         return FlushOutcome(
@@ -150,7 +151,7 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
 def backing_off(settings: Settings, target: Target) -> bool:
     """True while runs only queue (Retry-After or a back-off): nothing may connect, not even
     the connection prepared while the child runs."""
-    from send_metrics import store
+    from send_metrics.event import store
 
     path = _store_path(settings)
     return os.path.exists(path) and store.peek_not_before(path, target.fingerprint) > time.time()
@@ -200,7 +201,7 @@ def flush(
     verdict = {"abandoned": False, "failed": False}
 
     def work() -> None:
-        from send_metrics import sinks
+        from send_metrics.delivery import sinks
 
         while time.monotonic() < deadline:
             # The lease outlives this process's deadline by a little: a wrapper killed while
@@ -269,7 +270,7 @@ def flush(
         error = "the endpoint did not answer within report.deadline"
         # The sender is abandoned mid-request; free its claims so the next run or flush can
         # send them at once. A separate connection: the sender may be inside a transaction.
-        from send_metrics import store
+        from send_metrics.event import store
 
         try:
             if not os.path.exists(db.path):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import time
 
-from send_metrics import config, delivery, sinks, store
-from send_metrics.config import Settings
-from send_metrics.decision import Decision, read_decision
+from send_metrics.consent.decision import Decision, read_decision
+from send_metrics.delivery import delivery, sinks
 from send_metrics.errors import MetricsError
-from send_metrics.files import data_dir, state_path
+from send_metrics.event import store
+from send_metrics.settings import config
+from send_metrics.settings.config import Settings
+from send_metrics.settings.files import data_dir, state_path
 
 # Deferred imports: `status` and `stats` share this module; statistics are loaded only
 # for `stats`.
@@ -56,8 +58,8 @@ _SECRET_VARS = ("HEADERS",)
 
 def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """The lines of `send_metrics status`, as (label, value); secrets are masked."""
-    from send_metrics import consent
-    from send_metrics.facts import ci_vendor
+    from send_metrics.consent import consent
+    from send_metrics.facts.facts import ci_vendor
 
     lines: list[tuple[str, str]] = []
     state_file = state_path(settings.app)
@@ -182,7 +184,7 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
 
 def _covers(state: Decision, settings: Settings) -> str:
     """What a recorded yes covered, in one line."""
-    from send_metrics import consent
+    from send_metrics.consent import consent
 
     accepted = state.scope
     if accepted is None:

@@ -6,12 +6,12 @@ import os
 import sys
 import time
 
-from send_metrics import gitfiles
-from send_metrics.records import NamedTuple
+from send_metrics.facts import gitfiles
+from send_metrics.lean.records import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from send_metrics.files import AnyPath
+    from send_metrics.settings.files import AnyPath
 
 # Deferred imports: facts are gathered on the prefetch thread while the child runs;
 # subprocess and hashlib load there, only for a run that collects.
@@ -233,7 +233,7 @@ def git_facts(
 
 def ci_vendor(environ: dict[str, str] | os._Environ[str] | None = None) -> tuple[bool, str | None]:
     """Whether this is a CI run, and which vendor's, from an allow-list of variables."""
-    from send_metrics.config import env_flag
+    from send_metrics.settings.config import env_flag
 
     env = os.environ if environ is None else environ
     for name, vendor in CI_VENDORS:

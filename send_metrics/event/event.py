@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 
 from send_metrics import __version__
-from send_metrics.records import NamedTuple, TypedDict
+from send_metrics.lean.records import NamedTuple, TypedDict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from send_metrics.facts import GitFacts, MachineFacts
-    from send_metrics.maketrace import Breakdown
-    from send_metrics.runner import ChildResult
-    from send_metrics.wrapper import CommandType
+    from send_metrics.facts.facts import GitFacts, MachineFacts
+    from send_metrics.make.trace import Breakdown
+    from send_metrics.run.runner import ChildResult
+    from send_metrics.run.wrapper import CommandType
 
 # Deferred imports: every collected run builds its event after the child ends; the schema
 # (json, importlib.resources) is read only by `schema`, the disclosure and tests.
@@ -132,7 +132,7 @@ def clean_text(text: str, limit: int = MAX_TEXT) -> str:
 
 def _bounded_args(args: list[str]) -> list[str]:
     """Arguments kept whole, in order, while their serialised size fits MAX_ARGS_BYTES."""
-    from send_metrics.jsontext import dumps
+    from send_metrics.lean.jsontext import dumps
 
     kept: list[str] = []
     total = 0
@@ -179,7 +179,7 @@ def build_event(
     breakdown of a traced make; `derived` says the outcome was read from its trace (include
     mode), where make's own exit status and resource use are not visible."""
     if git is None:
-        from send_metrics.facts import GitFacts
+        from send_metrics.facts.facts import GitFacts
 
         git = GitFacts()
     return Event(
@@ -228,7 +228,7 @@ def schema_text() -> str:
     """The shipped JSON Schema, as text."""
     from importlib import resources
 
-    return resources.files("send_metrics").joinpath("schema.json").read_text(encoding="utf-8")
+    return resources.files("send_metrics.event").joinpath("schema.json").read_text(encoding="utf-8")
 
 
 def schema() -> dict[str, Any]:

@@ -10,19 +10,19 @@ import os
 import sys
 import time
 
-from send_metrics import fastpath, runner
 from send_metrics.output import closed_pipe, say, warn
+from send_metrics.run import fastpath, runner
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Literal, NoReturn
 
-    from send_metrics.config import Loaded, Settings
-    from send_metrics.decision import Decision
-    from send_metrics.event import Event
-    from send_metrics.facts import GitFacts, MachineFacts
-    from send_metrics.maketrace import Breakdown
-    from send_metrics.sinks import HttpClient, Target
+    from send_metrics.consent.decision import Decision
+    from send_metrics.delivery.sinks import HttpClient, Target
+    from send_metrics.event.event import Event
+    from send_metrics.facts.facts import GitFacts, MachineFacts
+    from send_metrics.make.trace import Breakdown
+    from send_metrics.settings.config import Loaded, Settings
 
 # Set for the child: a wrapped run inside is not counted twice. Its value counts the wrappers
 # above (1 for the outermost's child), so a loop of wrapped make targets (an impl prefix that
@@ -195,11 +195,18 @@ class _Prefetch:
             pass  # a thread's traceback would land in the middle of the command's output
 
     def _gather(self) -> None:
-        from send_metrics import facts
+        from send_metrics.facts import facts
 
         git = facts.start_git()  # git runs on another core while the imports below load
         # Imported here, on the thread, so the main thread never waits for them.
-        from send_metrics import delivery, event, sinks, store  # noqa: F401
+        from send_metrics.delivery import (
+            delivery,
+            sinks,
+        )
+        from send_metrics.event import (
+            event,  # noqa: F401
+            store,  # noqa: F401
+        )
 
         target: Target | None = delivery.destination(self.settings)[0]
         if target is not None:
@@ -224,7 +231,7 @@ class _Prefetch:
         if self.thread is not None:
             self.thread.join(max(0.0, until - time.monotonic()))
         if self.machine is None:
-            from send_metrics import facts
+            from send_metrics.facts import facts
 
             self.machine = facts.machine_facts()
         return self.git, self.machine
@@ -235,9 +242,9 @@ class _Prefetch:
 
 
 def _read_decision(settings: Settings, problems: list[str]) -> Decision:
-    from send_metrics.decision import Decision, read_decision
+    from send_metrics.consent.decision import Decision, read_decision
     from send_metrics.errors import MetricsError
-    from send_metrics.files import state_path
+    from send_metrics.settings.files import state_path
 
     try:
         path = state_path(settings.app)
@@ -252,7 +259,7 @@ def _read_decision(settings: Settings, problems: list[str]) -> Decision:
 
 
 def _load_settings() -> Loaded:
-    from send_metrics import config
+    from send_metrics.settings import config
 
     return config.load_settings()
 
@@ -321,7 +328,7 @@ def execute(spec: RunSpec) -> NoReturn:
             settings, problems, decision, prefetch = prepared
             made = None
             if trace is not None:
-                from send_metrics import maketrace
+                from send_metrics.make import trace as maketrace
 
                 made = maketrace.take_wrapped(trace, result)  # deletes the trace either way
             for line in problems:
@@ -343,7 +350,7 @@ def _prepare(
     settings = loaded.settings
     problems = list(loaded.problems)
     decision = _read_decision(settings, problems)
-    from send_metrics import consent
+    from send_metrics.consent import consent
 
     prefetch = None
     if spec.dry_run or consent.collecting(decision, settings):
@@ -370,7 +377,7 @@ def _after(
     prefetch: _Prefetch | None,
     made: Breakdown | None = None,
 ) -> None:
-    from send_metrics import consent
+    from send_metrics.consent import consent
 
     if prefetch is None:  # not collecting (a dry run always has its prefetch)
         if not consent.needs_asking(decision, settings):
@@ -399,7 +406,7 @@ def _after(
             except BrokenPipeError:
                 closed_pipe()  # `preview -- CMD | head -1`: the reader left
         return
-    from send_metrics import delivery
+    from send_metrics.delivery import delivery
 
     deadline = time.monotonic() + settings.deadline
     event = _build(spec, settings, decision.anonymous_id, result, prefetch, deadline - 0.2, made)
@@ -426,7 +433,7 @@ def _build(
     make: Breakdown | None = None,
     derived: bool = False,
 ) -> Event:
-    from send_metrics.event import Identity, build_event
+    from send_metrics.event.event import Identity, build_event
 
     git, machine = prefetch.join(until)
     if git is not None and not settings.git_remote_hash:

@@ -15,8 +15,8 @@ import time
 
 from send_metrics import __version__
 from send_metrics.errors import DeliveryError
-from send_metrics.records import NamedTuple  # without `typing`, whose import costs ms
-from send_metrics.urls import Url, quote, unquote, urlsplit
+from send_metrics.lean.records import NamedTuple  # without `typing`, whose import costs ms
+from send_metrics.lean.urls import Url, mask_url, quote, unquote, urlsplit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,31 +43,6 @@ class Response(NamedTuple):
     content_type: str
     location: str
     body: bytes
-
-
-def mask_url(url: str) -> str:
-    """An endpoint as it may be printed or stored: scheme://host:port only. User names,
-    passwords, paths and queries may all hold tokens."""
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-        return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
-    except ValueError:
-        return "(unparseable URL)"
-
-
-def mask_urls(text: str) -> str:
-    """Every URL in a line of text masked as `mask_url` does (a safety net for stored errors)."""
-    import re
-
-    def one(match: re.Match[str]) -> str:
-        url = match.group(0).rstrip(":,;.)")
-        return mask_url(url) + match.group(0)[len(url) :]
-
-    return re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+", one, text)
 
 
 def check_url(url: str, setting: str) -> None:

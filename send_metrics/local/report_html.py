@@ -16,8 +16,8 @@ from html import escape
 from typing import NamedTuple
 
 from send_metrics.errors import MetricsError
-from send_metrics.stats import CommandStats, Detail, Report, Run
-from send_metrics.stats_text import human
+from send_metrics.local.stats import CommandStats, Detail, Report, Run
+from send_metrics.local.stats_text import human
 
 # Okabe-Ito: told apart with the common forms of colour blindness.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
