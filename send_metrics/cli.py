@@ -331,12 +331,12 @@ def makefile(show_path: bool) -> None:
     Save it next to your Makefile and add `-include send_metrics.mk` as its last line:
     send_metrics makefile > send_metrics.mk
     """
-    from send_metrics.make import trace as maketrace
+    from send_metrics.make import snippet
 
     if show_path:
-        click.echo(str(maketrace.snippet_path()))
+        click.echo(str(snippet.snippet_path()))
         return
-    click.echo(maketrace.snippet_text(_settings().app), nl=False)
+    click.echo(snippet.snippet_text(_settings().app), nl=False)
 
 
 @cli.command()

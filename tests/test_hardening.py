@@ -13,7 +13,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from send_metrics.make.trace import snippet_path
+from send_metrics.make.snippet import snippet_path
 from tests.helpers import (
     SEND_METRICS,
     as_stranger,
@@ -101,7 +101,7 @@ def test_the_included_snippet_agrees_with_the_run_path(
 
 
 def test_env_flag_reads_the_same_table() -> None:
-    from send_metrics.run.fastpath import env_flag
+    from send_metrics.settings.early import env_flag
 
     for value, disables in TABLE:
         assert env_flag("X", {"X": value}) is disables, repr(value)
@@ -194,17 +194,16 @@ def test_config_home_before_the_child_follows_the_same_rule(
 ) -> None:
     import pwd
 
-    from send_metrics.run import fastpath
-    from send_metrics.settings import files
+    from send_metrics.settings import early, files
 
     monkeypatch.delenv("XDG_CONFIG_HOME")
     passwd_home = pwd.getpwuid(os.getuid()).pw_dir
     for value in ("", "relative", "./x"):
         monkeypatch.setenv("HOME", value)
-        assert fastpath.config_home("app") == os.path.join(passwd_home, ".config", "app")
-        assert files.config_dir("app") == fastpath.config_home("app")
+        assert early.config_home("app") == os.path.join(passwd_home, ".config", "app")
+        assert files.config_dir("app") == early.config_home("app")
     monkeypatch.delenv("HOME")
-    assert fastpath.config_home("app") == os.path.join(passwd_home, ".config", "app")
+    assert early.config_home("app") == os.path.join(passwd_home, ".config", "app")
 
 
 # ---- 3. a config name taken by something that is not a file stops the search ----

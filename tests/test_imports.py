@@ -14,7 +14,15 @@ import pytest
 from tests.helpers import SEND_METRICS, opt_in
 
 PACKAGE = Path(__file__).parent.parent / "send_metrics"
-HOT_PATH = {"__main__", "run.fastpath", "run.wrapper", "run.runner", "output"}
+HOT_PATH = {
+    "__main__",
+    "run.fastpath",
+    "run.wrapper",
+    "run.runner",
+    "settings.early",
+    "make.snippet",
+    "output",
+}
 MARK = "--the-child-started--"
 # The console script's launcher (`from send_metrics.__main__ import main`), plus an audit hook
 # that writes MARK when the first process is forked or spawned (the group witness just before

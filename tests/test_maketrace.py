@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from send_metrics.make.trace import Trace, _exit_status, derive_outcome, read_trace, snippet_path
+from send_metrics.make.snippet import snippet_path
+from send_metrics.make.trace import Trace, _exit_status, derive_outcome, read_trace
 from tests.helpers import BIN, data_db, history, opt_in, queued, sm
 
 INCLUDE = f"-include {snippet_path()}\n"

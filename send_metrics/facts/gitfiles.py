@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from send_metrics.run.fastpath import read_bounded
+from send_metrics.settings.early import read_bounded
 
 # Deferred imports: zlib loads only where an object is read, on the prefetch thread.
 

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 MAX_TARGETS = 100  # named targets kept in an event; the rest are counted, not named
 FILE_PLACEHOLDER = "(file)"  # a goal that names a file, in `command`
-SNIPPET = "send_metrics.mk"
 _MAX_TRACE = 32 << 20  # bytes of trace read at most
 
 
@@ -90,18 +89,6 @@ def clock() -> float:
     if os.path.exists("/proc/uptime") and hasattr(time, "CLOCK_BOOTTIME"):
         return time.clock_gettime(time.CLOCK_BOOTTIME)
     return time.time()
-
-
-def snippet_path() -> str:
-    """The snippet shipped in the package (also the shell shim it runs)."""
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), SNIPPET)
-
-
-def snippet_text(app: str) -> str:
-    """The snippet, with the operator's app name as its default, ready to vendor."""
-    with open(snippet_path(), encoding="utf-8") as handle:
-        text = handle.read()
-    return text.replace("SEND_METRICS_APP ?= send_metrics", f"SEND_METRICS_APP ?= {app}", 1)
 
 
 def read_trace(path: str) -> Trace:
@@ -302,7 +289,7 @@ def command_of(goals: list[str], cwd: str) -> str:
 
 
 def take_wrapped(path: str, result: ChildResult) -> Breakdown | None:
-    """After a wrapped make (see `fastpath.trace_make`): its breakdown, None when no recipe
+    """After a wrapped make (see `snippet.trace_make`): its breakdown, None when no recipe
     line was traced; the trace file is deleted either way."""
     trace = read_trace(path)
     try:

@@ -11,7 +11,8 @@ import sys
 import time
 
 from send_metrics.output import closed_pipe, say, warn
-from send_metrics.run import fastpath, runner
+from send_metrics.run import runner
+from send_metrics.settings import early
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -130,9 +131,9 @@ def _nothing_to_record(spec: RunSpec) -> bool:
     """Nested in another wrapper, switched off by the user, or make is not really running."""
     if spec.dry_run:
         return False
-    if os.environ.get(ACTIVE_VAR) or os.environ.get(fastpath.MAKE_RUN_VAR):
+    if os.environ.get(ACTIVE_VAR) or os.environ.get(early.MAKE_RUN_VAR):
         return True
-    if fastpath.metrics_disabled():
+    if early.metrics_disabled():
         return True
     return spec.command_type == "make" and bool(
         make_flags(os.environ.get("MAKEFLAGS", "")) & _MAKE_NO_RUN
@@ -281,13 +282,13 @@ def execute(spec: RunSpec) -> NoReturn:
     loaded = None
     prefix = ""
     if spec.command_type == "make":
-        prefix = fastpath.impl_prefix(fastpath.config_file()) or ""
+        prefix = early.impl_prefix(early.config_file()) or ""
         if not prefix:
             try:
                 loaded = _load_settings()
                 prefix = loaded.settings.impl_prefix
             except Exception:  # the target runs all the same; the problem is told after it
-                prefix = fastpath.DEFAULT_IMPL_PREFIX
+                prefix = early.DEFAULT_IMPL_PREFIX
     argv = child_argv(spec, prefix)
     if not argv or not argv[0]:
         warn("the program to run is empty (usage: send_metrics run -- CMD [ARG ...])")
@@ -299,8 +300,10 @@ def execute(spec: RunSpec) -> NoReturn:
     env = {**os.environ, ACTIVE_VAR: str(depth + 1)}
     trace = None
     if spec.command_type == "make":
-        app = loaded.settings.app if loaded else fastpath.app_name(fastpath.config_file())
-        trace = fastpath.trace_make(argv, env, spec.makefile, spec.dry_run, app)
+        app = loaded.settings.app if loaded else early.app_name(early.config_file())
+        from send_metrics.make import snippet  # a wrapped make's only: the snippet's trace
+
+        trace = snippet.trace_make(argv, env, spec.makefile, spec.dry_run, app)
     try:
         child = runner.Child(argv, env)
     except Exception as exc:  # CommandNotFound, imported only then (see fastpath)

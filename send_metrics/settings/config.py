@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from send_metrics.errors import ConfigError
 from send_metrics.lean.records import NamedTuple
-from send_metrics.run.fastpath import DEFAULT_IMPL_PREFIX, config_file
-from send_metrics.run.fastpath import env_flag as env_flag  # the off switches are read before
-from send_metrics.run.fastpath import metrics_disabled as metrics_disabled  # the child starts
+from send_metrics.settings.early import DEFAULT_IMPL_PREFIX, config_file
+from send_metrics.settings.early import env_flag as env_flag  # the off switches are read before
+from send_metrics.settings.early import metrics_disabled as metrics_disabled  # the child starts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import os
 import sys
 
 from send_metrics.errors import ConfigError
-from send_metrics.run.fastpath import home_dir
+from send_metrics.settings.early import home_dir
 
 # Deferred imports: `stat` only where a file is read (the wrapper reads one per run).
 # Paths are plain strings (`os.path`): `pathlib` costs every wrapped run ~9 ms (see `config`).
@@ -22,7 +22,7 @@ MAX_SMALL_FILE = 1 << 20  # bytes: a config or decision file is a few hundred; r
 
 
 def _home() -> str:
-    """HOME, else the passwd entry (`fastpath.home_dir`: an empty or relative HOME is unset, never
+    """HOME, else the passwd entry (`early.home_dir`: an empty or relative HOME is unset, never
     `/`); neither (a uid without an entry) is one line."""
     home = home_dir()
     if home is None:
