@@ -349,7 +349,7 @@ def trace(target: str | None, chrome: str | None) -> None:
 
     from send_metrics.errors import ConfigError
     from send_metrics.event import store
-    from send_metrics.make import trace as maketrace
+    from send_metrics.make import view
     from send_metrics.settings.files import data_dir
 
     settings = _settings()
@@ -361,7 +361,7 @@ def trace(target: str | None, chrome: str | None) -> None:
             events = db.recent_events(2000)
         finally:
             db.close()
-    event = maketrace.last_event(events, target)
+    event = view.last_event(events, target)
     if event is None:
         what = f"of {target} " if target else ""
         click.echo(f"No make run {what}with a breakdown recorded yet: see `send_metrics makefile`.")
@@ -369,12 +369,12 @@ def trace(target: str | None, chrome: str | None) -> None:
     if chrome:
         try:
             with open(chrome, "w", encoding="utf-8") as out:
-                json.dump(maketrace.chrome_trace(event), out, indent=1)
+                json.dump(view.chrome_trace(event), out, indent=1)
         except OSError as exc:
             raise ConfigError(f"cannot write {chrome} ({exc.strerror or exc})") from None
         click.echo(f"Wrote {chrome}: open it in https://ui.perfetto.dev or chrome://tracing.")
         return
-    click.echo(maketrace.render(event, _width()))
+    click.echo(view.render(event, _width()))
 
 
 def _width() -> int:

@@ -15,7 +15,8 @@ import psutil
 import pytest
 
 from send_metrics.make.snippet import snippet_path
-from send_metrics.make.trace import Trace, _exit_status, derive_outcome, read_trace
+from send_metrics.make.trace import Trace, derive_outcome, read_trace
+from send_metrics.run.watch import _exit_status
 from tests.helpers import BIN, data_db, history, opt_in, queued, sm
 
 INCLUDE = f"-include {snippet_path()}\n"

@@ -28,7 +28,7 @@ MAX_ARGS_BYTES = 12_000
 
 
 class MakeTarget(TypedDict):
-    """One target that ran a recipe inside a traced make (see `maketrace`)."""
+    """One target that ran a recipe inside a traced make (see `make.trace`)."""
 
     name: str
     start_ms: float

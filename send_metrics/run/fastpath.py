@@ -91,9 +91,9 @@ def parse(argv: list[str]) -> RunSpec | None:
 def try_fast(argv: list[str]) -> None:
     """Run a plain `run`/`wrap`/`preview` call now (never returns); return to hand it to click."""
     if argv[:1] == ["_make-watch"]:  # started by send_metrics.mk's first recipe line
-        from send_metrics.make import trace as maketrace
+        from send_metrics.run import watch
 
-        maketrace.watch(argv[1:])
+        watch.watch(argv[1:])
     spec = parse(argv)
     if spec is None:
         return
