@@ -315,8 +315,9 @@ def test_segment_batches_stay_within_the_size_limits() -> None:
 
     from send_metrics.delivery import sinks
     from send_metrics.settings.config import Settings
+    from send_metrics.settings.destination import resolve
 
-    target = sinks.resolve(Settings(sink="segment", write_key="k", endpoint="http://x"))
+    target = resolve(Settings(sink="segment", write_key="k", endpoint="http://x"))
     event = json.loads(sm("preview", "--", "true").stdout)
     events = [
         {

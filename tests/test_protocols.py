@@ -15,6 +15,8 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
 from send_metrics.delivery import sinks
+from send_metrics.settings import destination
+from send_metrics.settings.config import Settings
 from tests.helpers import Received, assert_no_traceback, history, opt_in, queued, sm
 
 WRITE_KEY = "wk-protocols"
@@ -116,7 +118,7 @@ def test_segment_sends_sent_at_on_track_and_batch(home: Path, collector, dead_ur
 def test_segment_batches_stay_within_2500_events(monkeypatch: pytest.MonkeyPatch) -> None:
     """Our events are ~1 KB, so 500 KB comes first; with a larger byte budget the count rules."""
     monkeypatch.setattr(sinks, "SEGMENT_MAX_BATCH_BYTES", 50_000_000)
-    target = sinks.resolve(sinks.Settings(sink="segment", write_key="k", endpoint="http://x"))
+    target = destination.resolve(Settings(sink="segment", write_key="k", endpoint="http://x"))
     assert target is not None
     event = json.loads(sm("preview", "--", "true").stdout)
     events = [{**event, "message_id": f"{i:08d}-0000-4000-8000-000000000000"} for i in range(6000)]
@@ -278,12 +280,10 @@ def test_otlp_exporter_variables(home: Path, collector, env: dict, expect: dict)
 
 def test_otlp_protobuf_body_decodes_to_the_json_one(home: Path, collector) -> None:
     """The same events in both encodings are the same ExportLogsServiceRequest."""
-    from send_metrics.settings.config import Settings
-
     event = json.loads(sm("preview", "--", "true").stdout)
     base = Settings(sink="otlp", endpoint=collector.url)
-    json_target = sinks.resolve(base, {})
-    proto_target = sinks.resolve(base, {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
+    json_target = destination.resolve(base, {})
+    proto_target = destination.resolve(base, {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
     assert json_target is not None and proto_target is not None
     [(_u, _i, as_json)] = sinks.requests_for(json_target, [event])
     [(_u, _i, as_proto)] = sinks.requests_for(proto_target, [event])

@@ -6,8 +6,8 @@ import typing
 
 import pytest
 
-from send_metrics.delivery.sinks import Target
 from send_metrics.lean import records
+from send_metrics.settings.destination import Target
 
 
 def _pair(base: type) -> type:

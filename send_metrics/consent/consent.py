@@ -54,7 +54,7 @@ def is_interactive() -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     from send_metrics.facts.facts import ci_vendor
-    from send_metrics.run.runner import in_foreground
+    from send_metrics.terminal import in_foreground
 
     return in_foreground() and not ci_vendor()[0]
 
@@ -68,18 +68,18 @@ def _host(settings: Settings) -> str:
 
 def _raw_host(settings: Settings) -> str:
     """The host events would go to: the same resolution a send makes (the key plays no part)."""
-    from send_metrics.delivery import sinks
     from send_metrics.lean.urls import urlsplit
+    from send_metrics.settings import destination
 
     try:
-        target = sinks.resolve(settings._replace(write_key=settings.write_key or "-"))
+        target = destination.resolve(settings._replace(write_key=settings.write_key or "-"))
         return (urlsplit(target.url).hostname or "") if target else ""
     except (MetricsError, ValueError):
         pass  # a setting the sink refuses (events wait in the queue): the configured endpoint
     url = (
         os.environ.get("SEND_METRICS_ENDPOINT")
         or settings.endpoint
-        or sinks.DEFAULT_ENDPOINTS.get(settings.sink, "")
+        or destination.DEFAULT_ENDPOINTS.get(settings.sink, "")
     )
     try:
         return urlsplit(url).hostname or ""
@@ -278,7 +278,7 @@ def ask(settings: Settings, why: str = "") -> bool | None:
     import termios
 
     from send_metrics.output import say
-    from send_metrics.run.runner import Interrupted
+    from send_metrics.terminal import Interrupted
 
     fd = sys.stdin.fileno()
     try:

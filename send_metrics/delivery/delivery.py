@@ -7,10 +7,11 @@ import sys
 import time
 
 from send_metrics.errors import DeliveryError, MetricsError
+from send_metrics.lean import threads
 from send_metrics.lean.records import NamedTuple
 from send_metrics.output import warn
-from send_metrics.run import runner
 from send_metrics.settings import config
+from send_metrics.settings.destination import destination
 
 MAX_LEASE_S = 300.0  # a claimed event goes back to the queue after this, whatever happened
 
@@ -19,29 +20,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from contextlib import AbstractContextManager
 
-    from send_metrics.delivery.sinks import HttpClient, Target
+    from send_metrics.delivery.sinks import HttpClient
     from send_metrics.event.event import Event
     from send_metrics.event.store import Store
     from send_metrics.settings.config import Settings
+    from send_metrics.settings.destination import Target
 
 
 # Deferred imports: a wrapped run loads the sinks and the store on its prefetch thread
 # while the child runs, and only once consent is known.
-
-
-def destination(settings: Settings) -> tuple[Target | None, str | None]:
-    """Where events go: (target, None); (None, None) for the local sink or SEND_METRICS_DEBUG;
-    (None, problem) when the operator's sink settings are incomplete."""
-    from send_metrics.delivery import sinks
-
-    if settings.sink == "local" or config.env_flag("SEND_METRICS_DEBUG"):
-        return None, None
-    if settings.sink == "otlp" and sinks.otel_disabled():
-        return None, None  # OTEL_SDK_DISABLED=true: the history only, as with the local sink
-    try:
-        return sinks.resolve(settings), None
-    except MetricsError as exc:
-        return None, str(exc)
 
 
 def _store_path(settings: Settings) -> str:
@@ -258,7 +245,7 @@ def flush(
         except Exception as exc:
             outcome["error"] = f"delivery failed ({type(exc).__name__})"
 
-    thread = runner.start_thread(guarded, "send_metrics-send")
+    thread = threads.start_thread(guarded, "send_metrics-send")
     left = deadline - time.monotonic()
     thread.join(None if left == float("inf") else max(0.0, left))
     if thread.is_alive():

@@ -3,32 +3,28 @@ each endpoint's answer means for the queue. The way there (proxies, TLS) is `tra
 
 from __future__ import annotations
 
-import binascii
-import os
 import time
 
 from send_metrics import __version__
-from send_metrics.delivery.transport import HttpClient, Response, check_url
+from send_metrics.delivery.transport import HttpClient, Response
 from send_metrics.errors import DeliveryError
 from send_metrics.lean.jsontext import dumps, loads
 from send_metrics.lean.records import NamedTuple
-from send_metrics.lean.urls import mask_url, unquote
-from send_metrics.settings.config import Settings
+from send_metrics.lean.urls import mask_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
     from typing import Any
 
-    from send_metrics.delivery.transport import Environ
     from send_metrics.event.event import Event
+    from send_metrics.settings.destination import Target
 
-__all__ = ["HttpClient", "Target", "deliver", "mask_url", "resolve"]
+__all__ = ["HttpClient", "deliver"]
 
 # Deferred imports: socket and ssl (in `transport`) load on the prefetch thread while the child
 # runs; dates, zlib, protobuf and the e-mail date parser only where a request or reply needs them.
 
-DEFAULT_ENDPOINTS = {"segment": "https://api.segment.io", "otlp": "http://localhost:4318"}
 # Segment's HTTP API limits, in bytes of JSON as sent: an event (a whole track request) and a
 # batch request; and events in a batch.
 SEGMENT_MAX_EVENT_BYTES = 32_000
@@ -89,164 +85,6 @@ HOST_ARCH = {
     "ppc64le": "ppc64",
     "s390x": "s390x",
 }
-OTLP_PROTOCOLS = ("http/json", "http/protobuf")
-
-
-class Target(NamedTuple):
-    """A resolved destination: sink, URLs, headers (which may hold secrets; never print them),
-    and how to reach and speak to it."""
-
-    sink: str
-    url: str
-    batch_url: str = ""
-    headers: dict[str, str] = {}  # noqa: RUF012 - a shared default, never mutated
-    timeout: float | None = None
-    ca_bundles: tuple[tuple[str, str], ...] = ()  # (setting, path) of certificates to trust
-    auth_setting: str = "report.headers"  # named when the endpoint says 401 or 403
-    protobuf: bool = False  # OTLP/HTTP binary encoding instead of JSON
-    gzip: bool = False
-    resource: tuple[tuple[str, str], ...] = ()  # OTLP resource attributes from OTEL_* variables
-
-    def __repr__(self) -> str:
-        return f"Target({self.sink!r}, {self.shown!r}, headers=***)"
-
-    @property
-    def shown(self) -> str:
-        """The endpoint as it may be printed: no credentials, no query values."""
-        return mask_url(self.url)
-
-    @property
-    def fingerprint(self) -> str:
-        """Tells destinations apart (a checksum, stored locally): a back-off recorded for one
-        does not hold once the operator fixed the endpoint, key or certificates."""
-        import zlib
-
-        return f"{zlib.crc32(repr(tuple(self) + tuple(sorted(self.headers.items()))).encode()):08x}"
-
-
-def _otel(name: str, environ: Environ) -> tuple[str, str]:
-    """An OTLP exporter variable, the logs-specific one first: (variable name, value)."""
-    for var in (f"OTEL_EXPORTER_OTLP_LOGS_{name}", f"OTEL_EXPORTER_OTLP_{name}"):
-        if environ.get(var, "").strip():
-            return var, environ[var].strip()
-    return f"OTEL_EXPORTER_OTLP_{name}", ""
-
-
-def _otel_pairs(text: str) -> dict[str, str]:
-    """`key=value,key2=value2` with percent-encoded parts (OTEL headers, resource attributes)."""
-    pairs = {}
-    for item in text.split(","):
-        key, sep, value = item.partition("=")
-        if sep and key.strip():
-            pairs[unquote(key.strip())] = unquote(value.strip())
-    return pairs
-
-
-def otel_disabled(environ: Environ | None = None) -> bool:
-    """OTEL_SDK_DISABLED=true (the specification's only true value): the otlp sink sends nothing."""
-    env = os.environ if environ is None else environ
-    return env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
-
-
-def _bundles(settings: Settings, env: Environ, extra: tuple[str, str] = ("", "")) -> list[Any]:
-    found = [extra] if extra[1] else []
-    if settings.ca_bundle:
-        found.append(("report.ca_bundle", settings.ca_bundle))
-    for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # what requests honours, in its order
-        if env.get(var):
-            found.append((var, env[var]))
-            break
-    return found
-
-
-def _otlp(settings: Settings, env: Environ, override: str) -> Target:
-    logs_var = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"  # used as it is: no path appended
-    logs_url = env.get(logs_var, "").strip()
-    if override or not logs_url:
-        base_var, base = "report.endpoint", settings.endpoint or DEFAULT_ENDPOINTS["otlp"]
-        if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-            base_var, base = "OTEL_EXPORTER_OTLP_ENDPOINT", env["OTEL_EXPORTER_OTLP_ENDPOINT"]
-        if override:
-            base_var, base = "SEND_METRICS_ENDPOINT", override
-        check_url(base, base_var)
-        logs_url = f"{base.rstrip('/')}/v1/logs"
-    else:
-        check_url(logs_url, logs_var)
-    var, protocol = _otel("PROTOCOL", env)
-    protocol = protocol.lower() or "http/json"
-    if protocol not in OTLP_PROTOCOLS:
-        hint = "; only OTLP/HTTP is spoken" if protocol == "grpc" else ""
-        raise DeliveryError(
-            f"{var}={protocol} is not supported (use http/json or http/protobuf){hint}",
-            kind="config",
-        )
-    if protocol == "http/protobuf":
-        import importlib.util
-
-        if importlib.util.find_spec("opentelemetry.proto") is None:
-            raise DeliveryError(
-                f"{var}=http/protobuf needs opentelemetry-proto: "
-                "pip install 'send-metrics[protobuf]' (or use http/json)",
-                kind="config",
-            )
-    cvar, compression = _otel("COMPRESSION", env)
-    if compression.lower() not in ("", "none", "gzip"):
-        raise DeliveryError(f"{cvar}={compression} is not supported (gzip or none)", kind="config")
-    headers = {**settings.headers, **_otel_pairs(_otel("HEADERS", env)[1])}
-    timeout = None
-    try:
-        millis = float(_otel("TIMEOUT", env)[1])
-        # Zero, negative, NaN or infinite: not a timeout anyone meant; the deadline bounds it.
-        timeout = millis / 1000.0 if 0 < millis < float("inf") else None
-    except ValueError:
-        pass
-    resource = _otel_pairs(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
-    if env.get("OTEL_SERVICE_NAME", "").strip():
-        resource["service.name"] = env["OTEL_SERVICE_NAME"].strip()
-    return Target(
-        "otlp",
-        logs_url,
-        logs_url,
-        headers,
-        timeout,
-        tuple(_bundles(settings, env, _otel("CERTIFICATE", env))),
-        "report.headers or OTEL_EXPORTER_OTLP_HEADERS",
-        protocol == "http/protobuf",
-        compression.lower() == "gzip",
-        tuple(resource.items()),
-    )
-
-
-def resolve(settings: Settings, environ: Environ | None = None) -> Target | None:
-    """Where events go for these settings and environment; None for the local sink."""
-    env = os.environ if environ is None else environ
-    sink = settings.sink
-    override = env.get("SEND_METRICS_ENDPOINT", "")
-    setting = "SEND_METRICS_ENDPOINT" if override else "report.endpoint"
-    if sink == "local":
-        return None
-    if sink == "segment":
-        if not settings.write_key:
-            raise DeliveryError("report.sink is 'segment' but report.write_key is not set")
-        base = override or settings.endpoint or DEFAULT_ENDPOINTS["segment"]
-        check_url(base, setting)
-        base = base.rstrip("/")
-        auth = binascii.b2a_base64(f"{settings.write_key}:".encode(), newline=False).decode()
-        headers = {**settings.headers, "Authorization": f"Basic {auth}"}
-        bundles = tuple(_bundles(settings, env))
-        return Target(
-            "segment", f"{base}/v1/track", f"{base}/v1/batch", headers, None, bundles,
-            "report.write_key",
-        )  # fmt: skip
-    if sink == "otlp":
-        return _otlp(settings, env, override)
-    url = override or settings.endpoint
-    if not url:
-        raise DeliveryError("report.sink is 'http' but no endpoint is set", kind="config")
-    check_url(url, setting)
-    return Target("http", url, url, dict(settings.headers), None, tuple(_bundles(settings, env)))
-
-
 # ---- Segment ----
 
 

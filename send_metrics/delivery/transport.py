@@ -17,6 +17,7 @@ from send_metrics import __version__
 from send_metrics.errors import DeliveryError
 from send_metrics.lean.records import NamedTuple  # without `typing`, whose import costs ms
 from send_metrics.lean.urls import Url, mask_url, quote, unquote, urlsplit
+from send_metrics.settings.destination import check_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable, Mapping
 
-    Environ = Mapping[str, str]
+    from send_metrics.settings.destination import Environ
 
 # Deferred imports: socket loads on the prefetch thread while the child runs (its connection is
 # made there); ssl only for https endpoints, ipaddress only for an IP literal against a NO_PROXY
@@ -43,21 +44,6 @@ class Response(NamedTuple):
     content_type: str
     location: str
     body: bytes
-
-
-def check_url(url: str, setting: str) -> None:
-    """An endpoint must be an http(s) URL with a host: anything else is the operator's mistake,
-    kept apart from an endpoint's answer so that the queue is never dropped for it."""
-    try:
-        parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        ok = False
-    if not ok:
-        raise DeliveryError(
-            f"{setting} {mask_url(url)!r} is not an http:// or https:// URL", kind="config"
-        )
 
 
 # ---- proxies: which one, if any, for a URL ----

@@ -9,12 +9,12 @@ from send_metrics.lean.records import NamedTuple, TypedDict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Literal
 
+    from send_metrics.event.result import ChildResult
     from send_metrics.facts.facts import GitFacts, MachineFacts
-    from send_metrics.make.trace import Breakdown
-    from send_metrics.run.runner import ChildResult
-    from send_metrics.run.wrapper import CommandType
+
+    CommandType = Literal["make", "command"]  # what ran: a make target, or any command
 
 # Deferred imports: every collected run builds its event after the child ends; the schema
 # (json, importlib.resources) is read only by `schema`, the disclosure and tests.
@@ -45,6 +45,16 @@ class FileTargets(TypedDict):
     count: int
     duration_ms: float
     critical: int
+
+
+class Breakdown(NamedTuple):
+    """The event's make fields, and the outcome derived from the trace (include mode)."""
+
+    targets: list[MakeTarget]
+    file_targets: FileTargets | None
+    omitted: int
+    exit_code: int | None
+    interrupted: bool
 
 
 class Event(TypedDict):

@@ -6,10 +6,10 @@ import os
 import time
 
 from send_metrics.consent.decision import Decision, read_decision
-from send_metrics.delivery import delivery, sinks
 from send_metrics.errors import MetricsError
 from send_metrics.event import store
-from send_metrics.settings import config
+from send_metrics.lean.urls import mask_url
+from send_metrics.settings import config, destination
 from send_metrics.settings.config import Settings
 from send_metrics.settings.files import data_dir, state_path
 
@@ -101,14 +101,14 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
     data = data_dir(settings.app)
     lines.append(("history and queue", str(store.db_path(data))))
     debug = config.env_flag("SEND_METRICS_DEBUG")
-    target, problem = delivery.destination(settings)  # the same decision a run makes
+    target, problem = destination.destination(settings)  # the same decision a run makes
     if problem:
         endpoint = problem
     elif target is not None:
         endpoint = target.shown
     elif debug and settings.sink != "local":
         endpoint = "(none while SEND_METRICS_DEBUG is set: events are printed, not sent)"
-    elif settings.sink == "otlp" and sinks.otel_disabled():
+    elif settings.sink == "otlp" and destination.otel_disabled():
         endpoint = "(none while OTEL_SDK_DISABLED=true: nothing is sent)"
     else:
         endpoint = "(none: nothing leaves this machine)"
@@ -174,9 +174,9 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
         if os.environ.get(name):
             shown = "***" if any(s in name for s in _SECRET_VARS) else os.environ[name]
             if name.endswith("ENDPOINT"):
-                shown = sinks.mask_url(shown)
+                shown = mask_url(shown)
             elif name.lower() in ("https_proxy", "http_proxy", "all_proxy"):
-                shown = sinks.mask_url(shown if "://" in shown else f"http://{shown}")
+                shown = mask_url(shown if "://" in shown else f"http://{shown}")
             in_force.append(f"{name}={shown}")
     lines.append(("environment overrides", ", ".join(in_force) or "(none)"))
     return lines

@@ -18,8 +18,8 @@ from send_metrics.lean.records import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from send_metrics.event.event import FileTargets, MakeTarget
-    from send_metrics.run.runner import ChildResult
+    from send_metrics.event.event import Breakdown
+    from send_metrics.event.result import ChildResult
 
 # Deferred imports: the event's records, only once a breakdown is made.
 
@@ -68,16 +68,6 @@ class Target(NamedTuple):
     ended: bool
     first_seq: int  # where its first line started in the trace
     last_seq: int  # where its last line ended (the trace's order is the true order)
-
-
-class Breakdown(NamedTuple):
-    """The event's make fields, and the outcome derived from the trace (include mode)."""
-
-    targets: list[MakeTarget]
-    file_targets: FileTargets | None
-    omitted: int
-    exit_code: int | None
-    interrupted: bool
 
 
 def clock() -> float:
@@ -233,7 +223,7 @@ def critical_path(targets: list[Target]) -> list[Target]:
 def breakdown(trace: Trace, origin: float, end: float) -> Breakdown:
     """The bounded, privacy-filtered breakdown of a run that started at `origin` and ended
     at `end` (both on the trace's clock)."""
-    from send_metrics.event.event import FileTargets, MakeTarget, clean_text
+    from send_metrics.event.event import Breakdown, FileTargets, MakeTarget, clean_text
 
     targets = _targets(trace.lines, end)
     critical = set(critical_path(targets))

@@ -10,11 +10,15 @@ import os
 import sys
 import time
 
+from send_metrics.terminal import Interrupted, in_foreground
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal
     from collections.abc import Callable, Iterable, Mapping
     from typing import NoReturn
+
+    from send_metrics.event.result import ChildResult
 else:
     import _signal as signal  # what `signal` wraps in enums, which cost ~3 ms at start
 
@@ -50,51 +54,6 @@ _CORE_SIGNALS = {
 _RESTORED = tuple(
     getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(signal, name)
 )
-
-
-class Interrupted(BaseException):
-    """Raised in the wrapper when the user interrupts it after the child has ended."""
-
-
-class ChildResult:
-    """What happened to the child: how it ended, when, how long, and what it used. (Plain
-    data, not a NamedTuple: see `fastpath`.)"""
-
-    __slots__ = (
-        "cpu_system_s",
-        "cpu_user_s",
-        "duration_ms",
-        "exit_code",
-        "interrupted",
-        "peak_memory_bytes",
-        "signal",
-        "start_epoch",
-    )
-
-    def __init__(
-        self,
-        exit_code: int | None,
-        signal: int | None,
-        interrupted: bool,
-        start_epoch: float,
-        duration_ms: float,
-        cpu_user_s: float,
-        cpu_system_s: float,
-        peak_memory_bytes: int,
-    ) -> None:
-        self.exit_code = exit_code
-        self.signal = signal
-        self.interrupted = interrupted
-        self.start_epoch = start_epoch
-        self.duration_ms = duration_ms
-        self.cpu_user_s = cpu_user_s
-        self.cpu_system_s = cpu_system_s
-        self.peak_memory_bytes = peak_memory_bytes
-
-    @property
-    def status(self) -> int:
-        """The shell's view of the outcome: the exit code, or 128+N for death by signal N."""
-        return self.exit_code if self.exit_code is not None else 128 + (self.signal or 0)
 
 
 def _on_interrupt(signum: int, _frame: object) -> None:
@@ -202,6 +161,8 @@ class Child:
         exit_code = os.waitstatus_to_exitcode(status)
         signum = -exit_code if exit_code < 0 else None
         peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+        from send_metrics.event.result import ChildResult  # plain data; the child has ended
+
         return ChildResult(
             exit_code=None if signum else exit_code,
             signal=signum,
@@ -436,57 +397,6 @@ def _spawn_tied(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) ->
         code = int(failure)
         raise OSError(code, os.strerror(code))
     return pid
-
-
-def in_foreground() -> bool:
-    """Whether we are in the foreground process group of the terminal on stdin."""
-    try:
-        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-class Worker:
-    """Work on a thread of its own, abandoned at exit like a daemon thread, with `join(timeout)`
-    and `is_alive()`. Built on `_thread`: `threading` costs every collected run ~3 ms to import,
-    for two threads that need nothing more."""
-
-    def __init__(self, target: Callable[[], None], name: str) -> None:
-        import _thread
-
-        self.name = name
-        self._target = target
-        self._running = _thread.allocate_lock()
-        self._running.acquire()
-        try:
-            _thread.start_new_thread(self._run, ())
-        except BaseException:
-            self._running.release()
-            raise
-
-    def _run(self) -> None:
-        try:
-            self._target()
-        finally:
-            self._running.release()
-
-    def join(self, timeout: float | None = None) -> None:
-        """Wait until the work is done, or `timeout` seconds."""
-        if self._running.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
-            self._running.release()
-
-    def is_alive(self) -> bool:
-        return self._running.locked()
-
-
-def start_thread(target: Callable[[], None], name: str) -> Worker:
-    """A daemon thread that never receives our signals, so they always reach the main thread;
-    RuntimeError when no thread can start (`ulimit -u`)."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
-    try:
-        return Worker(target, name)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def exit_like(result: ChildResult) -> NoReturn:

@@ -171,7 +171,8 @@ def _record_when_done(path: str) -> None:
         return
     origin = trace.root_start if trace.root_start is not None else trace.lines[0].start
     made = breakdown(trace, origin, end)
-    from send_metrics.run.runner import FORWARDED, ChildResult
+    from send_metrics.event.result import ChildResult
+    from send_metrics.run.runner import FORWARDED
 
     exit_code, signal, interrupted = made.exit_code, None, made.interrupted
     if status is not None:  # make's own status: exact, nothing derived

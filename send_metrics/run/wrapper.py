@@ -13,17 +13,20 @@ import time
 from send_metrics.output import closed_pipe, say, warn
 from send_metrics.run import runner
 from send_metrics.settings import early
+from send_metrics.terminal import Interrupted
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Literal, NoReturn
+    from typing import NoReturn
 
     from send_metrics.consent.decision import Decision
-    from send_metrics.delivery.sinks import HttpClient, Target
-    from send_metrics.event.event import Event
+    from send_metrics.delivery.sinks import HttpClient
+    from send_metrics.event.event import Breakdown, CommandType, Event
+    from send_metrics.event.result import ChildResult
     from send_metrics.facts.facts import GitFacts, MachineFacts
-    from send_metrics.make.trace import Breakdown
+    from send_metrics.lean import threads
     from send_metrics.settings.config import Loaded, Settings
+    from send_metrics.settings.destination import Target
 
 # Set for the child: a wrapped run inside is not counted twice. Its value counts the wrappers
 # above (1 for the outermost's child), so a loop of wrapped make targets (an impl prefix that
@@ -32,9 +35,6 @@ ACTIVE_VAR = "SEND_METRICS_ACTIVE"
 MAX_NESTING = 30
 PLACEHOLDER_ID = "00000000-0000-4000-8000-000000000000"  # preview before any opt-in
 _MAKE_NO_RUN = set("nqt")  # make's --just-print, --question and --touch: no real run happens
-
-if TYPE_CHECKING:
-    CommandType = Literal["make", "command"]
 
 
 class RunSpec:
@@ -180,12 +180,14 @@ class _Prefetch:
         self.git: GitFacts | None = None
         self.machine: MachineFacts | None = None
         self.client: HttpClient | None = None
-        self.thread: runner.Worker | None = None
+        self.thread: threads.Worker | None = None
         if inline:  # the facts only (git is bounded); the sender connects on its own thread
             self._work()
             return
+        from send_metrics.lean import threads
+
         try:
-            self.thread = runner.start_thread(self._work, "send_metrics-prefetch")
+            self.thread = threads.start_thread(self._work, "send_metrics-prefetch")
         except RuntimeError:  # no thread left (ulimit -u): the facts are made at the end
             pass
 
@@ -200,16 +202,11 @@ class _Prefetch:
 
         git = facts.start_git()  # git runs on another core while the imports below load
         # Imported here, on the thread, so the main thread never waits for them.
-        from send_metrics.delivery import (
-            delivery,
-            sinks,
-        )
-        from send_metrics.event import (
-            event,  # noqa: F401
-            store,  # noqa: F401
-        )
+        from send_metrics.delivery import delivery, sinks
+        from send_metrics.event import event, store  # noqa: F401
+        from send_metrics.settings.destination import destination
 
-        target: Target | None = delivery.destination(self.settings)[0]
+        target: Target | None = destination(self.settings)[0]
         if target is not None:
             import _socket  # noqa: F401 - the HTTP client's; never for the local sink
 
@@ -337,7 +334,7 @@ def execute(spec: RunSpec) -> NoReturn:
             for line in problems:
                 warn(line)
             _after(spec, settings, decision, result, prefetch, made)
-    except runner.Interrupted:
+    except Interrupted:
         pass  # a second interrupt: stop reporting now; a recorded event waits in the queue
     except BaseException as exc:  # the metrics path must never change the command's outcome
         warn(f"{_describe(exc)}; the command's result is unchanged")
@@ -376,7 +373,7 @@ def _after(
     spec: RunSpec,
     settings: Settings,
     decision: Decision,
-    result: runner.ChildResult,
+    result: ChildResult,
     prefetch: _Prefetch | None,
     made: Breakdown | None = None,
 ) -> None:
@@ -430,7 +427,7 @@ def _build(
     spec: RunSpec,
     settings: Settings,
     anonymous_id: str,
-    result: runner.ChildResult,
+    result: ChildResult,
     prefetch: _Prefetch,
     until: float,
     make: Breakdown | None = None,

@@ -1,0 +1,44 @@
+"""How a run's child ended: the one record the runner, the make trace and the event share."""
+
+from __future__ import annotations
+
+
+class ChildResult:
+    """What happened to the child: how it ended, when, how long, and what it used. (Plain
+    data, not a NamedTuple: see `fastpath`.)"""
+
+    __slots__ = (
+        "cpu_system_s",
+        "cpu_user_s",
+        "duration_ms",
+        "exit_code",
+        "interrupted",
+        "peak_memory_bytes",
+        "signal",
+        "start_epoch",
+    )
+
+    def __init__(
+        self,
+        exit_code: int | None,
+        signal: int | None,
+        interrupted: bool,
+        start_epoch: float,
+        duration_ms: float,
+        cpu_user_s: float,
+        cpu_system_s: float,
+        peak_memory_bytes: int,
+    ) -> None:
+        self.exit_code = exit_code
+        self.signal = signal
+        self.interrupted = interrupted
+        self.start_epoch = start_epoch
+        self.duration_ms = duration_ms
+        self.cpu_user_s = cpu_user_s
+        self.cpu_system_s = cpu_system_s
+        self.peak_memory_bytes = peak_memory_bytes
+
+    @property
+    def status(self) -> int:
+        """The shell's view of the outcome: the exit code, or 128+N for death by signal N."""
+        return self.exit_code if self.exit_code is not None else 128 + (self.signal or 0)
