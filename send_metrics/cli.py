@@ -14,6 +14,7 @@ from send_metrics.errors import ExitCode, MetricsError
 from send_metrics.local import reports
 from send_metrics.output import closed_pipe, say, warn
 from send_metrics.run import wrapper
+from send_metrics.run.spec import command_spec, make_spec
 from send_metrics.settings import config
 from send_metrics.settings.config import Settings
 from send_metrics.settings.files import state_path
@@ -107,7 +108,7 @@ def run(name: str | None, dry_run: bool, command: tuple[str, ...]) -> None:
 
     Usage: send_metrics run [--name NAME] -- CMD [ARG ...]
     """
-    wrapper.execute(wrapper.command_spec(_strip_dashes(command), name, dry_run))
+    wrapper.execute(command_spec(_strip_dashes(command), name, dry_run))
 
 
 @cli.command(context_settings=_PASS_THROUGH)
@@ -131,14 +132,14 @@ def wrap(
     bad = [v for v in variables if "=" not in v or v.startswith("=")]
     if bad:
         raise click.UsageError(f"expected VAR=value after the target, got {bad[0]!r}")
-    wrapper.execute(wrapper.make_spec(target, list(variables), make, makefile, dry_run))
+    wrapper.execute(make_spec(target, list(variables), make, makefile, dry_run))
 
 
 @cli.command(context_settings=_PASS_THROUGH)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def preview(command: tuple[str, ...]) -> None:
     """Run CMD and print the exact event that would be sent; nothing is stored or sent."""
-    wrapper.execute(wrapper.command_spec(_strip_dashes(command), None, True))
+    wrapper.execute(command_spec(_strip_dashes(command), None, True))
 
 
 def _strip_dashes(command: tuple[str, ...]) -> list[str]:

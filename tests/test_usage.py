@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from send_metrics.cli import cli
 from send_metrics.run import fastpath, wrapper
-from send_metrics.run.wrapper import RunSpec
+from send_metrics.run.spec import RunSpec
 from tests.helpers import assert_no_traceback, sm
 
 

@@ -14,10 +14,12 @@ import sys
 from send_metrics.consent.decision import (
     Decision,
     Scope,
-    read_decision,
+    gap,
     remove_decision,
+    where,
     write_decision,
 )
+from send_metrics.consent.lock import Verdict, current, locked
 from send_metrics.errors import ConfigError, MetricsError
 from send_metrics.settings.config import Settings
 from send_metrics.settings.files import data_dir, state_path
@@ -28,20 +30,6 @@ from send_metrics.settings.files import data_dir, state_path
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from contextlib import AbstractContextManager
-    from types import TracebackType
-    from typing import TypeVar
-
-    from send_metrics.event.event import Event
-    from send_metrics.event.store import Store
-
-    _T = TypeVar("_T")
-
-SINK_NAMES = {
-    "segment": "Segment",
-    "otlp": "an OpenTelemetry collector",
-    "http": "an HTTP endpoint",
-}
 
 
 def is_interactive() -> bool:
@@ -117,38 +105,6 @@ def _scope(settings: Settings) -> Scope:
     )
 
 
-def where(covered: Scope) -> str:
-    """Where events go, as the disclosure and `status` say it."""
-    if covered.sink == "local":
-        return "nowhere: kept on this machine only"
-    host = covered.host or "(no endpoint set)"
-    if covered.sink == "segment":
-        return f"{host} (Segment)"
-    return f"{SINK_NAMES.get(covered.sink, covered.sink)} at {host}"
-
-
-def gap(accepted: Scope | None, current: Scope) -> str:
-    """Why a yes to `accepted` does not cover `current`, in a few words; empty when it does.
-    Narrowing (fewer fields or commands, the local sink) is covered."""
-    if accepted is None:
-        return "the recorded yes does not say what it covered (an older send_metrics)"
-    if current.consent_version > accepted.consent_version:
-        return f"the operator raised the consent version to {current.consent_version}"
-    if current.sink != "local" and (current.sink, current.host) != (accepted.sink, accepted.host):
-        return f"events would go to {where(current)}, not {where(accepted)}"
-    more = sorted(set(current.fields) - set(accepted.fields))
-    if more:
-        return "more fields would be collected: " + ", ".join(more)
-    commands = sorted(set(current.allow_args) - set(accepted.allow_args))
-    if commands:
-        return "the arguments of more commands would be collected: " + ", ".join(commands)
-    if current.privacy_url != accepted.privacy_url:
-        return "the privacy URL changed"
-    if current.retention != accepted.retention:
-        return "the retention changed"
-    return ""
-
-
 def needs_asking(decision: Decision, settings: Settings) -> bool:
     """No usable decision, one made under an older consent version, or a yes that does not
     cover what would now be collected. A no stands until the consent version is raised."""
@@ -157,9 +113,13 @@ def needs_asking(decision: Decision, settings: Settings) -> bool:
     return decision.granted and bool(gap(decision.scope, scope(settings)))
 
 
-def collecting(decision: Decision, settings: Settings) -> bool:
-    """Whether this developer has said yes to a disclosure covering the current one."""
-    return decision.granted and not needs_asking(decision, settings)
+def decide(settings: Settings, decision: Decision) -> Verdict:
+    """A run's consent, decided once from the decision it read (or was given): whether it
+    collects, and then what the yes covers, which its recording and sending check again under
+    the lock (`lock.recording`, `lock.sending`); or whether a question is due."""
+    asking = needs_asking(decision, settings)
+    collects = decision.granted and not asking
+    return Verdict(settings, decision, scope(settings) if collects else None, asking)
 
 
 def why_not(decision: Decision, settings: Settings) -> str:
@@ -176,7 +136,7 @@ def why_not(decision: Decision, settings: Settings) -> str:
 
 def why_not_sending(settings: Settings) -> str:
     """`why_not` for the recorded decision (an unreadable one is no decision)."""
-    return why_not(_current(state_path(settings.app)), settings)
+    return why_not(current(state_path(settings.app)), settings)
 
 
 def question(settings: Settings) -> str:
@@ -333,90 +293,10 @@ def _cooked(fd: int) -> Callable[[], None]:
     return restore
 
 
-class _locked:  # a class (no contextlib), used as `with _locked(path):` like a function
-    """Serialise the state among concurrent wrappers and commands. Senders hold it shared while
-    a request is in flight, so `opt-out` returns only once no event can leave any more."""
-
-    def __init__(self, path: str, shared: bool = False, until: float | None = None) -> None:
-        self.folder = os.path.dirname(path)
-        self.shared = shared
-        self.until = until  # a monotonic time to give up at (a run's deadline); None: wait
-        self.fd = -1
-        self.gate = -1
-
-    def __enter__(self) -> None:
-        import fcntl
-
-        from send_metrics.settings import files
-
-        files.private_dir(self.folder)
-        # Two files, so that a writer is never starved by senders that keep taking the shared
-        # lock (`flush` sends batch after batch): everyone passes the gate, exclusively; a
-        # sender lets it go once it holds the state lock, a writer keeps it. So `opt-out` waits
-        # for the request in flight only, and no new one starts meanwhile.
-        gate = self._open(".gate")
-        try:
-            self._take(gate, fcntl.LOCK_EX)
-            self.fd = self._open(".lock")
-            try:
-                self._take(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
-            except BaseException:
-                os.close(self.fd)
-                raise
-        except BaseException:
-            os.close(gate)
-            raise
-        if self.shared:
-            os.close(gate)
-        else:
-            self.gate = gate
-
-    def _take(self, fd: int, operation: int) -> None:
-        """flock, given up at `until`: a run never waits past its deadline for others."""
-        import fcntl
-        import time
-
-        if self.until is None:
-            fcntl.flock(fd, operation)
-            return
-        while True:
-            try:
-                fcntl.flock(fd, operation | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= self.until:
-                    raise ConfigError(
-                        "another send_metrics holds the state lock (an opt-out or opt-in in "
-                        "progress); this run's event is not recorded"
-                    ) from None
-                time.sleep(0.005)
-
-    def _open(self, name: str) -> int:
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-        try:
-            return os.open(os.path.join(self.folder, name), flags, 0o600)
-        except OSError as exc:
-            raise ConfigError(f"cannot write in {self.folder} ({exc.strerror or exc})") from None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        os.close(self.fd)
-        if not self.shared:
-            os.close(self.gate)
-
-
 def _now() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _current(path: str) -> Decision:
-    try:
-        return read_decision(path)
-    except ConfigError:
-        return Decision()
 
 
 def _write(settings: Settings, path: str, granted: bool, previous: Decision) -> Decision:
@@ -465,8 +345,8 @@ def record(settings: Settings, granted: bool) -> Decision:
     """Record a decision without asking (opt-in, opt-out)."""
     path = state_path(settings.app)
     try:
-        with _locked(path):
-            return _write(settings, path, granted, _current(path))
+        with locked(path):
+            return _write(settings, path, granted, current(path))
     except OSError as exc:
         raise ConfigError(f"cannot write {path} ({exc.strerror or exc})") from None
 
@@ -479,8 +359,8 @@ def ask_once(settings: Settings) -> tuple[Decision, str]:
     (another terminal, `opt-out`), a no wins: ours is recorded if it is a no, theirs kept if not.
     """
     path = state_path(settings.app)
-    with _locked(path):
-        seen = _current(path)
+    with locked(path):
+        seen = current(path)
     if not needs_asking(seen, settings):
         return seen, ""
     from send_metrics.event import store
@@ -495,8 +375,8 @@ def ask_once(settings: Settings) -> tuple[Decision, str]:
             "send_metrics: keys typed during the command are left for your shell; the usage "
             "metrics question waits for a later run (nothing recorded).\n"
         )
-    with _locked(path):
-        now = _current(path)
+    with locked(path):
+        now = current(path)
         if now != seen and answer:
             return now, (
                 "send_metrics: a decision was recorded elsewhere meanwhile; it stands "
@@ -512,93 +392,20 @@ def ask_once(settings: Settings) -> tuple[Decision, str]:
     )
 
 
-class _Checked:
-    """The state lock held shared around a check of the decision, read again under it: what a
-    run does right before it records, and a sender before each request. `_hold` takes the lock
-    and gives the check's answer (the lock is let go at once if the check fails)."""
-
-    def __init__(self, settings: Settings, until: float | None = None) -> None:
-        self.settings = settings
-        self.lock = _locked(state_path(settings.app), shared=True, until=until)
-
-    def _hold(self, check: Callable[[Decision], _T]) -> _T:
-        self.lock.__enter__()
-        try:
-            return check(_current(state_path(self.settings.app)))
-        except BaseException:
-            self.lock.__exit__(None, None, None)
-            raise
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.lock.__exit__(kind, exc, tb)
-
-
-class recording(_Checked):  # a class (no contextlib), used as `with recording(...) as allowed:`
-    """Hold the state lock while an event is recorded, and say whether it may be: the decision
-    is read again right before, so a wrapper that was running during `opt-out` records nothing.
-    Shared, as a sender holds it: recording only reads the decision (SQLite orders the writes),
-    so a `flush` in flight never holds a run up; an opt-out waiting for its turn does, until
-    `until` at most."""
-
-    def __init__(self, settings: Settings, anonymous_id: str, until: float | None = None) -> None:
-        super().__init__(settings, until)
-        self.anonymous_id = anonymous_id
-
-    def __enter__(self) -> bool:
-        return self._hold(self._allowed)
-
-    def _allowed(self, decision: Decision) -> bool:
-        return collecting(decision, self.settings) and decision.anonymous_id == self.anonymous_id
-
-
-class _SendCheck(_Checked):
-    """One sender's check (see `sending`), held around one request."""
-
-    def __init__(self, settings: Settings, db: Store, events: list[Event]) -> None:
-        super().__init__(settings)
-        self.db = db
-        self.events = events
-
-    def __enter__(self) -> list[Event] | None:
-        return self._hold(self._allowed)
-
-    def _allowed(self, decision: Decision) -> list[Event] | None:
-        events = self.events
-        if not collecting(decision, self.settings):
-            self.db.release([e["message_id"] for e in events])
-            return None
-        current = decision.anonymous_id
-        stale = [e["message_id"] for e in events if e["anonymous_id"] != current]
-        if stale:
-            self.db.discard(stale)
-        return [e for e in events if e["anonymous_id"] == current]
-
-
-def sending(
-    settings: Settings, db: Store
-) -> Callable[[list[Event]], AbstractContextManager[list[Event] | None]]:
-    """The check a sender makes before each request: under the shared state lock, the events
-    that may leave now (the current yes, the current id); None when none may (stop sending).
-    Events recorded under an older id are dropped from the queue, never sent."""
-    return lambda events: _SendCheck(settings, db, events)
-
-
 def opt_out(settings: Settings) -> tuple[Decision, bool]:
     """Decline, forget the id, and delete the local queue and history; True if data was deleted.
     Holding the lock, it waits for sends already in flight; none starts after it returns."""
     path = state_path(settings.app)
     from send_metrics.event import store
 
-    with _locked(path):
+    with locked(path):
         existed = os.path.exists(store.db_path(data_dir(settings.app)))
-        state = _write(settings, path, False, _current(path))
+        state = _write(settings, path, False, current(path))
     return state, existed
 
 
 def reset(settings: Settings) -> None:
     """Forget the decision (and repair a broken state file) so the next interactive run asks."""
     path = state_path(settings.app)
-    with _locked(path):
+    with locked(path):
         remove_decision(path)

@@ -236,3 +236,52 @@ def remove_decision(path: AnyPath) -> None:
                 pass
     except OSError as exc:
         raise ConfigError(f"cannot remove {path} ({exc.strerror or exc})") from None
+
+
+SINK_NAMES = {
+    "segment": "Segment",
+    "otlp": "an OpenTelemetry collector",
+    "http": "an HTTP endpoint",
+}
+
+
+def where(covered: Scope) -> str:
+    """Where events go, as the disclosure and `status` say it."""
+    if covered.sink == "local":
+        return "nowhere: kept on this machine only"
+    host = covered.host or "(no endpoint set)"
+    if covered.sink == "segment":
+        return f"{host} (Segment)"
+    return f"{SINK_NAMES.get(covered.sink, covered.sink)} at {host}"
+
+
+def gap(accepted: Scope | None, current: Scope) -> str:
+    """Why a yes to `accepted` does not cover `current`, in a few words; empty when it does.
+    Narrowing (fewer fields or commands, the local sink) is covered."""
+    if accepted is None:
+        return "the recorded yes does not say what it covered (an older send_metrics)"
+    if current.consent_version > accepted.consent_version:
+        return f"the operator raised the consent version to {current.consent_version}"
+    if current.sink != "local" and (current.sink, current.host) != (accepted.sink, accepted.host):
+        return f"events would go to {where(current)}, not {where(accepted)}"
+    more = sorted(set(current.fields) - set(accepted.fields))
+    if more:
+        return "more fields would be collected: " + ", ".join(more)
+    commands = sorted(set(current.allow_args) - set(accepted.allow_args))
+    if commands:
+        return "the arguments of more commands would be collected: " + ", ".join(commands)
+    if current.privacy_url != accepted.privacy_url:
+        return "the privacy URL changed"
+    if current.retention != accepted.retention:
+        return "the retention changed"
+    return ""
+
+
+def covers(decision: Decision, current: Scope) -> bool:
+    """Whether `decision` is a yes that covers the disclosure `current`: made under its consent
+    version or a later one, to a disclosure that collected no less (`gap`)."""
+    return (
+        decision.granted
+        and decision.consent_version >= current.consent_version
+        and not gap(decision.scope, current)
+    )

@@ -6,12 +6,14 @@ import os
 import sys
 import time
 
+from send_metrics.consent import lock
 from send_metrics.errors import DeliveryError, MetricsError
 from send_metrics.lean import threads
 from send_metrics.lean.records import NamedTuple
 from send_metrics.output import warn
 from send_metrics.settings import config
 from send_metrics.settings.destination import destination
+from send_metrics.settings.files import state_path
 
 MAX_LEASE_S = 300.0  # a claimed event goes back to the queue after this, whatever happened
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from contextlib import AbstractContextManager
 
+    from send_metrics.consent.lock import Verdict
     from send_metrics.delivery.sinks import HttpClient
     from send_metrics.event.event import Event
     from send_metrics.event.store import Store
@@ -48,11 +51,11 @@ def _open_store(settings: Settings, busy_timeout: float = 1.0) -> Store:
 
 
 def report(
-    event: Event, settings: Settings, deadline: float, client: HttpClient | None = None
+    event: Event, verdict: Verdict, deadline: float, client: HttpClient | None = None
 ) -> None:
-    """Store the event in the history and queue, then deliver the queue until the deadline."""
-    from send_metrics.consent import consent
-
+    """Store the event in the history and queue, then deliver the queue until the deadline,
+    under the consent the run decided (checked again under the lock before each step)."""
+    settings = verdict.settings
     target, error = destination(settings)
     networked = target is not None or error is not None  # an incomplete config keeps events
     # The lock is held briefly by others, but for a writer waiting its turn behind a send in
@@ -60,7 +63,7 @@ def report(
     # or a second from now if that is later, so that a run whose facts took their time under
     # load still records its event.
     until = max(deadline, time.monotonic() + 1.0)
-    with consent.recording(settings, event["anonymous_id"], until=until) as allowed:
+    with lock.recording(verdict, until=until) as allowed:
         if not allowed:
             return  # an opt-out (or a changed disclosure) since the run began: nothing is kept
         # Not closed: the process ends right after, and an abandoned sender may still use it.
@@ -78,7 +81,7 @@ def report(
 
         sys.stderr.write("send_metrics debug: " + json.dumps(event) + "\n")
     if target is not None:
-        error = flush(db, target, deadline, client=client, check=consent.sending(settings, db))
+        error = flush(db, target, deadline, client=client, check=lock.sending(verdict, db))
     if error and error.endswith("(event dropped)"):
         warn(error)  # refused for good: counted in `status`, never queued again
     elif error:
@@ -115,7 +118,8 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
         return FlushOutcome("", reason, 0, 0, None)
     if not os.path.exists(_store_path(settings)):
         return FlushOutcome(target.shown, "", 0, 0, None)
-    why = consent.why_not_sending(settings)
+    verdict = consent.decide(settings, lock.current(state_path(settings.app)))
+    why = consent.why_not(verdict.decision, settings)
     if why:
         return FlushOutcome("", f"Nothing is sent: {why}.", 0, 0, None)
     db = _open_store(settings)
@@ -126,7 +130,7 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
         time.monotonic() + timeout,
         batch=400,
         force=True,
-        check=consent.sending(settings, db),
+        check=lock.sending(verdict, db),
     )
     stopped = consent.why_not_sending(settings)
     if stopped:  # an opt-out (or a reset) while it ran: the rest was deleted, or stays unsent

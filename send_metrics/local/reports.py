@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from send_metrics.consent.decision import Decision, read_decision
+from send_metrics.consent.decision import Decision, read_decision, where
 from send_metrics.errors import MetricsError
 from send_metrics.event import store
 from send_metrics.lean.urls import mask_url
@@ -184,14 +184,13 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
 
 def _covers(state: Decision, settings: Settings) -> str:
     """What a recorded yes covered, in one line."""
-    from send_metrics.consent import consent
 
     accepted = state.scope
     if accepted is None:
         return "(not recorded: a yes from an older send_metrics)"
     parts = [
         f"consent version {accepted.consent_version}",
-        f"events to {consent.where(accepted)}",
+        f"events to {where(accepted)}",
         f"{len(accepted.fields)} fields"
         + ("" if "git_remote_hash" in accepted.fields else " (no git_remote_hash)"),
         "arguments of " + (", ".join(accepted.allow_args) or "no command"),

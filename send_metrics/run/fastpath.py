@@ -18,7 +18,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
-    from send_metrics.run.wrapper import RunSpec
+    from send_metrics.run.spec import RunSpec
 
 
 def _options(
@@ -55,7 +55,7 @@ def parse(argv: list[str]) -> RunSpec | None:
     """The run to make for a plain `run`/`wrap`/`preview` call; None for anything else."""
     if not argv or argv[0] not in ("run", "wrap", "preview"):
         return None
-    from send_metrics.run import wrapper
+    from send_metrics.run.spec import command_spec, make_spec
 
     verb, rest = argv[0], argv[1:]
     if verb in ("run", "preview"):
@@ -65,7 +65,7 @@ def parse(argv: list[str]) -> RunSpec | None:
             return None
         opts, tail = parsed
         name = opts.get("name")
-        return wrapper.command_spec(
+        return command_spec(
             tail[1:], str(name) if name else None, verb == "preview" or bool(opts.get("dry_run"))
         )
     parsed = _options(
@@ -79,7 +79,7 @@ def parse(argv: list[str]) -> RunSpec | None:
     if not target or any("=" not in v or v.startswith(("=", "-")) for v in variables):
         return None
     make, makefile = opts.get("make"), opts.get("makefile")
-    return wrapper.make_spec(
+    return make_spec(
         target,
         variables,
         str(make) if make else None,

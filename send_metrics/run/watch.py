@@ -146,8 +146,8 @@ def watch(argv: list[str]) -> None:
 
 def _record_when_done(path: str) -> None:
     from send_metrics.consent import consent
-    from send_metrics.delivery import delivery
-    from send_metrics.run import wrapper
+    from send_metrics.run import recording
+    from send_metrics.run.spec import RunSpec
     from send_metrics.settings import config
 
     pid, ticks = _root_ticks(path)
@@ -155,10 +155,10 @@ def _record_when_done(path: str) -> None:
         return
     loaded = config.load_settings()
     settings = loaded.settings
-    decision = wrapper._read_decision(settings, [])
+    verdict = consent.decide(settings, recording.read_decision(settings, []))
     prefetch = None
-    if not config.metrics_disabled() and consent.collecting(decision, settings):
-        prefetch = wrapper._Prefetch(settings)  # git and machine facts while make runs
+    if not config.metrics_disabled() and verdict.collecting:
+        prefetch = recording.Prefetch(settings)  # git and machine facts while make runs
     status = _wait_exit(pid, ticks)
     end = clock()
     wall_end = time.time()
@@ -166,8 +166,7 @@ def _record_when_done(path: str) -> None:
     if prefetch is None or not trace.lines:
         return
     # Asked again now: an opt-out or DO_NOT_TRACK while make ran wins.
-    decision = wrapper._read_decision(settings, [])
-    if config.metrics_disabled() or not consent.collecting(decision, settings):
+    if config.metrics_disabled() or not verdict.still(recording.read_decision(settings, [])):
         return
     origin = trace.root_start if trace.root_start is not None else trace.lines[0].start
     made = breakdown(trace, origin, end)
@@ -190,16 +189,5 @@ def _record_when_done(path: str) -> None:
         peak_memory_bytes=0,
     )
     cwd = os.getcwd()
-    spec = wrapper.RunSpec(command_of(trace.goals, cwd), "make")
-    deadline = time.monotonic() + settings.deadline
-    event = wrapper._build(
-        spec,
-        settings,
-        decision.anonymous_id,
-        result,
-        prefetch,
-        deadline - 0.2,
-        made,
-        status is None,
-    )
-    delivery.report(event, settings, deadline, prefetch.ready_client())
+    spec = RunSpec(command_of(trace.goals, cwd), "make")
+    recording.record(spec, verdict, result, prefetch, made, status is None)

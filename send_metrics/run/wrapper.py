@@ -1,6 +1,6 @@
 """The life of one wrapped run: start the child, prefetch while it runs, ask, record, end like it.
 
-This module is on the hot path: it follows the rule in `fastpath`'s docstring.
+This module is on the hot path: it follows the rule in `run.fastpath`'s docstring.
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
-    from send_metrics.consent.decision import Decision
-    from send_metrics.delivery.sinks import HttpClient
-    from send_metrics.event.event import Breakdown, CommandType, Event
+    from send_metrics.consent.lock import Verdict
+    from send_metrics.event.event import Breakdown
     from send_metrics.event.result import ChildResult
-    from send_metrics.facts.facts import GitFacts, MachineFacts
-    from send_metrics.lean import threads
+    from send_metrics.run.recording import Prefetch
+    from send_metrics.run.spec import RunSpec
     from send_metrics.settings.config import Loaded, Settings
-    from send_metrics.settings.destination import Target
 
 # Set for the child: a wrapped run inside is not counted twice. Its value counts the wrappers
 # above (1 for the outermost's child), so a loop of wrapped make targets (an impl prefix that
@@ -35,62 +33,6 @@ ACTIVE_VAR = "SEND_METRICS_ACTIVE"
 MAX_NESTING = 30
 PLACEHOLDER_ID = "00000000-0000-4000-8000-000000000000"  # preview before any opt-in
 _MAKE_NO_RUN = set("nqt")  # make's --just-print, --question and --touch: no real run happens
-
-
-class RunSpec:
-    """What to run and how to name it in the event. A make target is data too: its argv is made
-    by `child_argv` once the operator's impl prefix is known. (Plain data, not a NamedTuple:
-    it exists before the child starts, see `fastpath`.)"""
-
-    __slots__ = ("args", "argv", "command", "command_type", "dry_run", "make", "makefile")
-
-    def __init__(
-        self,
-        command: str,
-        command_type: CommandType,
-        args: tuple[str, ...] = (),  # the program's arguments, or the VAR=value words of make
-        argv: tuple[str, ...] = (),  # the command to run (empty for a make target)
-        make: str | None = None,  # the calling make's binary (make targets)
-        makefile: str | None = None,  # the calling makefile (make targets)
-        dry_run: bool = False,
-    ) -> None:
-        self.command = command
-        self.command_type = command_type
-        self.args = args
-        self.argv = argv
-        self.make = make
-        self.makefile = makefile
-        self.dry_run = dry_run
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, RunSpec) and self._values() == other._values()
-
-    __hash__ = None  # type: ignore[assignment]  # mutable fields: compared, never hashed
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"RunSpec({fields})"
-
-
-def make_spec(
-    target: str,
-    variables: list[str],
-    make: str | None = None,
-    makefile: str | None = None,
-    dry_run: bool = False,
-) -> RunSpec:
-    """`make impl-TARGET` with the calling make's binary and makefile; VAR=value passed on."""
-    return RunSpec(target, "make", tuple(variables), (), make, makefile, dry_run)
-
-
-def command_spec(argv: list[str], name: str | None = None, dry_run: bool = False) -> RunSpec:
-    """Any command; it is named by --name or its program's basename, never its path (the event
-    cleans the name further)."""
-    program = argv[0].replace("\\", "/").rstrip("/").rpartition("/")[2] or argv[0]
-    return RunSpec(name or program, "command", tuple(argv[1:]), tuple(argv), dry_run=dry_run)
 
 
 def child_argv(spec: RunSpec, impl_prefix: str) -> list[str]:
@@ -170,92 +112,6 @@ def _exec_plain(argv: list[str]) -> NoReturn:
         os._exit(ExitCode.NOT_FOUND if missing else ExitCode.NOT_EXECUTABLE)
 
 
-class _Prefetch:
-    """Work done on a thread while the child runs (only once consent is known): the imports and
-    connection the report needs, and the git and machine facts."""
-
-    def __init__(self, settings: Settings, connect: bool = True, inline: bool = False):
-        self.settings = settings
-        self.connect = connect  # never for preview and --dry-run: they touch no network
-        self.git: GitFacts | None = None
-        self.machine: MachineFacts | None = None
-        self.client: HttpClient | None = None
-        self.thread: threads.Worker | None = None
-        if inline:  # the facts only (git is bounded); the sender connects on its own thread
-            self._work()
-            return
-        from send_metrics.lean import threads
-
-        try:
-            self.thread = threads.start_thread(self._work, "send_metrics-prefetch")
-        except RuntimeError:  # no thread left (ulimit -u): the facts are made at the end
-            pass
-
-    def _work(self) -> None:
-        try:
-            self._gather()
-        except BaseException:  # noqa: S110 - a fact we could not gather is unknown (null), and
-            pass  # a thread's traceback would land in the middle of the command's output
-
-    def _gather(self) -> None:
-        from send_metrics.facts import facts
-
-        git = facts.start_git()  # git runs on another core while the imports below load
-        # Imported here, on the thread, so the main thread never waits for them.
-        from send_metrics.delivery import delivery, sinks
-        from send_metrics.event import event, store  # noqa: F401
-        from send_metrics.settings.destination import destination
-
-        target: Target | None = destination(self.settings)[0]
-        if target is not None:
-            import _socket  # noqa: F401 - the HTTP client's; never for the local sink
-
-            if target.url[:6].lower() == "https:":
-                import ssl  # noqa: F401 - the costliest, for https endpoints only
-        self.machine = facts.machine_facts()
-        self.git = facts.git_facts(
-            self.settings.app, started=git, hash_remote=self.settings.git_remote_hash
-        )
-        # Last: a hanging DNS must not cost the facts above. Not while backing off: an offline
-        # laptop's runs only queue, and never wait for the network.
-        if target is not None and self.connect and not delivery.backing_off(self.settings, target):
-            sinks.warm(target)
-            client = sinks.HttpClient(time.monotonic() + self.settings.deadline, target.ca_bundles)
-            client.prepare(target.url)
-            self.client = client
-
-    def join(self, until: float) -> tuple[GitFacts | None, MachineFacts]:
-        """The facts gathered by `until`; machine facts are cheap and made here if missing."""
-        if self.thread is not None:
-            self.thread.join(max(0.0, until - time.monotonic()))
-        if self.machine is None:
-            from send_metrics.facts import facts
-
-            self.machine = facts.machine_facts()
-        return self.git, self.machine
-
-    def ready_client(self) -> HttpClient | None:
-        """The prepared connection, only once the thread is done with it."""
-        return self.client if self.thread is not None and not self.thread.is_alive() else None
-
-
-def _read_decision(settings: Settings, problems: list[str]) -> Decision:
-    from send_metrics.consent.decision import Decision, read_decision
-    from send_metrics.errors import MetricsError
-    from send_metrics.settings.files import state_path
-
-    try:
-        path = state_path(settings.app)
-    except MetricsError as exc:  # no home: nothing to repair, no decision to read
-        problems.append(str(exc))
-        return Decision()
-    try:
-        return read_decision(path)
-    except MetricsError as exc:
-        problems.append(f"{exc}; treated as no decision (`send_metrics reset` repairs it)")
-        return Decision()
-
-
 def _load_settings() -> Loaded:
     from send_metrics.settings import config
 
@@ -325,15 +181,15 @@ def execute(spec: RunSpec) -> NoReturn:
         if prepared is None:
             warn(f"{failure}; nothing recorded, the command's result is unchanged")
         else:
-            settings, problems, decision, prefetch = prepared
+            settings, problems, verdict, prefetch = prepared
             made = None
             if trace is not None:
-                from send_metrics.make import trace as maketrace
+                from send_metrics.make.trace import take_wrapped  # a wrapped make's breakdown
 
-                made = maketrace.take_wrapped(trace, result)  # deletes the trace either way
+                made = take_wrapped(trace, result)  # deletes the trace either way
             for line in problems:
                 warn(line)
-            _after(spec, settings, decision, result, prefetch, made)
+            _after(spec, settings, verdict, result, prefetch, made)
     except Interrupted:
         pass  # a second interrupt: stop reporting now; a recorded event waits in the queue
     except BaseException as exc:  # the metrics path must never change the command's outcome
@@ -343,20 +199,22 @@ def execute(spec: RunSpec) -> NoReturn:
 
 def _prepare(
     spec: RunSpec, loaded: Loaded | None, child: runner.Child
-) -> tuple[Settings, list[str], Decision, _Prefetch | None]:
+) -> tuple[Settings, list[str], Verdict, Prefetch | None]:
     """While the child runs: the config, the decision, and the prefetch when collecting (done
     here, without a thread, when the child has ended already: nothing is left to overlap)."""
     loaded = loaded or _load_settings()
     settings = loaded.settings
     problems = list(loaded.problems)
-    decision = _read_decision(settings, problems)
+    # After the child has started: the recording step and the consent rules.
     from send_metrics.consent import consent
+    from send_metrics.run.recording import Prefetch, read_decision
 
+    verdict = consent.decide(settings, read_decision(settings, problems))
     prefetch = None
-    if spec.dry_run or consent.collecting(decision, settings):
+    if spec.dry_run or verdict.collecting:
         ended = child.has_ended()
-        prefetch = _Prefetch(settings, connect=not spec.dry_run and not ended, inline=ended)
-    return settings, problems, decision, prefetch
+        prefetch = Prefetch(settings, connect=not spec.dry_run and not ended, inline=ended)
+    return settings, problems, verdict, prefetch
 
 
 def _describe(exc: BaseException) -> str:
@@ -372,15 +230,16 @@ def _describe(exc: BaseException) -> str:
 def _after(
     spec: RunSpec,
     settings: Settings,
-    decision: Decision,
+    verdict: Verdict,
     result: ChildResult,
-    prefetch: _Prefetch | None,
+    prefetch: Prefetch | None,
     made: Breakdown | None = None,
 ) -> None:
     from send_metrics.consent import consent
+    from send_metrics.run import recording
 
     if prefetch is None:  # not collecting (a dry run always has its prefetch)
-        if not consent.needs_asking(decision, settings):
+        if not verdict.asking:
             return  # declined: nothing is collected
         if consent.is_interactive():
             decision, line = consent.ask_once(settings)
@@ -388,15 +247,15 @@ def _after(
         else:
             # Nobody to ask here; but under make -j only one job has the terminal, and the
             # developer may have just answered there. Their answer counts for this run too.
-            decision = _read_decision(settings, [])
-        if not consent.collecting(decision, settings):
+            decision = recording.read_decision(settings, [])
+        verdict = consent.decide(settings, decision)
+        if not verdict.collecting:
             return
-        prefetch = _Prefetch(settings)
+        prefetch = recording.Prefetch(settings)
     if spec.dry_run:
-        granted = consent.collecting(decision, settings)
-        identity_id = decision.anonymous_id if granted else PLACEHOLDER_ID
+        identity_id = verdict.decision.anonymous_id if verdict.collecting else PLACEHOLDER_ID
         until = time.monotonic() + settings.deadline
-        event = _build(spec, settings, identity_id, result, prefetch, until, made)
+        event = recording.build(spec, settings, identity_id, result, prefetch, until, made)
         import json
 
         if sys.stdout is not None:  # None when started with stdout closed
@@ -406,40 +265,4 @@ def _after(
             except BrokenPipeError:
                 closed_pipe()  # `preview -- CMD | head -1`: the reader left
         return
-    from send_metrics.delivery import delivery
-
-    deadline = time.monotonic() + settings.deadline
-    event = _build(spec, settings, decision.anonymous_id, result, prefetch, deadline - 0.2, made)
-    delivery.report(event, settings, deadline, prefetch.ready_client())
-
-
-def _args_allowed(spec: RunSpec, allowed: tuple[str, ...]) -> bool:
-    """Arguments are kept only for an allow-listed command; for `run` the program actually run
-    must be listed too, so `--name deploy -- curl -H 'token: ...'` never passes as `deploy`."""
-    if spec.command not in allowed:
-        return False
-    if spec.command_type == "make":
-        return True
-    return command_spec(list(spec.argv)).command in allowed
-
-
-def _build(
-    spec: RunSpec,
-    settings: Settings,
-    anonymous_id: str,
-    result: ChildResult,
-    prefetch: _Prefetch,
-    until: float,
-    make: Breakdown | None = None,
-    derived: bool = False,
-) -> Event:
-    from send_metrics.event.event import Identity, build_event
-
-    git, machine = prefetch.join(until)
-    if git is not None and not settings.git_remote_hash:
-        git = git._replace(remote_hash=None)  # the operator's opt-in: guessable for public repos
-    args = list(spec.args) if _args_allowed(spec, settings.allow_args) else None
-    identity = Identity(anonymous_id, settings.app, settings.app_version, settings.consent_version)
-    return build_event(
-        identity, spec.command, args, spec.command_type, result, git, machine, make, derived
-    )
+    recording.record(spec, verdict, result, prefetch, made)
