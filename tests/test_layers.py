@@ -16,7 +16,7 @@ import pytest
 
 PACKAGE = Path(__file__).parent.parent / "send_metrics"
 
-# Top to bottom. A name stands for a module and, for a package, every module inside it.
+# Top to bottom. A name stands for a module and, for a subpackage, every module inside it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("entry", ("send_metrics.__main__", "send_metrics.cli")),
     # The team's side (issue 24): above everything a wrapped run loads, so the run never loads it.
@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "base",
         (
             *("send_metrics.lean", "send_metrics.errors", "send_metrics.output"),
-            *("send_metrics.terminal", "send_metrics"),
+            *("send_metrics.child", "send_metrics"),
         ),
     ),
 ]
@@ -53,7 +53,8 @@ def layer_of(module: str) -> int:
     best, rank = "", -1
     for index, (_name, members) in enumerate(LAYERS):
         for member in members:
-            holds = module == member or module.startswith(member + ".")
+            inside = member != "send_metrics" and module.startswith(member + ".")
+            holds = module == member or inside  # the package root holds only `__version__`
             if holds and len(member) > len(best):
                 best, rank = member, index
     return rank

@@ -14,12 +14,13 @@ import sys
 from send_metrics.consent.decision import (
     Decision,
     Scope,
+    Verdict,
     gap,
+    read_decision,
     remove_decision,
     where,
     write_decision,
 )
-from send_metrics.consent.lock import Verdict, current, locked
 from send_metrics.errors import ConfigError, MetricsError
 from send_metrics.settings.config import Settings
 from send_metrics.settings.files import data_dir, state_path
@@ -41,8 +42,8 @@ def is_interactive() -> bool:
             return False
     except (OSError, ValueError, AttributeError):
         return False
+    from send_metrics.child import in_foreground
     from send_metrics.facts.facts import ci_vendor
-    from send_metrics.terminal import in_foreground
 
     return in_foreground() and not ci_vendor()[0]
 
@@ -113,6 +114,21 @@ def needs_asking(decision: Decision, settings: Settings) -> bool:
     return decision.granted and bool(gap(decision.scope, scope(settings)))
 
 
+def recorded(settings: Settings, problems: list[str]) -> Decision:
+    """The developer's recorded decision, as a run reads it: a problem reading it (no home, a
+    broken file) is one line in `problems` and counts as no decision."""
+    try:
+        path = state_path(settings.app)
+    except MetricsError as exc:  # no home: nothing to repair, no decision to read
+        problems.append(str(exc))
+        return Decision()
+    try:
+        return read_decision(path)
+    except MetricsError as exc:
+        problems.append(f"{exc}; treated as no decision (`send_metrics reset` repairs it)")
+        return Decision()
+
+
 def decide(settings: Settings, decision: Decision) -> Verdict:
     """A run's consent, decided once from the decision it read (or was given): whether it
     collects, and then what the yes covers, which its recording and sending check again under
@@ -136,6 +152,8 @@ def why_not(decision: Decision, settings: Settings) -> str:
 
 def why_not_sending(settings: Settings) -> str:
     """`why_not` for the recorded decision (an unreadable one is no decision)."""
+    from send_metrics.consent.lock import current
+
     return why_not(current(state_path(settings.app)), settings)
 
 
@@ -237,8 +255,8 @@ def ask(settings: Settings, why: str = "") -> bool | None:
     asked: keys typed while the command ran are waiting, and they belong to the shell."""
     import termios
 
+    from send_metrics.child import Interrupted
     from send_metrics.output import say
-    from send_metrics.terminal import Interrupted
 
     fd = sys.stdin.fileno()
     try:
@@ -343,6 +361,8 @@ def wipe(settings: Settings) -> bool:
 
 def record(settings: Settings, granted: bool) -> Decision:
     """Record a decision without asking (opt-in, opt-out)."""
+    from send_metrics.consent.lock import current, locked
+
     path = state_path(settings.app)
     try:
         with locked(path):
@@ -358,6 +378,8 @@ def ask_once(settings: Settings) -> tuple[Decision, str]:
     after, never while the person thinks. If a decision was recorded elsewhere meanwhile
     (another terminal, `opt-out`), a no wins: ours is recorded if it is a no, theirs kept if not.
     """
+    from send_metrics.consent.lock import current, locked
+
     path = state_path(settings.app)
     with locked(path):
         seen = current(path)
@@ -395,6 +417,8 @@ def ask_once(settings: Settings) -> tuple[Decision, str]:
 def opt_out(settings: Settings) -> tuple[Decision, bool]:
     """Decline, forget the id, and delete the local queue and history; True if data was deleted.
     Holding the lock, it waits for sends already in flight; none starts after it returns."""
+    from send_metrics.consent.lock import current, locked
+
     path = state_path(settings.app)
     from send_metrics.event import store
 
@@ -406,6 +430,8 @@ def opt_out(settings: Settings) -> tuple[Decision, bool]:
 
 def reset(settings: Settings) -> None:
     """Forget the decision (and repair a broken state file) so the next interactive run asks."""
+    from send_metrics.consent.lock import locked
+
     path = state_path(settings.app)
     with locked(path):
         remove_decision(path)

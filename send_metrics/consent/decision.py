@@ -13,6 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Literal
 
+    from send_metrics.settings.config import Settings
     from send_metrics.settings.files import AnyPath
 
     Answer = Literal["granted", "declined"]
@@ -285,3 +286,23 @@ def covers(decision: Decision, current: Scope) -> bool:
         and decision.consent_version >= current.consent_version
         and not gap(decision.scope, current)
     )
+
+
+class Verdict(NamedTuple):
+    """A run's consent, decided once (`consent.decide`) and handed down to its recording and
+    sending, which check it again under the lock."""
+
+    settings: Settings
+    decision: Decision  # the decision the run read (or the answer it was given)
+    scope: Scope | None  # what the current disclosure covers; None unless collecting
+    asking: bool  # a question is due: no usable decision, or a yes that does not cover this
+
+    @property
+    def collecting(self) -> bool:
+        """This run collects: a yes that covers the current disclosure."""
+        return self.scope is not None
+
+    def still(self, decision: Decision) -> bool:
+        """Whether a decision read again still lets this run collect: a yes that covers the
+        same disclosure (what `consent.decide` would find under the same settings)."""
+        return self.scope is not None and covers(decision, self.scope)

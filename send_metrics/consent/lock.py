@@ -1,17 +1,16 @@
 """The state lock, and the checks made under it that keep "no event after an opt-out" true:
 right before a run records its event (`recording`) and before each request a sender makes
 (`sending`), the decision is read again and held against the consent the run decided once
-(`Verdict`, made by `consent.decide`). Recording and sending call down into this module, never
-back up into `consent`.
+(`decision.Verdict`, made by `consent.decide`). Recording and sending call down into this
+module, never back up into `consent`.
 """
 
 from __future__ import annotations
 
 import os
 
-from send_metrics.consent.decision import Decision, Scope, covers, read_decision
+from send_metrics.consent.decision import Decision, Verdict, read_decision
 from send_metrics.errors import ConfigError
-from send_metrics.lean.records import NamedTuple
 from send_metrics.settings.files import state_path
 
 # Deferred imports: fcntl and time only where the lock is taken; `files` to make its folder.
@@ -25,29 +24,8 @@ if TYPE_CHECKING:
 
     from send_metrics.event.event import Event
     from send_metrics.event.store import Store
-    from send_metrics.settings.config import Settings
 
     _T = TypeVar("_T")
-
-
-class Verdict(NamedTuple):
-    """A run's consent, decided once (`consent.decide`) and handed down to its recording and
-    sending, which check it again under the lock."""
-
-    settings: Settings
-    decision: Decision  # the decision the run read (or the answer it was given)
-    scope: Scope | None  # what the current disclosure covers; None unless collecting
-    asking: bool  # a question is due: no usable decision, or a yes that does not cover this
-
-    @property
-    def collecting(self) -> bool:
-        """This run collects: a yes that covers the current disclosure."""
-        return self.scope is not None
-
-    def still(self, decision: Decision) -> bool:
-        """Whether a decision read again still lets this run collect: a yes that covers the
-        same disclosure (what `consent.decide` would find under the same settings)."""
-        return self.scope is not None and covers(decision, self.scope)
 
 
 class locked:  # a class (no contextlib), used as `with locked(path):` like a function

@@ -1,4 +1,5 @@
-"""Delivery: the one place that decides where events go, records them, and drives the queue."""
+"""Delivery: records events in the history and queue, and drives the queue to where
+`settings.destination` says they go, under the run's consent (`consent.lock`)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from contextlib import AbstractContextManager
 
-    from send_metrics.consent.lock import Verdict
+    from send_metrics.consent.decision import Verdict
     from send_metrics.delivery.sinks import HttpClient
     from send_metrics.event.event import Event
     from send_metrics.event.store import Store

@@ -11,7 +11,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Literal
 
-    from send_metrics.event.result import ChildResult
+    from send_metrics.child import ChildResult
     from send_metrics.facts.facts import GitFacts, MachineFacts
 
     CommandType = Literal["make", "command"]  # what ran: a make target, or any command

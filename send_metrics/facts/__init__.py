@@ -1,1 +1,1 @@
-"""facts"""
+"""Facts about the git work tree (`facts`, `gitfiles`) and the machine (`facts`)."""

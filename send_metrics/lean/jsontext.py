@@ -5,6 +5,10 @@ loads `enum` and `functools`), half the interpreter's own start. The work itself
 `_json`, the C module inside `json` (its string escaper and its scanner), so the text is the
 same as `json.dumps` writes with the same options (`tests/test_jsontext.py` compares them),
 and parsing is as strict as `json.loads`. Where `_json` is missing, `json` does it all.
+
+Replaces `json.dumps` and `json.loads`. Saves `import json`: 12.4 ms against 0.9 ms for this
+module (`python -X importtime`, docs/design.md "The stand-ins"). Held equal by
+`tests/test_jsontext.py`, against `json` on generated documents.
 """
 
 from __future__ import annotations

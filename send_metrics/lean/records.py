@@ -6,6 +6,10 @@ the interpreter's own start. Type checkers see `typing.NamedTuple` itself; at ru
 class builder makes the same kind of class: a tuple subclass with a property per field,
 defaults, `_fields`, `_field_defaults`, `_replace`, `_asdict` and a readable `repr`. A
 `TypedDict` is a plain `dict` at run time anyway: here it is `dict` itself, its annotations kept.
+
+Replaces `typing.NamedTuple` and `typing.TypedDict`. Saves `import typing`: 9.0 ms against
+0.7 ms for this module (`python -X importtime`, docs/design.md "The stand-ins"). Held equal by
+`tests/test_records.py`, class for class against `typing.NamedTuple`.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ half of the interpreter's own start), so the plain subset those files use is rea
 and floats, booleans, arrays of those (over several lines too) and one-line inline tables.
 Anything else, and anything invalid, is handed to `tomllib`, which reads it or explains the
 error: the result is always what `tomllib.loads` gives (a test compares them).
+
+Replaces `tomllib.loads`. Saves `import tomllib`: 43 ms against 0.7 ms for this module
+(`python -X importtime` on a loaded machine, docs/design.md "The stand-ins"). Held equal by
+`tests/test_tomlread.py`, against `tomllib` on generated documents.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from send_metrics.lean.records import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from send_metrics.child import ChildResult
     from send_metrics.event.event import Breakdown
-    from send_metrics.event.result import ChildResult
 
 # Deferred imports: the event's records, only once a breakdown is made.
 

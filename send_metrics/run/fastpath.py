@@ -2,11 +2,11 @@
 
 Every wrapped make target pays for whatever is imported before its child starts, so that part
 of the code keeps one rule, stated here once: before the child starts, import nothing that
-costs. That is this module, `run.spec`, `run.wrapper`, `run.runner`, `settings.early`,
-`make.snippet` (a wrapped make only) and `output`, which import only built-in or
-already loaded modules (`os`, `sys`, `time`, `_signal`, and `ctypes` to tie the child to us);
-types come from `typing` only under TYPE_CHECKING (`typing` costs ~8 ms here, `enum` ~3,
-`pathlib` ~5, `re` ~5, `tomllib` ~7, click ~20). Everything else is imported inside the
+costs. That is this module, `run.spec`, `run.wrapper`, `run.runner`, `child`,
+`settings.early`, `make.snippet` (a wrapped make only) and `output`, which import only
+built-in or already loaded modules (`os`, `sys`, `time`, `_signal`, and `ctypes` to tie the
+child to us); types come from `typing` only under TYPE_CHECKING (`typing` costs ~8 ms here,
+`enum` ~3, `pathlib` ~5, `re` ~5, `tomllib` ~7, click ~20). Everything else is imported inside the
 function that needs it, after the child has started, preferably on the prefetch thread.
 `tests/test_imports.py` holds the rule in a real process.
 

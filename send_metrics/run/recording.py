@@ -15,11 +15,10 @@ from send_metrics.run.spec import args_allowed
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from send_metrics.consent.decision import Decision
-    from send_metrics.consent.lock import Verdict
+    from send_metrics.child import ChildResult
+    from send_metrics.consent.decision import Verdict
     from send_metrics.delivery.sinks import HttpClient
     from send_metrics.event.event import Breakdown, Event
-    from send_metrics.event.result import ChildResult
     from send_metrics.facts.facts import GitFacts, MachineFacts
     from send_metrics.lean import threads
     from send_metrics.run.spec import RunSpec
@@ -97,23 +96,6 @@ class Prefetch:
     def ready_client(self) -> HttpClient | None:
         """The prepared connection, only once the thread is done with it."""
         return self.client if self.thread is not None and not self.thread.is_alive() else None
-
-
-def read_decision(settings: Settings, problems: list[str]) -> Decision:
-    from send_metrics.consent import decision
-    from send_metrics.errors import MetricsError
-    from send_metrics.settings.files import state_path
-
-    try:
-        path = state_path(settings.app)
-    except MetricsError as exc:  # no home: nothing to repair, no decision to read
-        problems.append(str(exc))
-        return decision.Decision()
-    try:
-        return decision.read_decision(path)
-    except MetricsError as exc:
-        problems.append(f"{exc}; treated as no decision (`send_metrics reset` repairs it)")
-        return decision.Decision()
 
 
 def build(

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from send_metrics.terminal import Interrupted, in_foreground
+from send_metrics.child import ChildResult, Interrupted, in_foreground
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from typing import NoReturn
 
-    from send_metrics.event.result import ChildResult
 else:
     import _signal as signal  # what `signal` wraps in enums, which cost ~3 ms at start
 
@@ -161,8 +160,6 @@ class Child:
         exit_code = os.waitstatus_to_exitcode(status)
         signum = -exit_code if exit_code < 0 else None
         peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-        from send_metrics.event.result import ChildResult  # plain data; the child has ended
-
         return ChildResult(
             exit_code=None if signum else exit_code,
             signal=signum,

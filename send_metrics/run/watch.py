@@ -155,7 +155,7 @@ def _record_when_done(path: str) -> None:
         return
     loaded = config.load_settings()
     settings = loaded.settings
-    verdict = consent.decide(settings, recording.read_decision(settings, []))
+    verdict = consent.decide(settings, consent.recorded(settings, []))
     prefetch = None
     if not config.metrics_disabled() and verdict.collecting:
         prefetch = recording.Prefetch(settings)  # git and machine facts while make runs
@@ -166,11 +166,11 @@ def _record_when_done(path: str) -> None:
     if prefetch is None or not trace.lines:
         return
     # Asked again now: an opt-out or DO_NOT_TRACK while make ran wins.
-    if config.metrics_disabled() or not verdict.still(recording.read_decision(settings, [])):
+    if config.metrics_disabled() or not verdict.still(consent.recorded(settings, [])):
         return
     origin = trace.root_start if trace.root_start is not None else trace.lines[0].start
     made = breakdown(trace, origin, end)
-    from send_metrics.event.result import ChildResult
+    from send_metrics.child import ChildResult
     from send_metrics.run.runner import FORWARDED
 
     exit_code, signal, interrupted = made.exit_code, None, made.interrupted

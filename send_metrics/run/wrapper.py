@@ -10,18 +10,18 @@ import os
 import sys
 import time
 
+from send_metrics.child import Interrupted
 from send_metrics.output import closed_pipe, say, warn
 from send_metrics.run import runner
 from send_metrics.settings import early
-from send_metrics.terminal import Interrupted
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
-    from send_metrics.consent.lock import Verdict
+    from send_metrics.child import ChildResult
+    from send_metrics.consent.decision import Verdict
     from send_metrics.event.event import Breakdown
-    from send_metrics.event.result import ChildResult
     from send_metrics.run.recording import Prefetch
     from send_metrics.run.spec import RunSpec
     from send_metrics.settings.config import Loaded, Settings
@@ -205,13 +205,13 @@ def _prepare(
     loaded = loaded or _load_settings()
     settings = loaded.settings
     problems = list(loaded.problems)
-    # After the child has started: the recording step and the consent rules.
-    from send_metrics.consent import consent
-    from send_metrics.run.recording import Prefetch, read_decision
+    from send_metrics.consent import consent  # after the child has started, as all below
 
-    verdict = consent.decide(settings, read_decision(settings, problems))
+    verdict = consent.decide(settings, consent.recorded(settings, problems))
     prefetch = None
     if spec.dry_run or verdict.collecting:
+        from send_metrics.run.recording import Prefetch
+
         ended = child.has_ended()
         prefetch = Prefetch(settings, connect=not spec.dry_run and not ended, inline=ended)
     return settings, problems, verdict, prefetch
@@ -247,7 +247,7 @@ def _after(
         else:
             # Nobody to ask here; but under make -j only one job has the terminal, and the
             # developer may have just answered there. Their answer counts for this run too.
-            decision = recording.read_decision(settings, [])
+            decision = consent.recorded(settings, [])
         verdict = consent.decide(settings, decision)
         if not verdict.collecting:
             return

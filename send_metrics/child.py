@@ -1,6 +1,28 @@
-"""How a run's child ended: the one record the runner, the make trace and the event share."""
+"""What the rest of the code knows of a run's child: how it ended (`ChildResult`, which the
+runner makes and the event and the make trace read), and the terminal it shares with us
+(`in_foreground`, and `Interrupted` for a person's interrupt once it has ended; the consent
+question reads both).
+
+Plain data and built-in modules only: the runner imports this module before its child starts
+(the rule in `run.fastpath`'s docstring).
+"""
 
 from __future__ import annotations
+
+import os
+import sys
+
+
+class Interrupted(BaseException):
+    """Raised in the wrapper when the user interrupts it after the child has ended."""
+
+
+def in_foreground() -> bool:
+    """Whether we are in the foreground process group of the terminal on stdin."""
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 class ChildResult:
