@@ -6,8 +6,8 @@ while the endpoint is backed off (an offline laptop) against a run with the loca
 
 1. Start-up: `python -c pass` against the same interpreter importing each way of resolving
    proxies (requests; urllib.request's getproxies/proxy_bypass; our own resolver and client,
-   `send_metrics.urls` and `transport`), and what a send imports besides (http.client for
-   comparison, _socket, ssl). Alternated, medians.
+   `send_metrics.lean.urls` and `delivery.transport`), and what a send imports besides
+   (http.client for comparison, _socket, ssl). Alternated, medians.
 2. Offline: in a temporary HOME, 20 runs of `send_metrics run -- true` against an endpoint that
    accepts connections and never answers (deadline 1 s): the first pays the deadline, the rest
    only queue. Their added time is compared with `send_metrics run -- true` on the local sink.
@@ -32,8 +32,8 @@ IMPORTS = {
     "urllib.request getproxies + proxy_bypass": (
         "import urllib.request as u; u.proxy_bypass('api.segment.io', u.getproxies())"
     ),
-    "own resolver and client (send_metrics.transport)": (
-        "from send_metrics import transport; transport.proxy_for('https://api.segment.io')"
+    "own resolver and client (send_metrics.delivery.transport)": (
+        "from send_metrics.delivery import transport; transport.proxy_for('https://api.segment.io')"
     ),
     "http.client (what a client on it would add)": "import http.client",
     "_socket (what our client adds for http://)": "import _socket",
