@@ -155,29 +155,41 @@ def status() -> None:
 
 @cli.command("opt-in")
 @click.option("--yes", "-y", is_flag=True, help="Agree without being asked (for scripts).")
-def opt_in(yes: bool) -> None:
-    """Show what is collected and record your consent."""
+@click.option("--details", is_flag=True, help="Show every field collected before asking.")
+def opt_in(yes: bool, details: bool) -> None:
+    """Show what is collected and ask for your consent (once: a yes stands).
+
+    Example: send_metrics opt-in --details
+    """
     settings = _settings()
+    state = consent.current(settings)
+    if consent.collecting(state, settings):  # asking again could only lose what it recorded
+        if details:
+            click.echo(consent.disclosure(settings), err=True)
+        click.echo(consent.already_on(state))
+        _disabled_note()
+        return
     if not yes:
         if not sys.stdin.isatty():
             click.echo(consent.disclosure(settings), err=True)
             raise click.UsageError(
                 "no terminal to ask on; run `send_metrics opt-in --yes` to agree to the text above"
             )
-        click.echo(consent.disclosure(settings), err=True)
-        if not click.confirm(consent.question(settings), default=False, err=True):
-            consent.record(settings, granted=False)
-            click.echo(
-                "Nothing is recorded; your answer is kept, any local data deleted.", err=True
-            )
+        state, line = consent.ask_once(settings, details=details, command=True)
+        if not consent.collecting(state, settings):
+            click.echo(line.removeprefix("send_metrics: ").rstrip("\n"), err=True)
             return
-    state = consent.record(settings, granted=True)
+    else:
+        state = consent.record(settings, granted=True)
     click.echo(f"Thank you: usage metrics are on (anonymous id {state.anonymous_id}).")
     click.echo("`send_metrics opt-out` turns them off and deletes your id and local data.")
+    _disabled_note()
+
+
+def _disabled_note() -> None:
     if config.metrics_disabled():
         click.echo(
-            "Note: DO_NOT_TRACK or SEND_METRICS_DISABLED is set here, and wins: nothing "
-            "is collected while it is."
+            f"Note: {config.disabled_by()} is set here, and wins: nothing is collected while it is."
         )
 
 

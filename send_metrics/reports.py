@@ -68,7 +68,7 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
         if state.decided_at:
             decision += f" on {state.decided_at}"
         if state.granted:
-            covers = _covers(state, settings)
+            covers = covers_text(state)
         elif state.answer and consent.needs_asking(state, settings):
             decision += f" (consent version {state.consent_version} is older than "
             decision += f"{settings.consent_version}: you will be asked again)"
@@ -76,7 +76,7 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
         state = Decision()
         decision = f"unreadable: {exc} (`send_metrics reset` repairs it)"
     if config.metrics_disabled():
-        decision += "; overridden: disabled by DO_NOT_TRACK or SEND_METRICS_DISABLED"
+        decision += f"; overridden: disabled by {config.disabled_by()}"
     elif ci_vendor()[0]:
         decision += "; CI detected: never asks here"
     lines.append(("app", " ".join(filter(None, (settings.app, settings.app_version)))))
@@ -180,7 +180,7 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
     return lines
 
 
-def _covers(state: Decision, settings: Settings) -> str:
+def covers_text(state: Decision) -> str:
     """What a recorded yes covered, in one line."""
     from send_metrics import consent
 
