@@ -9,7 +9,7 @@ import click
 
 from send_metrics import __version__, config, consent, delivery, reports, wrapper
 from send_metrics.config import Settings
-from send_metrics.errors import ExitCode, MetricsError
+from send_metrics.errors import ExitCode, MetricsError, NoMatch
 from send_metrics.files import state_path
 from send_metrics.output import closed_pipe, say, warn
 
@@ -296,17 +296,26 @@ def stats(
         else:
             for line in stats_text.table(report, _style(), len(runs)):
                 click.echo(line)
+            if not runs:
+                _echo_wrapped(reports.first_steps(settings, "runs"))
         return
     found = numbers.detail(report, command, numbers.command_events(settings, command))
     if as_json:
         click.echo(stats_text.detail_json(found, command, window))
     elif as_csv:
         click.echo(stats_text.runs_csv(found.runs), nl=False)
-    else:
-        known = sorted({r.command for r in runs})
-        close = numbers.suggestions(command, known) if found.stats is None else []
-        for line in stats_text.detail_text(found, command, window, _style(), close):
+    elif found.stats is not None:
+        for line in stats_text.detail_text(found, command, window, _style()):
             click.echo(line)
+    if found.stats is None:
+        known = sorted({r.command for r in runs})
+        since = "" if window.since is None else f" since {stats_text.when(window.since)} UTC"
+        hint = (
+            f"{len(runs)} runs of other commands are recorded (`send_metrics stats`)."
+            if runs
+            else reports.first_steps(settings, "runs")
+        )
+        raise NoMatch(numbers.no_match(f"no runs recorded{since} of", command, known, hint))
 
 
 def _style() -> stats_text.Style:
@@ -343,7 +352,13 @@ def makefile(show_path: bool) -> None:
     if show_path:
         click.echo(str(maketrace.snippet_path()))
         return
-    click.echo(maketrace.snippet_text(_settings().app), nl=False)
+    settings = _settings()
+    click.echo(maketrace.snippet_text(settings.app), nl=False)
+    # The next step, on stderr: standard output is the snippet, redirected into a file.
+    step = "next: `echo '-include send_metrics.mk' >> Makefile`"
+    if not consent.collecting(consent.current(settings), settings):
+        step += "; make never asks, so say yes once: `send_metrics opt-in`"
+    warn(step)
 
 
 @cli.command()
@@ -355,6 +370,7 @@ def trace(target: str | None, chrome: str | None) -> None:
     import os
 
     from send_metrics import maketrace, store
+    from send_metrics import stats as numbers
     from send_metrics.errors import ConfigError
     from send_metrics.files import data_dir
 
@@ -369,8 +385,14 @@ def trace(target: str | None, chrome: str | None) -> None:
             db.close()
     event = maketrace.last_event(events, target)
     if event is None:
-        what = f"of {target} " if target else ""
-        click.echo(f"No make run {what}with a breakdown recorded yet: see `send_metrics makefile`.")
+        if target:
+            known = maketrace.goals(events)
+            hint = reports.first_steps(settings, "make") if not known else "Recorded goals: " + (
+                ", ".join(known[:5]) + (", ..." if len(known) > 5 else "") + "."
+            )
+            raise NoMatch(numbers.no_match("no recorded make run of", target, known, hint))
+        click.echo("No make run with a breakdown recorded yet.")
+        _echo_wrapped(reports.first_steps(settings, "make"))
         return
     if chrome:
         try:
@@ -381,6 +403,11 @@ def trace(target: str | None, chrome: str | None) -> None:
         click.echo(f"Wrote {chrome}: open it in https://ui.perfetto.dev or chrome://tracing.")
         return
     click.echo(maketrace.render(event, _width()))
+
+
+def _echo_wrapped(text: str) -> None:
+    """A sentence on standard output, wrapped at word boundaries to fit the terminal."""
+    click.echo(click.wrap_text(text, min(_width(), 100) - 1, preserve_paragraphs=True))
 
 
 def _width() -> int:

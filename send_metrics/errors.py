@@ -17,6 +17,7 @@ class ExitCode:
     USAGE = 2  # bad usage: unknown option, missing command, no terminal to ask on
     FILES = 3  # a file we need cannot be read or written
     UNDELIVERED = 4  # `flush` left events in the queue
+    NO_MATCH = 5  # a look-up (`stats --command NAME`, `trace TARGET`) matched nothing
     NOT_EXECUTABLE = 126  # the wrapped program exists but cannot be run
     NOT_FOUND = 127  # the wrapped program does not exist
     INTERRUPTED = 130  # Ctrl-C before the child started, or in a command of our own
@@ -36,6 +37,12 @@ class MetricsError(Exception):
 
 class ConfigError(MetricsError):
     """An operator config or developer state file that cannot be used as it is."""
+
+
+class NoMatch(MetricsError):
+    """A name looked up (`stats --command NAME`, `trace TARGET`) matches no recorded run."""
+
+    exit_code = ExitCode.NO_MATCH
 
 
 class StoreError(MetricsError):

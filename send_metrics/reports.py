@@ -211,3 +211,25 @@ def queued(settings: Settings) -> int:
         return db.counts().queued
     finally:
         db.close()
+
+
+def first_steps(settings: Settings, wanted: str) -> str:
+    """Why nothing is recorded yet and the next step, in one line: the off switch that is set,
+    the missing yes (make never asks: `opt-in` does), or, under a yes, how `wanted` (runs, or
+    make runs with a breakdown) get recorded."""
+    from send_metrics import consent
+
+    if config.metrics_disabled():
+        return f"{config.disabled_by()} is set here: nothing is recorded while it is."
+    why = consent.why_not_sending(settings)
+    if why:
+        return f"Nothing is recorded: {why}."
+    if wanted == "make":
+        return (
+            "Your yes is recorded; a make run gets a breakdown through `send_metrics wrap` or "
+            "the `-include send_metrics.mk` line (`send_metrics makefile`)."
+        )
+    return (
+        "Your yes is recorded; runs appear once you run `send_metrics run -- CMD`, a wrapped "
+        "target, or make with the `-include send_metrics.mk` line."
+    )

@@ -350,3 +350,12 @@ def command_events(settings: Settings, command: str) -> list[dict[str, Any]]:
 def suggestions(command: str, known: list[str]) -> list[str]:
     """Recorded command names close to a mistyped one."""
     return difflib.get_close_matches(command, known, n=3, cutoff=0.6)
+
+
+def no_match(what: str, name: str, known: list[str], hint: str) -> str:
+    """The one line for a look-up that matched nothing: what was not found, the recorded names
+    close to it, else `hint` (why nothing is recorded, or what is)."""
+    close = suggestions(name, known)
+    if close:
+        return f"{what} {name!r}; did you mean {' or '.join(close)}?"
+    return f"{what} {name!r}. {hint}"
