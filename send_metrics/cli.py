@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -144,13 +146,36 @@ def _strip_dashes(command: tuple[str, ...]) -> list[str]:
 
 
 @cli.command()
-def status() -> None:
-    """Show the decision, id, files, sink, queue and environment overrides."""
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts: one key per line.")
+def status(as_json: bool) -> None:
+    """Show the decision, id, files, sink, queue and environment overrides.
+
+    Example: send_metrics status --json
+    """
     loaded = config.load_settings()
     lines = reports.status(loaded.settings, loaded.problems)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(reports.status_json(loaded.settings, lines), indent=2))
+        return
     width = max(len(label) for label, _ in lines)
+    # Wrapped at word boundaries on a terminal; whole lines for scripts and pipes.
+    columns = _width() if sys.stdout.isatty() else 0
     for label, value in lines:
-        click.echo(f"{label + ':':<{width + 1}} {value}")
+        head = f"{label + ':':<{width + 1}} "
+        if columns - len(head) < 20:
+            click.echo(head + value)
+            continue
+        wrapped = textwrap.wrap(
+            value,
+            columns - 1,
+            initial_indent=head,
+            subsequent_indent=" " * len(head),
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        click.echo("\n".join(wrapped) if wrapped else head.rstrip())
 
 
 @cli.command("opt-in")
@@ -320,7 +345,6 @@ def stats(
 
 def _style() -> stats_text.Style:
     """The terminal's width (COLUMNS wins), colour only on a terminal and never with NO_COLOR."""
-    import os
     import shutil
 
     from send_metrics.stats_text import Style
@@ -367,7 +391,6 @@ def makefile(show_path: bool) -> None:
 def trace(target: str | None, chrome: str | None) -> None:
     """Show where the time went in the last recorded make run (of TARGET)."""
     import json
-    import os
 
     from send_metrics import maketrace, store
     from send_metrics import stats as numbers
