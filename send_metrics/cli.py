@@ -53,6 +53,23 @@ def _settings() -> Settings:
     return loaded.settings
 
 
+_ON = "To turn usage metrics on: `send_metrics opt-in`."
+_OFF = "To turn usage metrics off: `send_metrics opt-out` (deletes your id and data)."
+_HINTS = {
+    "enable": _ON,
+    "on": _ON,
+    "optin": _ON,
+    "opt_in": _ON,
+    "consent": _ON,
+    "disable": _OFF,
+    "off": _OFF,
+    "optout": _OFF,
+    "opt_out": _OFF,
+    "telemetry": "What is collected and where it goes: `send_metrics status`; "
+    "`send_metrics opt-in` or `opt-out` change it.",
+}
+
+
 class _Group(click.Group):
     """The one error boundary: our expected failures end as one line and a documented code."""
 
@@ -67,6 +84,17 @@ class _Group(click.Group):
             return super().make_context(info_name, args, parent, **extra)
         except BrokenPipeError:
             closed_pipe()
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """What other tools' users type (`disable`, `off`, `telemetry`...) gets our command's
+        name in the error, never a guess that runs: opting out deletes data."""
+        name = args[0] if args else ""
+        hint = _HINTS.get(name.lower()) if name not in self.commands else None
+        if hint:
+            ctx.fail(f"No such command {name!r}. {hint}")
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -88,26 +116,36 @@ def cli() -> None:
 
     Nothing is collected until you say yes; `send_metrics status` shows what is set,
     `send_metrics preview -- CMD` shows exactly what would be sent.
+
+    \b
+    Example: send_metrics run -- make test
     """
 
 
-@cli.command(context_settings=_PASS_THROUGH)
+@cli.command(
+    context_settings=_PASS_THROUGH, short_help="Run any command and record one event for it."
+)
 @click.option(
     "--name",
+    metavar="NAME",
     callback=_value,
     help="Name recorded for the command instead of its program's basename.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the event instead of recording it.")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD [ARG]...")
 def run(name: str | None, dry_run: bool, command: tuple[str, ...]) -> None:
-    """Run a command as if directly and record one event for it.
+    """Run a command as if directly and record one event for it (`make GOALS`: named by its
+    goals).
 
-    Usage: send_metrics run [--name NAME] -- CMD [ARG ...]
+    \b
+    Example: send_metrics run -- make test
     """
     wrapper.execute(wrapper.command_spec(_strip_dashes(command), name, dry_run))
 
 
-@cli.command(context_settings=_PASS_THROUGH)
+@cli.command(
+    context_settings=_PASS_THROUGH, short_help="Run `make impl-TARGET`; record one event for TARGET."
+)
 @click.option(
     "--make", "make", metavar="PATH", callback=_value, help="The calling make: pass '$(MAKE)'."
 )
@@ -124,17 +162,25 @@ def run(name: str | None, dry_run: bool, command: tuple[str, ...]) -> None:
 def wrap(
     make: str | None, makefile: str | None, dry_run: bool, target: str, variables: tuple[str, ...]
 ) -> None:
-    """Run `make impl-TARGET` and record one event for TARGET (Makefile indirection)."""
+    """Run `make impl-TARGET` and record one event for TARGET (Makefile indirection).
+
+    \b
+    Example (in a Makefile): dev.%: ; +@send_metrics wrap --make='$(MAKE)' $@
+    """
     bad = [v for v in variables if "=" not in v or v.startswith("=")]
     if bad:
         raise click.UsageError(f"expected VAR=value after the target, got {bad[0]!r}")
     wrapper.execute(wrapper.make_spec(target, list(variables), make, makefile, dry_run))
 
 
-@cli.command(context_settings=_PASS_THROUGH)
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@cli.command(context_settings=_PASS_THROUGH, short_help="Run CMD and print the event it would make.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD [ARG]...")
 def preview(command: tuple[str, ...]) -> None:
-    """Run CMD and print the exact event that would be sent; nothing is stored or sent."""
+    """Run CMD and print the exact event that would be sent; nothing is stored or sent.
+
+    \b
+    Example: send_metrics preview -- make test
+    """
     wrapper.execute(wrapper.command_spec(_strip_dashes(command), None, True))
 
 
@@ -145,11 +191,12 @@ def _strip_dashes(command: tuple[str, ...]) -> list[str]:
     return argv
 
 
-@cli.command()
+@cli.command(short_help="Show the decision, files, sink, queue and overrides.")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts: one key per line.")
 def status(as_json: bool) -> None:
     """Show the decision, id, files, sink, queue and environment overrides.
 
+    \b
     Example: send_metrics status --json
     """
     loaded = config.load_settings()
@@ -178,12 +225,13 @@ def status(as_json: bool) -> None:
         click.echo("\n".join(wrapped) if wrapped else head.rstrip())
 
 
-@cli.command("opt-in")
+@cli.command("opt-in", short_help="Show what is collected and ask for your yes.")
 @click.option("--yes", "-y", is_flag=True, help="Agree without being asked (for scripts).")
 @click.option("--details", is_flag=True, help="Show every field collected before asking.")
 def opt_in(yes: bool, details: bool) -> None:
     """Show what is collected and ask for your consent (once: a yes stands).
 
+    \b
     Example: send_metrics opt-in --details
     """
     settings = _settings()
@@ -218,9 +266,13 @@ def _disabled_note() -> None:
         )
 
 
-@cli.command("opt-out")
+@cli.command("opt-out", short_help="Stop; delete your id, local queue and history.")
 def opt_out() -> None:
-    """Stop collecting; delete the anonymous id, the local queue and history."""
+    """Stop collecting; delete the anonymous id, the local queue and history.
+
+    \b
+    Example: send_metrics opt-out
+    """
     settings = _settings()
     _state, deleted = consent.opt_out(settings)
     click.echo(
@@ -229,14 +281,20 @@ def opt_out() -> None:
     )
 
 
-@cli.command()
+@cli.command(short_help="Forget the decision; the next run asks again.")
 def reset() -> None:
-    """Forget the decision (and repair a broken state file); the next run asks again."""
+    """Forget the decision (and repair a broken state file); the next run asks again.
+
+    \b
+    Example: send_metrics reset
+    """
     settings = _settings()
-    consent.reset(settings)
-    click.echo(
-        f"Decision forgotten ({state_path(settings.app)}); the next interactive run asks again."
-    )
+    if consent.reset(settings):
+        click.echo(
+            f"Decision forgotten ({state_path(settings.app)}); the next interactive run asks again."
+        )
+    else:
+        click.echo("There was no decision to forget; the next interactive run asks.")
 
 
 @cli.command()
@@ -248,7 +306,11 @@ def reset() -> None:
     help="Seconds to spend at most (above 0, at most a day, or inf).",
 )
 def flush(timeout: float) -> None:
-    """Send the queued events now; exit 4 while any stay queued."""
+    """Send the queued events now; exit 4 while any stay queued.
+
+    \b
+    Example: send_metrics flush --timeout 60
+    """
     settings = _settings()
     done = delivery.flush_now(settings, timeout)
     if not done.shown:
@@ -267,13 +329,17 @@ def flush(timeout: float) -> None:
 
 @cli.command()
 def schema() -> None:
-    """Print the JSON Schema of the events."""
+    """Print the JSON Schema of the events.
+
+    \b
+    Example: send_metrics schema > event.schema.json
+    """
     from send_metrics.event import schema_text
 
     click.echo(schema_text(), nl=False)
 
 
-@cli.command()
+@cli.command(short_help="Your own history: runs, failures, durations, trends.")
 @click.option(
     "--since",
     metavar="7d|30d|DATE",
@@ -286,7 +352,11 @@ def schema() -> None:
 def stats(
     since: str | None, command: str | None, as_json: bool, as_csv: bool, html_file: str | None
 ) -> None:
-    """Your own local history: per command, runs, failures, durations, time spent, trends."""
+    """Your own local history: per command, runs, failures, durations, time spent, trends.
+
+    \b
+    Example: send_metrics stats --since 7d --html report.html
+    """
     from send_metrics import stats as numbers
     from send_metrics import stats_text
 
@@ -363,13 +433,14 @@ def _style() -> stats_text.Style:
     return Style(max(20, shutil.get_terminal_size().columns), color, unicode)
 
 
-@cli.command()
+@cli.command(short_help="Print the snippet for the `-include send_metrics.mk` line.")
 @click.option("--path", "show_path", is_flag=True, help="Print the shipped file's path instead.")
 def makefile(show_path: bool) -> None:
-    """Print the snippet that records every target of a Makefile with one include line.
+    """Print the snippet that records every target of a Makefile with one include line: save
+    it next to your Makefile and add `-include send_metrics.mk` as its last line.
 
-    Save it next to your Makefile and add `-include send_metrics.mk` as its last line:
-    send_metrics makefile > send_metrics.mk
+    \b
+    Example: send_metrics makefile > send_metrics.mk
     """
     from send_metrics import maketrace
 
@@ -385,11 +456,15 @@ def makefile(show_path: bool) -> None:
     warn(step)
 
 
-@cli.command()
+@cli.command(short_help="Show where the time went in the last make run.")
 @click.argument("target", required=False)
 @click.option("--chrome", metavar="FILE", help="Write Chrome trace-event JSON (for Perfetto).")
 def trace(target: str | None, chrome: str | None) -> None:
-    """Show where the time went in the last recorded make run (of TARGET)."""
+    """Show where the time went in the last recorded make run (of TARGET).
+
+    \b
+    Example: send_metrics trace dev.provision --chrome trace.json
+    """
     import json
 
     from send_metrics import maketrace, store
@@ -438,3 +513,19 @@ def _width() -> int:
     import shutil
 
     return shutil.get_terminal_size((100, 24)).columns
+
+
+@cli.command(short_help="Print the shell completion script (bash, zsh or fish).")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the completion script for SHELL (click's completion): evaluate it at start-up.
+
+    \b
+    Example (in ~/.bashrc): eval "$(send_metrics completion bash)"
+    """
+    from click.shell_completion import get_completion_class
+
+    found = get_completion_class(shell)
+    if found is None:  # every choice has a class; kept for the type checker
+        raise click.UsageError(f"no completion for {shell}")
+    click.echo(found(cli, {}, "send_metrics", "_SEND_METRICS_COMPLETE").source())

@@ -680,8 +680,11 @@ def opt_out(settings: Settings) -> tuple[Decision, bool]:
     return state, existed
 
 
-def reset(settings: Settings) -> None:
-    """Forget the decision (and repair a broken state file) so the next interactive run asks."""
+def reset(settings: Settings) -> bool:
+    """Forget the decision (and repair a broken state file) so the next interactive run asks;
+    False when there was none to forget."""
     path = state_path(settings.app)
     with _locked(path):
+        existed = os.path.lexists(path)
         remove_decision(path)
+    return existed

@@ -255,3 +255,67 @@ def test_status_json_has_every_line_and_what_scripts_ask(home: Path) -> None:
     labels = [line.split(":")[0].replace(" ", "_") for line in text.splitlines()]
     assert set(labels) <= set(doc)
     assert json.loads(sm("status", "--json").stdout)["collecting"] is True
+
+
+# ---- help, completion, and what users of other tools type ----
+
+
+def test_every_command_has_one_usage_line_an_example_and_a_whole_description() -> None:
+    from send_metrics.cli import cli
+
+    env = {**os.environ, "COLUMNS": "80"}
+    top = sm("--help", env=env).stdout
+    assert "Example:" in top
+    listed = top.split("Commands:", 1)[1].splitlines()
+    assert [line for line in listed if line.strip()] and not [
+        line for line in listed if line.rstrip().endswith("...")
+    ], listed
+    for name in cli.commands:
+        shown = sm(name, "--help", env=env).stdout
+        assert shown.count("Usage:") == 1, (name, shown)
+        assert "Example" in shown, (name, shown)
+        assert f"  {name} " in top
+
+
+@pytest.mark.parametrize(
+    ("typed", "named"),
+    [
+        ("disable", "send_metrics opt-out"),
+        ("off", "send_metrics opt-out"),
+        ("enable", "send_metrics opt-in"),
+        ("on", "send_metrics opt-in"),
+        ("telemetry", "send_metrics status"),
+    ],
+)
+def test_other_tools_words_name_our_command_and_run_nothing(
+    home: Path, typed: str, named: str
+) -> None:
+    opt_in()
+    before = state_file(home).read_text()
+    result = sm(typed)
+    assert result.returncode == ExitCode.USAGE and named in result.stderr
+    assert state_file(home).read_text() == before
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_prints_a_script_for_each_shell(shell: str) -> None:
+    result = sm("completion", shell)
+    assert result.returncode == 0 and "_SEND_METRICS_COMPLETE" in result.stdout
+
+
+def test_bash_completion_completes_our_commands() -> None:
+    """The script, evaluated by a real bash, completes `send_metrics op` to the two opt- commands."""
+    script = (
+        'eval "$(send_metrics completion bash)"; COMP_WORDS=(send_metrics op); COMP_CWORD=1; '
+        '_send_metrics_completion send_metrics; printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    env = {**os.environ, "PATH": f"{Path(SEND_METRICS).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout.split() == ["opt-in", "opt-out"], done.stderr
+
+
+def test_reset_says_when_there_was_nothing_to_forget(home: Path) -> None:
+    assert "no decision to forget" in sm("reset").stdout
+    opt_in()
+    assert "Decision forgotten" in sm("reset").stdout
+    assert not state_file(home).exists()
