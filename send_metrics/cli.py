@@ -374,11 +374,12 @@ def stats(
         report = numbers.report(
             [r for r in runs if r.command == command] if command else runs, window
         )
+        traced = report_html.most_informative(numbers.traced_events(settings, window, command))
         slowest = report_html.slowest_command(report)
         found = None
-        if slowest is not None:
+        if slowest is not None and traced is None:
             found = numbers.detail(report, slowest, numbers.command_events(settings, slowest))
-        report_html.write(html_file, report_html.page(report, found, settings.app))
+        report_html.write(html_file, report_html.page(report, found, settings.app, traced))
         if html_file != "-":
             click.echo(f"Wrote {html_file} ({len(report.runs)} runs).")
         return
