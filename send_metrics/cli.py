@@ -132,7 +132,9 @@ def cli() -> None:
     help="Name recorded for the command instead of its program's basename.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the event instead of recording it.")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD [ARG]...")
+@click.argument(
+    "command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD [ARG]..."
+)
 def run(name: str | None, dry_run: bool, command: tuple[str, ...]) -> None:
     """Run a command as if directly and record one event for it (`make GOALS`: named by its
     goals).
@@ -144,7 +146,8 @@ def run(name: str | None, dry_run: bool, command: tuple[str, ...]) -> None:
 
 
 @cli.command(
-    context_settings=_PASS_THROUGH, short_help="Run `make impl-TARGET`; record one event for TARGET."
+    context_settings=_PASS_THROUGH,
+    short_help="Run `make impl-TARGET`; record one event for TARGET.",
 )
 @click.option(
     "--make", "make", metavar="PATH", callback=_value, help="The calling make: pass '$(MAKE)'."
@@ -173,8 +176,12 @@ def wrap(
     wrapper.execute(wrapper.make_spec(target, list(variables), make, makefile, dry_run))
 
 
-@cli.command(context_settings=_PASS_THROUGH, short_help="Run CMD and print the event it would make.")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD [ARG]...")
+@cli.command(
+    context_settings=_PASS_THROUGH, short_help="Run CMD and print the event it would make."
+)
+@click.argument(
+    "command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD [ARG]..."
+)
 def preview(command: tuple[str, ...]) -> None:
     """Run CMD and print the exact event that would be sent; nothing is stored or sent.
 
@@ -486,8 +493,11 @@ def trace(target: str | None, chrome: str | None) -> None:
     if event is None:
         if target:
             known = maketrace.goals(events)
-            hint = reports.first_steps(settings, "make") if not known else "Recorded goals: " + (
-                ", ".join(known[:5]) + (", ..." if len(known) > 5 else "") + "."
+            hint = (
+                reports.first_steps(settings, "make")
+                if not known
+                else "Recorded goals: "
+                + (", ".join(known[:5]) + (", ..." if len(known) > 5 else "") + ".")
             )
             raise NoMatch(numbers.no_match("no recorded make run of", target, known, hint))
         click.echo("No make run with a breakdown recorded yet.")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from send_metrics.errors import ConfigError
 from send_metrics.fastpath import DEFAULT_IMPL_PREFIX, config_file
+from send_metrics.fastpath import disabled_by as disabled_by
 from send_metrics.fastpath import env_flag as env_flag  # the off switches are read before
 from send_metrics.fastpath import metrics_disabled as metrics_disabled  # the child starts
-from send_metrics.fastpath import disabled_by as disabled_by
 from send_metrics.records import NamedTuple
 
 TYPE_CHECKING = False

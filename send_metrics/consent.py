@@ -200,10 +200,10 @@ def _lines(text: str, most: int = 0) -> list[str]:
 
     parts = text.split("`")
     glued = "`".join(p.replace(" ", "\0") if i % 2 else p for i, p in enumerate(parts))
-    options = {"break_long_words": False, "break_on_hyphens": False}
+    wrapper = textwrap.TextWrapper(WIDTH, break_long_words=False, break_on_hyphens=False)
     if most:
-        options.update(max_lines=most, placeholder=" ...")
-    return [line.replace("\0", " ") for line in textwrap.wrap(glued, WIDTH, **options)]
+        wrapper.max_lines, wrapper.placeholder = most, " ..."
+    return [line.replace("\0", " ") for line in wrapper.wrap(glued)]
 
 
 def _intro(settings: Settings, covered: Scope) -> str:
@@ -255,7 +255,9 @@ def summary(settings: Settings, why: str = "") -> str:
         groups.append("a guessable hash of the origin URL")
     body = _lines("Each run: " + "; ".join(groups) + ". " + _never(covered, short=True))
     body += _lines(_kept(settings, covered), 2)
-    body += _lines("Fields: `send_metrics opt-in --details`; example: `send_metrics preview -- CMD`")
+    body += _lines(
+        "Fields: `send_metrics opt-in --details`; example: `send_metrics preview -- CMD`"
+    )
     body += _lines("Change your mind: `send_metrics opt-out` (deletes your data); DO_NOT_TRACK=1.")
     intro = (f"Asking again: {why}. " if why else "") + _intro(settings, covered)
     return "\n".join(_lines(intro, max(1, SCREEN - 2 - len(body))) + body)
@@ -274,9 +276,7 @@ def disclosure(settings: Settings, why: str = "") -> str:
     for group, fields in field_groups():
         names = ", ".join(name for name, _ in fields if name in covered.fields)
         lines.extend(
-            textwrap.wrap(
-                f"{group}: {names}", WIDTH, initial_indent="  ", subsequent_indent="    "
-            )
+            textwrap.wrap(f"{group}: {names}", WIDTH, initial_indent="  ", subsequent_indent="    ")
         )
     tail = [_never(covered)]
     if settings.git_remote_hash:
@@ -526,7 +526,9 @@ def record(settings: Settings, granted: bool) -> Decision:
         raise ConfigError(f"cannot write {path} ({exc.strerror or exc})") from None
 
 
-def ask_once(settings: Settings, details: bool = False, command: bool = False) -> tuple[Decision, str]:
+def ask_once(
+    settings: Settings, details: bool = False, command: bool = False
+) -> tuple[Decision, str]:
     """Ask, then record the answer; returns the decision and a line to show ("" for none).
 
     The lock is taken briefly before (an answer that cannot be kept is not asked for) and

@@ -86,12 +86,12 @@ class Scale(NamedTuple):
 
 
 def nice_ticks(high: float, count: int = 5) -> list[float]:
-    """Round tick values from 0 to at least `high`."""
+    """Round tick values from 0 to at least `high` (whole numbers from 1 up: counts)."""
     if high <= 0:
         return [0.0, 1.0]
     raw = high / count
     magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
     return [i * step for i in range(math.ceil(high / step) + 1)]
 
 
@@ -149,7 +149,9 @@ def _y_axis(ticks: list[float], y: Scale, fmt: str) -> list[str]:
 
 def _time_axis(low: datetime, high: datetime, x: Scale) -> list[str]:
     span = (high - low).total_seconds()
-    fmt = "%H:%M" if low.date() == high.date() else "%m-%d %H:%M" if span < 2 * 86400 else "%Y-%m-%d"
+    fmt = (
+        "%H:%M" if low.date() == high.date() else "%m-%d %H:%M" if span < 2 * 86400 else "%Y-%m-%d"
+    )
     out = ['<g class="axis">']
     for i in range(6):
         moment = low + timedelta(seconds=span * i / 5)
@@ -234,12 +236,12 @@ def duration_chart(report: Report) -> str:
 
 
 def failures_chart(report: Report) -> str:
-    """Runs and failures per UTC day (per hour when the runs span two days or less): grey for
-    all runs, the failed share drawn over it."""
+    """Runs and failures per UTC day (in slots of 5 minutes to an hour when the runs span two
+    days or less): grey for all runs, the failed share drawn over it."""
     first_run = min(r.start for r in report.runs)
     last_run = max(r.start for r in report.runs)
     if last_run - first_run <= timedelta(days=2):
-        return _failures_per_hour(report, first_run, last_run)
+        return _failures_per_slot(report, first_run, last_run)
     per_day: dict[str, list[Run]] = {}
     for run in report.runs:
         per_day.setdefault(run.start.date().isoformat(), []).append(run)
@@ -278,29 +280,37 @@ def failures_chart(report: Report) -> str:
     )
 
 
-def _failures_per_hour(report: Report, first: datetime, last: datetime) -> str:
-    """A short history: runs and failures per UTC hour, from the first run's hour to the
-    last's (a day-one history is not one giant bar)."""
-    start = first.replace(minute=0, second=0, microsecond=0)
-    hours = int((last - start).total_seconds() // 3600) + 1
-    counts = [[0, 0] for _ in range(hours)]
+_SLOT_MINUTES = (5, 10, 15, 30, 60)  # a short history's buckets: the smallest that fits
+_MAX_SLOTS = 48
+
+
+def _failures_per_slot(report: Report, first: datetime, last: datetime) -> str:
+    """A short history: runs and failures per slot of 5 minutes to an hour (the smallest that
+    keeps 48 bars at most), from the first run's slot to the last's: a day-one history is
+    not one giant bar."""
+    span = (last - first).total_seconds() / 60
+    minutes = next((m for m in _SLOT_MINUTES if span / m < _MAX_SLOTS), 60)
+    start = first.replace(minute=first.minute - first.minute % minutes, second=0, microsecond=0)
+    slots = int((last - start).total_seconds() // (60 * minutes)) + 1
+    counts = [[0, 0] for _ in range(slots)]
     for run in report.runs:
-        slot = counts[int((run.start - start).total_seconds() // 3600)]
+        slot = counts[int((run.start - start).total_seconds() // (60 * minutes))]
         slot[0] += 1
         slot[1] += run.failed
     ticks = nice_ticks(max(n for n, _ in counts))
     y = Scale(0, ticks[-1], _H - _BOTTOM, _TOP)
-    slot_width = (_W - _LEFT - _RIGHT) / hours
+    slot_width = (_W - _LEFT - _RIGHT) / slots
     width = max(1.0, min(60.0, slot_width * 0.8))
     body = _y_axis(ticks, y, "count")
-    label_every = max(1, math.ceil(hours / 12))
+    label_every = max(1, math.ceil(slots / 8))
     for i, (runs, failed) in enumerate(counts):
-        hour = (start + timedelta(hours=i)).strftime("%Y-%m-%dT%H")
+        moment = (start + timedelta(minutes=i * minutes)).strftime("%Y-%m-%dT%H:%M")
         left = _LEFT + i * slot_width + (slot_width - width) / 2
         body.append(
-            f'<g class="hour" data-hour="{hour}" data-runs="{runs}" data-failures="{failed}">'
-            f"<title>{hour}:00 UTC: {plural(runs, 'run')}, {failed} failed</title>"
-            f'<rect class="all" x="{left:.1f}" y="{y(runs):.1f}" width="{width:.1f}" '
+            f'<g class="slot" data-slot="{moment}" data-minutes="{minutes}" data-runs="{runs}" '
+            f'data-failures="{failed}">'
+            f"<title>{moment[11:]} UTC, {minutes} min: {plural(runs, 'run')}, {failed} failed"
+            f'</title><rect class="all" x="{left:.1f}" y="{y(runs):.1f}" width="{width:.1f}" '
             f'height="{y(0) - y(runs):.1f}" fill="#bbb"/>'
             f'<rect class="failures" x="{left:.1f}" y="{y(failed):.1f}" width="{width:.1f}" '
             f'height="{y(0) - y(failed):.1f}" fill="#D55E00"/></g>'
@@ -308,13 +318,13 @@ def _failures_per_hour(report: Report, first: datetime, last: datetime) -> str:
         if i % label_every == 0:
             body.append(
                 f'<text x="{left + width / 2:.1f}" y="{_H - _BOTTOM + 18}" '
-                f'text-anchor="middle">{hour[11:]}:00</text>'
+                f'text-anchor="middle">{moment[11:]}</text>'
             )
     return _figure(
         "failures",
         "Failures over time",
-        _svg("runs and failures per hour", body),
-        "Per UTC hour: grey bars are all runs, red the failed ones.",
+        _svg(f"runs and failures per {minutes} minutes", body),
+        f"Per {minutes} minutes (UTC): grey bars are all runs, red the failed ones.",
     )
 
 
@@ -476,7 +486,7 @@ def _table(report: Report) -> str:
     )
     return (
         '<section><h2>Per command</h2><div class="scroll"><table id="commands">'
-        f'<tr>{head}</tr>{"".join(rows)}</table></div></section>'
+        f"<tr>{head}</tr>{''.join(rows)}</table></div></section>"
         '<section><h2>Slowest runs</h2><div class="scroll"><table id="slowest">'
         f"<tr><th>command</th><th>started (UTC)</th><th>duration</th><th>outcome</th></tr>"
         f"{slow}</table></div></section>"

@@ -507,6 +507,4 @@ def _build(
         command_type = "make"
         if command == (goals or "make"):  # not a --name
             command = command_of(goals.split(), os.path.abspath(directory or "."))
-    return build_event(
-        identity, command, args, command_type, result, git, machine, make, derived
-    )
+    return build_event(identity, command, args, command_type, result, git, machine, make, derived)

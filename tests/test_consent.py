@@ -263,8 +263,11 @@ def test_the_question_fits_one_80x24_screen_and_nothing_wraps(
     elif asking_again:
         toml.write_text("[collect]\ngit_remote_hash = true\n")
     child = pexpect.spawn(
-        SEND_METRICS, ["run", "--", "sh", "-c", "stty size; echo done"],
-        timeout=20, encoding="utf-8", dimensions=(24, 80),
+        SEND_METRICS,
+        ["run", "--", "sh", "-c", "stty size; echo done"],
+        timeout=20,
+        encoding="utf-8",
+        dimensions=(24, 80),
     )
     child.expect("24 80")
     lines = _screen_of_the_question(child, "done")
@@ -275,7 +278,13 @@ def test_the_question_fits_one_80x24_screen_and_nothing_wraps(
     assert max(len(line) for line in lines) < 80, "\n".join(lines)
     text = " ".join(" ".join(lines).split())
     assert ("Asking again:" in text) is asking_again
-    for needed in ("Each run:", "Never:", "`send_metrics opt-in --details`", "`send_metrics opt-out`", "DO_NOT_TRACK=1"):
+    for needed in (
+        "Each run:",
+        "Never:",
+        "`send_metrics opt-in --details`",
+        "`send_metrics opt-out`",
+        "DO_NOT_TRACK=1",
+    ):
         assert needed in text, (needed, text)
     if config == "default-local":  # the default app asks about the user's commands, not "its"
         assert text.startswith(("send_metrics would like", "Asking again"))

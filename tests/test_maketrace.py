@@ -460,7 +460,9 @@ def test_trace_shows_the_last_run_and_writes_chrome_json(home: Path, tmp_path: P
     assert sm("trace", "all").stdout == shown.stdout
     missing = sm("trace", "nosuch")  # a look-up that matches nothing: one line, exit 5
     assert (missing.returncode, missing.stdout) == (5, "")
-    assert missing.stderr == "send_metrics: no recorded make run of 'nosuch'. Recorded goals: all.\n"
+    assert (
+        missing.stderr == "send_metrics: no recorded make run of 'nosuch'. Recorded goals: all.\n"
+    )
     assert "did you mean all?" in sm("trace", "al").stderr
     out = tmp_path / "out.json"
     written = sm("trace", "--chrome", str(out))

@@ -207,7 +207,11 @@ def test_a_store_from_a_newer_version_is_never_written(home: Path) -> None:
 
 def _status_in_a_terminal(env: dict[str, str]) -> list[str]:
     child = pexpect.spawn(
-        SEND_METRICS, ["status"], timeout=20, encoding="utf-8", dimensions=(24, 80),
+        SEND_METRICS,
+        ["status"],
+        timeout=20,
+        encoding="utf-8",
+        dimensions=(24, 80),
         env={k: v for k, v in {**os.environ, **env}.items() if k != "COLUMNS"},
     )
     child.expect(pexpect.EOF)
@@ -304,13 +308,15 @@ def test_completion_prints_a_script_for_each_shell(shell: str) -> None:
 
 
 def test_bash_completion_completes_our_commands() -> None:
-    """The script, evaluated by a real bash, completes `send_metrics op` to the two opt- commands."""
+    """The script, evaluated by a real bash, completes `send_metrics op` to our two opt-s."""
     script = (
         'eval "$(send_metrics completion bash)"; COMP_WORDS=(send_metrics op); COMP_CWORD=1; '
         '_send_metrics_completion send_metrics; printf "%s\\n" "${COMPREPLY[@]}"'
     )
     env = {**os.environ, "PATH": f"{Path(SEND_METRICS).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
     assert done.stdout.split() == ["opt-in", "opt-out"], done.stderr
 
 

@@ -16,7 +16,7 @@ import pexpect
 import pytest
 
 from send_metrics import stats, stats_text
-from tests.helpers import opt_in, SEND_METRICS, add_runs, assert_no_traceback, sm
+from tests.helpers import SEND_METRICS, add_runs, assert_no_traceback, opt_in, sm
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()

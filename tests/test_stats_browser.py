@@ -37,8 +37,8 @@ READ_PAGE = """JSON.stringify({
     [c.dataset.command, c.dataset.start, Number(c.dataset.durationMs), Number(c.dataset.failed)]),
   days: [...document.querySelectorAll('#chart-failures g.day')].map(g =>
     [g.dataset.day, Number(g.dataset.runs), Number(g.dataset.failures)]),
-  hours: [...document.querySelectorAll('#chart-failures g.hour')].map(g =>
-    [g.dataset.hour, Number(g.dataset.runs), Number(g.dataset.failures)]),
+  slots: [...document.querySelectorAll('#chart-failures g.slot')].map(g =>
+    [g.dataset.slot, Number(g.dataset.runs), Number(g.dataset.failures)]),
   series: [...document.querySelectorAll('#chart-duration .series')].map(s => s.dataset.command),
   summary: document.querySelector('.sub') && document.querySelector('.sub').textContent,
   time: [...document.querySelectorAll('#chart-time g.bar')].map(g =>
@@ -217,7 +217,7 @@ def test_a_single_instant_run_draws_every_chart(
     assert browser.problems() == []
     assert seen["charts"] == ["duration", "failures", "time", "breakdown"]
     assert seen["points"] == [["true", _day(0, 9), 0, 0]]
-    assert seen["hours"] == [[_day(0, 9)[:13], 1, 0]]  # a short history: per hour
+    assert seen["slots"] == [[_day(0, 9)[:16], 1, 0]]  # a short history: per 5 minutes
     assert seen["summary"].startswith("send_metrics: all recorded runs: 1 run of 1 command, ")
     assert all(h > 50 for h in seen["heights"][:2]), seen["heights"]
     assert "NaN" not in page.read_text()
@@ -247,11 +247,12 @@ CHAIN = ["deps", "codegen", "compile", "link", "package", "build"]
 # slowest (largest median) but a one-target traced run; `build` is a chain of six targets.
 DAY_ONE = [
     *[("build", _at(10 * i), 60_000.0, 0, _chain(CHAIN, 10_000.0)) for i in range(8)],
+    *[("image", _at(10 * i + 3), 300_000.0, 0, _chain(["image"], 300_000.0)) for i in range(6)],
     *[
-        ("image", _at(10 * i + 3), 300_000.0, 0, _chain(["image"], 300_000.0))
-        for i in range(6)
+        (f"dev.up.svc{k}", _at(7 * i + k), 40_000.0 + k * 1000, 0, {})
+        for k in range(10)
+        for i in range(5)
     ],
-    *[(f"dev.up.svc{k}", _at(7 * i + k), 40_000.0 + k * 1000, 0, {}) for k in range(10) for i in range(5)],
     *[("lint", _at(15 * i + 5), 900.0, int(i % 2 == 0), {}) for i in range(8)],
     *[("fmt", _at(20 * i + 2), 300.0, int(i == 3), {}) for i in range(4)],
     *[("deploy", _at(110), 120_000.0, 0, {}) for _ in range(1)],
@@ -275,7 +276,8 @@ MEASURE = """JSON.stringify({
     .map(e => parseFloat(getComputedStyle(e).fontSize))),
   background: getComputedStyle(document.body).backgroundColor,
   ink: getComputedStyle(document.querySelector('svg text')).fill,
-  xs: [...document.querySelectorAll('#chart-duration circle.point')].map(c => Number(c.getAttribute('cx'))),
+  xs: [...document.querySelectorAll('#chart-duration circle.point')]
+    .map(c => Number(c.getAttribute('cx'))),
 })"""
 
 
@@ -310,14 +312,17 @@ def test_a_day_one_report_is_readable_on_a_phone_and_a_desktop(
 
     # The real time range: the first run at the left of the axis, the last at its right
     # (no half hour of padding, nothing in the future).
-    assert min(size["xs"]) == pytest.approx(70, abs=1) and max(size["xs"]) == pytest.approx(880, abs=1)
+    assert min(size["xs"]) == pytest.approx(70, abs=1) and max(size["xs"]) == pytest.approx(
+        880, abs=1
+    )
     # Every failing command is drawn, whatever its share of the time.
     failing = {c for c, _, _, code, _ in DAY_ONE if code}
     assert failing == {"lint", "fmt"} and failing <= set(seen["series"]), seen["series"]
     assert {p[0] for p in seen["points"] if p[3]} == failing
-    # Per hour on day one, every run counted once.
-    assert len(seen["hours"]) >= 2 and sum(r for _, r, _ in seen["hours"]) == 80
-    assert sum(f for _, _, f in seen["hours"]) == sum(1 for *_, code, _ in DAY_ONE if code)
+    # Day one in slots (not one giant bar), every run counted once.
+    assert len(seen["slots"]) >= 8 and sum(r for _, r, _ in seen["slots"]) == 80
+    assert max(r for _, r, _ in seen["slots"]) < 20
+    assert sum(f for _, _, f in seen["slots"]) == sum(1 for *_, code, _ in DAY_ONE if code)
     # The breakdown of the make run that says the most: the chain, not the slowest command.
     assert seen["title"] == "Breakdown of a make run: build"
     assert [name for name, _, _ in seen["breakdown"]] == CHAIN

@@ -439,7 +439,9 @@ def test_make_goals_skip_every_option_value() -> None:
         ["x"],
         "a/b",
     )
-    assert make_goals(["-fMk", "--file", "F", "--eval", "A=1", "--directory=c", "-W", "w", "t"]) == (
+    assert make_goals(
+        ["-fMk", "--file", "F", "--eval", "A=1", "--directory=c", "-W", "w", "t"]
+    ) == (
         ["t"],
         "c",
     )
