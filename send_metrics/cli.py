@@ -100,7 +100,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MetricsError as exc:
-            warn(str(exc))
+            _tell(str(exc))
             sys.exit(exc.exit_code)
         except BrokenPipeError:
             closed_pipe()  # click itself would exit 1
@@ -458,10 +458,10 @@ def makefile(show_path: bool) -> None:
     settings = _settings()
     click.echo(maketrace.snippet_text(settings.app), nl=False)
     # The next step, on stderr: standard output is the snippet, redirected into a file.
-    step = "next: `echo '-include send_metrics.mk' >> Makefile`"
+    step = "next: `-include send_metrics.mk` as the Makefile's last line"
     if not consent.collecting(consent.current(settings), settings):
         step += "; make never asks, so say yes once: `send_metrics opt-in`"
-    warn(step)
+    _tell(step)
 
 
 @cli.command(short_help="Show where the time went in the last make run.")
@@ -512,6 +512,22 @@ def trace(target: str | None, chrome: str | None) -> None:
         click.echo(f"Wrote {chrome}: open it in https://ui.perfetto.dev or chrome://tracing.")
         return
     click.echo(maketrace.render(event, _width()))
+
+
+def _tell(message: str) -> None:
+    """`send_metrics: message` on stderr: one line for scripts, wrapped at word boundaries on
+    a terminal (never cut mid-word by it)."""
+    if not sys.stderr.isatty():
+        warn(message)
+        return
+    text = textwrap.fill(
+        f"send_metrics: {message}",
+        max(40, _width() - 1),
+        subsequent_indent="  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    say(text + "\n")
 
 
 def _echo_wrapped(text: str) -> None:
