@@ -517,12 +517,14 @@ def trace(target: str | None, chrome: str | None) -> None:
 def _tell(message: str) -> None:
     """`send_metrics: message` on stderr: one line for scripts, wrapped at word boundaries on
     a terminal (never cut mid-word by it)."""
-    if not sys.stderr.isatty():
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns  # stdout may be a file
+    except (OSError, ValueError):
         warn(message)
         return
     text = textwrap.fill(
         f"send_metrics: {message}",
-        max(40, _width() - 1),
+        max(40, columns - 1),
         subsequent_indent="  ",
         break_long_words=False,
         break_on_hyphens=False,
