@@ -541,8 +541,8 @@ def ask_once(
     path = state_path(settings.app)
     with _locked(path):
         seen = _current(path)
-    if not needs_asking(seen, settings):
-        return seen, ""
+    if collecting(seen, settings) or not (command or needs_asking(seen, settings)):
+        return seen, ""  # `opt-in` asks after a no too: changing one's mind is why it is run
     from send_metrics import store
 
     had_data = bool(store.copies(data_dir(settings.app)))

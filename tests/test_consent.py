@@ -215,6 +215,19 @@ def test_opt_in_shows_the_question_and_asks(home: Path) -> None:
     assert tomllib.loads(state_file(home).read_text())["decision"] == "granted"
 
 
+def test_opt_in_after_a_no_asks_again(home: Path) -> None:
+    first = spawn("run", "--", "true")
+    first.expect(PROMPT)
+    first.sendline("")  # no earlier yes: recorded as a no
+    finish(first)
+    assert tomllib.loads(state_file(home).read_text())["decision"] == "declined"
+    child = spawn("opt-in")
+    child.expect(PROMPT)
+    child.sendline("y")
+    assert "usage metrics are on" in finish(child)
+    assert tomllib.loads(state_file(home).read_text())["decision"] == "granted"
+
+
 def test_opt_in_details_lists_every_field_the_yes_covers(home: Path) -> None:
     from send_metrics.event import collected_fields
 
