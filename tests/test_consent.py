@@ -29,6 +29,16 @@ from tests.helpers import (
 PROMPT = r"\[y/N\] "
 
 
+def answer_with(child: pexpect.spawn, answer: str) -> None:
+    """Answer the question as a person would: a line, end of input (`eof`) or Ctrl-C."""
+    if answer == "eof":
+        child.sendeof()
+    elif answer == "ctrl-c":
+        child.sendintr()
+    else:
+        child.sendline(answer)
+
+
 @pytest.mark.parametrize(
     ("answer", "granted"),
     [
@@ -46,12 +56,7 @@ def test_prompt_answers(home: Path, answer: str, granted: bool) -> None:
     child.expect("ran")
     child.expect(PROMPT)
     text = child.before
-    if answer == "eof":
-        child.sendeof()
-    elif answer == "ctrl-c":
-        child.sendintr()
-    else:
-        child.sendline(answer)
+    answer_with(child, answer)
     rest = finish(child)
     assert child.exitstatus == 3, rest
     assert "Traceback" not in rest
@@ -344,12 +349,7 @@ def test_an_answer_that_is_not_an_explicit_no_keeps_what_an_earlier_yes_recorded
     child = spawn(*(["opt-in"] if where == "opt-in" else ["run", "--", "true"]))
     child.expect(PROMPT)
     assert "Asking again" in child.before
-    if answer == "eof":
-        child.sendeof()
-    elif answer == "ctrl-c":
-        child.sendintr()
-    else:
-        child.sendline(answer)
+    answer_with(child, answer)
     out = finish(child)
     assert "Traceback" not in out
     assert child.exitstatus == (130 if (where, answer) == ("opt-in", "ctrl-c") else 0), out
