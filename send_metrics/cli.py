@@ -257,7 +257,8 @@ def opt_in(yes: bool, details: bool) -> None:
             )
         state, line = consent.ask_once(settings, details=details, command=True)
         if not consent.collecting(state, settings):
-            click.echo(line.removeprefix("send_metrics: ").rstrip("\n"), err=True)
+            told = line.removeprefix("send_metrics: ").rstrip("\n")
+            click.echo(click.wrap_text(told[:1].upper() + told[1:], 79), err=True)
             return
     else:
         state = consent.record(settings, granted=True)
