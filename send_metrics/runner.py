@@ -122,17 +122,23 @@ class Child:
         self._start = time.monotonic()
         self._ended: float | None = None  # when we first saw it had ended, before reaping
         environ = os.environ if env is None else env
+        # A caller that ignores SIGCHLD (the kernel then reaps children at once) gives the
+        # command that disposition; the wrapper itself needs the default to wait for it.
+        ignore: tuple[int, ...] = ()
+        if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            ignore = (signal.SIGCHLD,)
         # The witness is in the group before the child, so no group signal can miss it.
         self._witness = _Witness.start() if self._use_sigwait and sys.platform == "linux" else None
         try:
             try:
-                self.pid = _start(argv, environ, self._old_mask)
+                self.pid = _start(argv, environ, self._old_mask, ignore)
             except BlockingIOError:  # no process left (ulimit -u): the command comes first
                 if self._witness is None:
                     raise
                 self._witness.end(now=True)
                 self._witness = None
-                self.pid = _start(argv, environ, self._old_mask)
+                self.pid = _start(argv, environ, self._old_mask, ignore)
         except OSError as exc:
             if self._witness is not None:
                 self._witness.end(now=True)  # we exit without `exit_like`
@@ -352,17 +358,21 @@ class _Witness:
 _UNREAPED: list[int] = []  # stopped witnesses, reaped just before we exit
 
 
-def _start(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) -> int:
-    """Start the program as a shell would: a script without a `#!` line runs with /bin/sh."""
+def _start(
+    argv: list[str], env: Mapping[str, str], mask: Iterable[int], ignore: tuple[int, ...] = ()
+) -> int:
+    """Start the program as a shell would: a script without a `#!` line runs with /bin/sh.
+    Its signals: `mask` blocked, `ignore` ignored (Linux), and those `defaults` names at their
+    default; every other disposition as ours (ignored stays ignored, handled is reset)."""
     spawn = _spawn_tied if sys.platform == "linux" else _spawn
     restore = defaults()
     try:
-        return spawn(argv, env, mask, restore)
+        return spawn(argv, env, mask, restore, ignore)
     except OSError as exc:
         path = find_program(argv[0], env)
         if exc.errno != errno.ENOEXEC or path is None:
             raise
-        return spawn(["/bin/sh", path, *argv[1:]], env, mask, restore)
+        return spawn(["/bin/sh", path, *argv[1:]], env, mask, restore, ignore)
 
 
 def caller_environ() -> dict[str, str]:
@@ -475,10 +485,15 @@ def execvpe(argv: list[str], env: Mapping[str, str]) -> NoReturn:
 
 
 def _spawn(
-    argv: list[str], env: Mapping[str, str], mask: Iterable[int], restore: Iterable[int]
+    argv: list[str],
+    env: Mapping[str, str],
+    mask: Iterable[int],
+    restore: Iterable[int],
+    ignore: Iterable[int] = (),
 ) -> int:
     """posix_spawn: the child gets the signal mask and dispositions a shell would give it, and
-    the program the shells would find (posix_spawnp stops at a directory on PATH)."""
+    the program the shells would find (posix_spawnp stops at a directory on PATH). It cannot
+    ignore a signal: a caller's ignored SIGCHLD is not passed on here."""
     return os.posix_spawn(
         _resolve(argv[0], env), argv, env, setsigmask=mask, setsigdef=tuple(restore)
     )
@@ -498,7 +513,11 @@ def _resolve(name: str, env: Mapping[str, str]) -> str:
 
 
 def _spawn_tied(
-    argv: list[str], env: Mapping[str, str], mask: Iterable[int], restore: Iterable[int]
+    argv: list[str],
+    env: Mapping[str, str],
+    mask: Iterable[int],
+    restore: Iterable[int],
+    ignore: Iterable[int] = (),
 ) -> int:
     """Linux: like _spawn, and the kernel sends the child SIGTERM should the wrapper die, even
     by SIGKILL (PR_SET_PDEATHSIG), so killing the wrapper never leaves the command running."""
@@ -513,6 +532,8 @@ def _spawn_tied(
             if os.getppid() != parent:
                 os._exit(128 + signal.SIGTERM)  # the wrapper died before the tie was made
             restore_defaults(restore)
+            for sig in ignore:
+                signal.signal(sig, signal.SIG_IGN)
             # A Ctrl-C pending since the fork must act on the command as it would on any
             # program (die by SIGINT), not raise KeyboardInterrupt in this copy of Python.
             for sig in FORWARDED:

@@ -315,3 +315,47 @@ def test_opt_out_removes_a_symlinked_decision_file_and_never_follows_it(
     assert kept.read_bytes() == before  # the link's target is never written
     assert sm("run", "--", "true").returncode == 0
     assert history(home) == []
+
+
+# A caller that is not a shell: a program that sets its signals and execs the command itself.
+DIRECT = """
+import os, signal, sys
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+for name in sys.argv[1].split():
+    signal.signal(getattr(signal, name), signal.SIG_IGN)
+signal.pthread_sigmask(signal.SIG_SETMASK, {signal.SIGUSR2})
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("path", ["collected", "do-not-track", "preview"])
+@pytest.mark.parametrize("ignored", ["SIGCHLD", "SIGINT SIGQUIT SIGCHLD", "SIGHUP"])
+def test_a_caller_that_is_not_a_shell_passes_its_signals_through_us(
+    tmp_path: Path, path: str, ignored: str
+) -> None:
+    """An ignored SIGCHLD (children reaped by the kernel) is the command's as well, while the
+    wrapper still waits for it and records it."""
+    command, extra, decision = PATHS[path]
+    if decision == "yes":
+        opt_in()
+    env = {**os.environ, **extra}
+    states = []
+    for wrap in ([], [SEND_METRICS, *command.split()]):
+        folder = tmp_path / ("wrapped" if wrap else "bare")
+        folder.mkdir()
+        probe = ["cp", "/proc/self/status", "/proc/self/environ", f"{folder}/"]
+        seen = subprocess.run(
+            [sys.executable, "-c", DIRECT, ignored, *wrap, *probe],
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+        assert seen.returncode == 0, seen.stderr
+        assert_no_traceback(seen.stderr.decode())
+        (folder / "fds").write_text("")
+        states.append(_state(folder))
+    bare, wrapped = states
+    _assert_same_start(path, bare, wrapped)
+    if path == "collected":
+        assert len(history(Path(os.environ["HOME"]))) == 1
