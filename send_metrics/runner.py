@@ -52,9 +52,13 @@ _RESTORED = tuple(
     getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(signal, name)
 )
 # Programs that pass every disposition they have on to the commands they start, and ignore
-# SIGPIPE and SIGXFSZ only when their own caller did (`trap '' PIPE` included): the POSIX shells
-# and make, by the kernel's name for them (comm, as /proc/PID/status shows it).
-_PASSERS = frozenset(b"sh bash dash ash ksh ksh93 mksh posh yash zsh busybox make gmake".split())
+# SIGPIPE and SIGXFSZ only when their own caller did (`trap '' PIPE` included): the POSIX shells,
+# make, and the tools that start a command for a shell, by the kernel's name for them (comm, as
+# /proc/PID/status shows it).
+_PASSERS = frozenset(
+    b"sh bash dash ash ksh ksh93 mksh posh yash zsh busybox make gmake timeout xargs find flock "
+    b"time".split()
+)
 
 
 class Interrupted(BaseException):

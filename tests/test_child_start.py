@@ -121,7 +121,9 @@ def _compare(
         f"{wrapped}; mv $OUT/x $OUT/wrapped"
     )
     env = {k: v for k, v in os.environ.items() if k not in LOCALE_VARS}
-    env.update({"OUT": str(out), **extra, **environ})
+    # A value that is not UTF-8, an empty one, and one with a newline: passed byte for byte.
+    odd = {"SM_BYTES": os.fsdecode(b"\xff\xfe caf\xc3\xa9"), "SM_EMPTY": "", "SM_NL": "a\nb"}
+    env.update({"OUT": str(out), **odd, **extra, **environ})
     seen = subprocess.run(
         [sys.executable, "-c", LAUNCH, ignored, blocked, script],
         env=env,
