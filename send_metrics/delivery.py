@@ -128,7 +128,7 @@ def _count_unrecorded(settings: Settings) -> None:
     if consent.current_grants(settings):
         store.count_unrecorded(folder)
         if not consent.current_grants(settings):
-            store.wipe(folder)
+            store.count_unrecorded(folder, forget=True)
 
 
 class FlushOutcome(NamedTuple):

@@ -465,12 +465,20 @@ def copies(data_dir: str) -> list[str]:
     return found
 
 
-def count_unrecorded(data_dir: str) -> None:
+def count_unrecorded(data_dir: str, forget: bool = False) -> None:
     """Count one run whose event could not be recorded because the store stayed busy: a line
-    (its time) appended to a file of its own, as the store itself could not be written."""
+    (its time) appended to a file of its own, as the store itself could not be written.
+    `forget`: delete the count instead (the data it belongs to was deleted meanwhile)."""
+    path = os.path.join(data_dir, UNRECORDED)
+    if forget:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        return
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     try:
-        fd = os.open(os.path.join(data_dir, UNRECORDED), flags, 0o600)
+        fd = os.open(path, flags, 0o600)
     except OSError:
         return
     try:
