@@ -362,21 +362,33 @@ class _Witness:
 _UNREAPED: list[int] = []  # stopped witnesses, reaped just before we exit
 
 
+class _Signals:
+    """The child's signals: `mask` blocked, `restore` at their default, `ignore` ignored (Linux);
+    every other disposition as ours (ignored stays ignored, handled is reset by exec)."""
+
+    __slots__ = ("ignore", "mask", "restore")
+
+    def __init__(self, mask: Iterable[int], restore: tuple[int, ...], ignore: tuple[int, ...]):
+        self.mask = mask
+        self.restore = restore
+        self.ignore = ignore
+
+
 def _start(
     argv: list[str], env: Mapping[str, str], mask: Iterable[int], ignore: tuple[int, ...] = ()
 ) -> int:
     """Start the program as a shell would: a script without a `#!` line runs with /bin/sh.
-    Its signals: `mask` blocked, `ignore` ignored (Linux), and those `defaults` names at their
-    default; every other disposition as ours (ignored stays ignored, handled is reset)."""
+    Its signals: `mask` blocked, `ignore` ignored, and those `defaults` names at their default
+    (see `_Signals`)."""
     spawn = _spawn_tied if sys.platform == "linux" else _spawn
-    restore = defaults()
+    signals = _Signals(mask, defaults(), ignore)
     try:
-        return spawn(argv, env, mask, restore, ignore)
+        return spawn(argv, env, signals)
     except OSError as exc:
         path = find_program(argv[0], env)
         if exc.errno != errno.ENOEXEC or path is None:
             raise
-        return spawn(["/bin/sh", path, *argv[1:]], env, mask, restore, ignore)
+        return spawn(["/bin/sh", path, *argv[1:]], env, signals)
 
 
 def caller_environ() -> dict[str, str]:
@@ -488,18 +500,16 @@ def execvpe(argv: list[str], env: Mapping[str, str]) -> NoReturn:
     raise first or FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
 
 
-def _spawn(
-    argv: list[str],
-    env: Mapping[str, str],
-    mask: Iterable[int],
-    restore: Iterable[int],
-    ignore: Iterable[int] = (),
-) -> int:
+def _spawn(argv: list[str], env: Mapping[str, str], signals: _Signals) -> int:
     """posix_spawn: the child gets the signal mask and dispositions a shell would give it, and
     the program the shells would find (posix_spawnp stops at a directory on PATH). It cannot
     ignore a signal: a caller's ignored SIGCHLD is not passed on here."""
     return os.posix_spawn(
-        _resolve(argv[0], env), argv, env, setsigmask=mask, setsigdef=tuple(restore)
+        _resolve(argv[0], env),
+        argv,
+        env,
+        setsigmask=signals.mask,
+        setsigdef=signals.restore,
     )
 
 
@@ -516,13 +526,7 @@ def _resolve(name: str, env: Mapping[str, str]) -> str:
     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
 
 
-def _spawn_tied(
-    argv: list[str],
-    env: Mapping[str, str],
-    mask: Iterable[int],
-    restore: Iterable[int],
-    ignore: Iterable[int] = (),
-) -> int:
+def _spawn_tied(argv: list[str], env: Mapping[str, str], signals: _Signals) -> int:
     """Linux: like _spawn, and the kernel sends the child SIGTERM should the wrapper die, even
     by SIGKILL (PR_SET_PDEATHSIG), so killing the wrapper never leaves the command running."""
     prctl = _prctl()
@@ -535,15 +539,15 @@ def _spawn_tied(
             prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
             if os.getppid() != parent:
                 os._exit(128 + signal.SIGTERM)  # the wrapper died before the tie was made
-            restore_defaults(restore)
-            for sig in ignore:
+            restore_defaults(signals.restore)
+            for sig in signals.ignore:
                 signal.signal(sig, signal.SIG_IGN)
             # A Ctrl-C pending since the fork must act on the command as it would on any
             # program (die by SIGINT), not raise KeyboardInterrupt in this copy of Python.
             for sig in FORWARDED:
                 if callable(signal.getsignal(sig)):
                     signal.signal(sig, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            signal.pthread_sigmask(signal.SIG_SETMASK, signals.mask)
             execvpe(argv, env)
         except OSError as exc:
             os.write(report_w, str(exc.errno or 0).encode())
