@@ -410,12 +410,13 @@ def caller_environ() -> dict[str, str]:
     finally:
         os.close(fd)
     env: dict[str, str] = {}
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # fsdecode's
     for entry in b"".join(chunks).split(b"\0"):
         name, eq, value = entry.partition(b"=")
         if eq and name:
-            key = os.fsdecode(name)
+            key = name.decode(encoding, errors)
             if key not in env:
-                env[key] = os.fsdecode(value)
+                env[key] = value.decode(encoding, errors)
     return env
 
 
@@ -427,26 +428,20 @@ def defaults() -> tuple[int, ...]:
     Node and Rust, which ignore SIGPIPE for themselves, give the commands they start)."""
     if sys.platform != "linux":
         return _RESTORED
-    try:
-        fd = os.open(f"/proc/{os.getppid()}/status", os.O_RDONLY | os.O_CLOEXEC)
+    try:  # stat, not status: a third of the kernel's time to make it
+        fd = os.open(f"/proc/{os.getppid()}/stat", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            text = os.read(fd, 1 << 13)
+            text = os.read(fd, 1 << 12)
         finally:
             os.close(fd)
     except OSError:
         return _RESTORED
-    name = ignored = b""
-    for line in text.splitlines():
-        if line.startswith(b"Name:"):
-            name = line[5:].strip()
-        elif line.startswith(b"SigIgn:"):
-            ignored = line[7:].strip()
-    if name not in _PASSERS:
+    # "PID (COMM) STATE ...": COMM may hold spaces and parentheses; field 33 is sigignore.
+    name = text[text.find(b"(") + 1 : text.rfind(b")")]
+    fields = text[text.rfind(b")") + 2 :].split()
+    if name not in _PASSERS or len(fields) < 31 or not fields[30].isdigit():
         return _RESTORED
-    try:
-        mask = int(ignored, 16)
-    except ValueError:
-        return _RESTORED
+    mask = int(fields[30])
     return tuple(sig for sig in _RESTORED if not mask >> (sig - 1) & 1)
 
 
