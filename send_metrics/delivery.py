@@ -74,9 +74,24 @@ def report(
     # them up to RECORD_WAIT_S, far past its deadline, so no event is lost to a busy machine.
     # Only a holder that is stuck (a stopped process) makes a run give up, counted in `status`.
     until = max(deadline, time.monotonic() + RECORD_WAIT_S)
+    # One connection, opened once and kept for every try: SQLite's locks are POSIX locks, which
+    # a process loses on closing any descriptor of the file, and another process would then
+    # take itself for the last one and delete the WAL this one is about to commit to. Not
+    # closed: the process ends right after, and an abandoned sender may still use it.
+    db: Store | None = None
     while True:
         try:
-            db = _record(event, settings, networked, until)
+            with consent.recording(settings, event["anonymous_id"], until=until) as allowed:
+                if not allowed:
+                    return  # an opt-out (or a changed disclosure) since the run began
+                if db is None:  # SQLite waits a moment at a time: a Ctrl-C acts between two
+                    db = _open_store(settings, busy_timeout=0.25)
+                db.record(
+                    event,
+                    queue=networked,
+                    max_events=settings.queue_max_events,
+                    max_age_days=settings.queue_max_age_days,
+                )
             break
         except StoreBusy as exc:
             if time.monotonic() >= until:
@@ -85,9 +100,7 @@ def report(
                     f"{exc}: still busy after {RECORD_WAIT_S:g} s; this run's event is not "
                     "recorded (counted in `send_metrics status`)"
                 ) from None
-            time.sleep(0.02)  # SQLite answered "busy" without waiting (it does at times)
-    if db is None:
-        return  # an opt-out (or a changed disclosure) since the run began: nothing is kept
+            time.sleep(0.01)
     if config.env_flag("SEND_METRICS_DEBUG"):
         import json
 
@@ -98,24 +111,6 @@ def report(
         warn(error)  # refused for good: counted in `status`, never queued again
     elif error:
         warn(f"{error}; the event is queued for a later run or `send_metrics flush`")
-
-
-def _record(event: Event, settings: Settings, networked: bool, until: float) -> Store | None:
-    """Record the event under the state lock, if the decision still allows; the open store."""
-    from send_metrics import consent
-
-    with consent.recording(settings, event["anonymous_id"], until=until) as allowed:
-        if not allowed:
-            return None
-        # Not closed: the process ends right after, and an abandoned sender may still use it.
-        db = _open_store(settings, busy_timeout=max(0.05, until - time.monotonic()))
-        db.record(
-            event,
-            queue=networked,
-            max_events=settings.queue_max_events,
-            max_age_days=settings.queue_max_age_days,
-        )
-        return db
 
 
 def _count_unrecorded(settings: Settings) -> None:

@@ -123,6 +123,7 @@ class Store:
         try:
             self._open(busy_timeout)
         except sqlite3.OperationalError as exc:  # locked, read-only, disk full: not corruption
+            self.close()  # never left open beside the next try (see delivery._record)
             kind = StoreBusy if _busy(exc) else StoreError
             raise kind(f"cannot open {path} ({_reason(exc)})") from None
         except sqlite3.DatabaseError as exc:

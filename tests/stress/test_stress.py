@@ -9,6 +9,7 @@ import resource
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -410,22 +411,24 @@ def test_every_run_is_recorded_with_every_core_busy(home: Path, tmp_path: Path) 
     assert Counter(e["command"] for e in history(home)) == {t: 3 for t in targets}
 
 
-def _hold_the_store(home: Path, seconds: float) -> threading.Thread:
+HOLDER = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+db.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+"""  # and exits holding it: the kernel drops its locks, SQLite's close rolls back
+
+
+def _hold_the_store(home: Path, seconds: float) -> subprocess.Popen[str]:
     """Another process's long write transaction, as a stuck or starved wrapper would hold it."""
-    started = threading.Event()
-
-    def hold() -> None:
-        db = sqlite3.connect(data_db(home), isolation_level=None, timeout=30)
-        db.execute("BEGIN IMMEDIATE")
-        started.set()
-        time.sleep(seconds)
-        db.execute("ROLLBACK")
-        db.close()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    started.wait(30)
-    return thread
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(data_db(home)), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    return holder
 
 
 def test_runs_wait_for_a_store_held_past_their_deadline(home: Path) -> None:
@@ -443,7 +446,7 @@ def test_runs_wait_for_a_store_held_past_their_deadline(home: Path) -> None:
         for i in range(4)
     ]
     errors = [run.communicate(timeout=120)[1] for run in runs]
-    holder.join()
+    holder.communicate(timeout=60)
     assert errors == [""] * 4
     assert sorted(e["command"] for e in history(home)) == ["r0", "r1", "r2", "r3", "true"]
 
@@ -459,7 +462,7 @@ def test_a_run_that_waits_past_the_bound_is_counted_in_status(home: Path) -> Non
     started = time.monotonic()
     result = sm("run", "--", "sh", "-c", "exit 3", timeout=RECORD_WAIT_S + 60)
     waited = time.monotonic() - started
-    holder.join()
+    holder.communicate(timeout=60)
     assert result.returncode == 3
     assert waited >= RECORD_WAIT_S
     assert result.stderr.count("\n") == 1 and "not recorded" in result.stderr, result.stderr
