@@ -152,7 +152,9 @@ class Store:
         path = self.path
         _check_files(path)
         # Created private; SQLite gives its -wal and -shm files the same mode. Never through a
-        # symlink, never a FIFO (SQLite would block reading it) or a device.
+        # symlink, never a FIFO (SQLite would block reading it) or a device. Closing this raw
+        # descriptor drops every POSIX lock the process holds on the file: so never a second
+        # Store of one file while another is open in this process (see delivery.report).
         flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
         fd = os.open(path, flags, 0o600)
         try:
