@@ -156,6 +156,11 @@ def collecting(decision: Decision, settings: Settings) -> bool:
     return decision.granted and not needs_asking(decision, settings)
 
 
+def current_grants(settings: Settings) -> bool:
+    """Whether the decision on disk, read now without the lock, lets this config collect."""
+    return collecting(_current(state_path(settings.app)), settings)
+
+
 def why_not(decision: Decision, settings: Settings) -> str:
     """Why nothing is collected under this decision, in a few words; empty when collecting."""
     if decision.answer is None:
@@ -440,9 +445,11 @@ class _locked:  # a class (no contextlib), used as `with _locked(path):` like a 
                 return
             except BlockingIOError:
                 if time.monotonic() >= self.until:
-                    raise ConfigError(
+                    from send_metrics.errors import StoreBusy
+
+                    raise StoreBusy(
                         "another send_metrics holds the state lock (an opt-out or opt-in in "
-                        "progress); this run's event is not recorded"
+                        "progress)"
                     ) from None
                 time.sleep(0.005)
 
@@ -481,6 +488,8 @@ def _write(settings: Settings, path: str, granted: bool, previous: Decision) -> 
 
     if not granted:
         wipe(settings)  # first: the data goes even when the decision cannot be written
+        if os.path.islink(path):  # a dotfile manager's link: removed itself, never followed
+            remove_decision(path)
         state = Decision("declined", _now(), settings.consent_version)
         write_decision(path, state)
         return state

@@ -7,11 +7,13 @@ import sys
 import time
 
 from send_metrics import config, runner
-from send_metrics.errors import DeliveryError, MetricsError
+from send_metrics.errors import DeliveryError, MetricsError, StoreBusy
 from send_metrics.output import warn
 from send_metrics.records import NamedTuple
 
 MAX_LEASE_S = 300.0  # a claimed event goes back to the queue after this, whatever happened
+# How long a run waits for other processes holding the store before its event is given up.
+RECORD_WAIT_S = 30.0
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,24 +69,38 @@ def report(
 
     target, error = destination(settings)
     networked = target is not None or error is not None  # an incomplete config keeps events
-    # The lock is held briefly by others, but for a writer waiting its turn behind a send in
-    # flight (an opt-out, which would delete the event anyway): waited for until the deadline,
-    # or a second from now if that is later, so that a run whose facts took their time under
-    # load still records its event.
-    until = max(deadline, time.monotonic() + 1.0)
-    with consent.recording(settings, event["anonymous_id"], until=until) as allowed:
-        if not allowed:
-            return  # an opt-out (or a changed disclosure) since the run began: nothing is kept
-        # Not closed: the process ends right after, and an abandoned sender may still use it.
-        # Waiting for other wrappers' writes has the same bound as the lock above: an event
-        # is never lost because the facts used the deadline up on a busy machine.
-        db = _open_store(settings, busy_timeout=max(0.05, until - time.monotonic()))
-        db.record(
-            event,
-            queue=networked,
-            max_events=settings.queue_max_events,
-            max_age_days=settings.queue_max_age_days,
-        )
+    # Other wrappers hold the store for moments (the state lock to read the decision, SQLite's
+    # write lock to record), which on a loaded machine can stretch to seconds: a run waits for
+    # them up to RECORD_WAIT_S, far past its deadline, so no event is lost to a busy machine.
+    # Only a holder that is stuck (a stopped process) makes a run give up, counted in `status`.
+    until = max(deadline, time.monotonic() + RECORD_WAIT_S)
+    # One connection, opened once and kept for every try: SQLite's locks are POSIX locks, which
+    # a process loses on closing any descriptor of the file, and another process would then
+    # take itself for the last one and delete the WAL this one is about to commit to. Not
+    # closed: the process ends right after, and an abandoned sender may still use it.
+    db: Store | None = None
+    while True:
+        try:
+            with consent.recording(settings, event["anonymous_id"], until=until) as allowed:
+                if not allowed:
+                    return  # an opt-out (or a changed disclosure) since the run began
+                if db is None:  # SQLite waits a moment at a time: a Ctrl-C acts between two
+                    db = _open_store(settings, busy_timeout=0.25)
+                db.record(
+                    event,
+                    queue=networked,
+                    max_events=settings.queue_max_events,
+                    max_age_days=settings.queue_max_age_days,
+                )
+            break
+        except StoreBusy as exc:
+            if time.monotonic() >= until:
+                _count_unrecorded(settings)
+                raise StoreBusy(
+                    f"{exc}: still busy after {RECORD_WAIT_S:g} s; this run's event is not "
+                    "recorded (counted in `send_metrics status`)"
+                ) from None
+            time.sleep(0.01)
     if config.env_flag("SEND_METRICS_DEBUG"):
         import json
 
@@ -95,6 +111,19 @@ def report(
         warn(error)  # refused for good: counted in `status`, never queued again
     elif error:
         warn(f"{error}; the event is queued for a later run or `send_metrics flush`")
+
+
+def _count_unrecorded(settings: Settings) -> None:
+    """Count a run the busy store cost its event, unless the data is gone meanwhile: without
+    the lock, an opt-out may have deleted the count just now, so it is checked after too."""
+    from send_metrics import consent, store
+    from send_metrics.files import data_dir
+
+    folder = data_dir(settings.app)
+    if consent.current_grants(settings):
+        store.count_unrecorded(folder)
+        if not consent.current_grants(settings):
+            store.count_unrecorded(folder, forget=True)
 
 
 class FlushOutcome(NamedTuple):

@@ -49,6 +49,11 @@ class StoreError(MetricsError):
     """The local history and queue cannot be read or written."""
 
 
+class StoreBusy(StoreError):
+    """Other send_metrics processes hold the store (SQLite's write lock, or the state lock) for
+    longer than this process waits: busy, not broken."""
+
+
 # What a failed delivery means for the queue: kept and retried by a later run ("busy"); kept
 # with a growing back-off ("unreachable": timeout, refused, DNS, TLS; "config": the operator's
 # key, endpoint or certificates are wrong); dropped and counted ("reject"); or a batch that must

@@ -155,6 +155,14 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
                         "(never sent under a new id)",
                     )
                 )
+            lost = store.unrecorded(data)
+            if lost:
+                lines.append(
+                    (
+                        "runs not recorded",
+                        f"{lost} (the store stayed busy for {delivery.RECORD_WAIT_S:g} s)",
+                    )
+                )
             if counts.last_delivery:
                 lines.append(("last delivery", counts.last_delivery))
             if counts.last_error:
