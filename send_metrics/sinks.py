@@ -403,9 +403,8 @@ def _batch(items: list[bytes], sent_at: bytes) -> bytes:
 
 def _any_value(value: Any) -> dict[str, Any]:
     """A JSON value as an OTLP AnyValue: a list is an array, an object a key-value list (the
-    make breakdown), a null inside them an empty AnyValue."""
-    if value is None:
-        return {}
+    make breakdown) without its null members, as null attributes are left out (an empty
+    AnyValue is valid protobuf, but JSON receivers such as rotel refuse `{}`)."""
     if isinstance(value, bool):
         return {"boolValue": value}
     if isinstance(value, int):
@@ -415,7 +414,7 @@ def _any_value(value: Any) -> dict[str, Any]:
     if isinstance(value, list):
         return {"arrayValue": {"values": [_any_value(v) for v in value]}}
     if isinstance(value, dict):
-        pairs = [{"key": str(k), "value": _any_value(v)} for k, v in value.items()]
+        pairs = [{"key": str(k), "value": _any_value(v)} for k, v in value.items() if v is not None]
         return {"kvlistValue": {"values": pairs}}
     return {"stringValue": str(value)}
 

@@ -746,6 +746,11 @@ def _failure(url: str, exc: BaseException, way: _Way) -> DeliveryError:
             )
             detail = f"the endpoint refused our client certificate or wants one ({reason})"
             return DeliveryError(f"{where}: {detail}{hint}", kind="config")
+        if type(exc).__name__ == "SSLEOFError":  # how many servers end TLS without a client cert
+            detail += (
+                ": the endpoint closed the connection (if it asks for a client certificate, set "
+                "report.client_cert or OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)"
+            )
         return DeliveryError(f"{where}: {detail}", kind="unreachable")
     if isinstance(exc, OSError) and exc.strerror:
         return DeliveryError(f"{where}: {exc.strerror.lower()}", kind="unreachable")

@@ -76,6 +76,23 @@ def tls_collector(cert_authority: CertAuthority):
     server.server_close()
 
 
+@pytest.fixture
+def mtls_collector(cert_authority: CertAuthority):
+    """The collector over https, asking every client for a certificate the test CA signed."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_authority.server_cert, cert_authority.server_key)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cert_authority.ca_cert)
+    state = Collector()
+    server = _serve(state, context)
+    yield state
+    state.released.set()
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture(scope="session")
 def cert_authority(tmp_path_factory: pytest.TempPathFactory) -> CertAuthority:
     """A certificate authority made here with openssl, and a server certificate it signed."""

@@ -110,6 +110,9 @@ class CertAuthority:
     server_cert: Path
     server_key: Path
     ca_dir: Path  # a hashed directory, as SSL_CERT_DIR wants it
+    client_cert: Path  # a client certificate the CA signed, for mutual TLS
+    client_key: Path
+    client_combined: Path  # the certificate and its key in one PEM file
 
 
 def make_cert_authority(folder: Path) -> CertAuthority:
@@ -135,6 +138,17 @@ def make_cert_authority(folder: Path) -> CertAuthority:
         "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
         "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.pem",
     )  # fmt: skip
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=send_metrics test client",
+        "-keyout", "client.key", "-out", "client.csr",
+    )  # fmt: skip
+    (folder / "client.cnf").write_text("extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n")
+    openssl(
+        "x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "client.cnf", "-out", "client.pem",
+    )  # fmt: skip
+    combined = folder / "client-combined.pem"
+    combined.write_bytes((folder / "client.pem").read_bytes() + (folder / "client.key").read_bytes())
     hashed = folder / "certs"
     hashed.mkdir()
     subject_hash = subprocess.run(
@@ -145,4 +159,12 @@ def make_cert_authority(folder: Path) -> CertAuthority:
         text=True,
     ).stdout.strip()
     (hashed / f"{subject_hash}.0").write_bytes((folder / "ca.pem").read_bytes())
-    return CertAuthority(folder / "ca.pem", folder / "server.pem", folder / "server.key", hashed)
+    return CertAuthority(
+        folder / "ca.pem",
+        folder / "server.pem",
+        folder / "server.key",
+        hashed,
+        folder / "client.pem",
+        folder / "client.key",
+        combined,
+    )

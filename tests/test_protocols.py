@@ -4,6 +4,7 @@ against `segment-analytics-python`, and every OTLP exporter variable, table-driv
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import os
 from datetime import datetime
@@ -346,3 +347,155 @@ def test_host_arch_maps_to_the_well_known_values(machine: str, arch: str) -> Non
     [resource_logs] = request["resourceLogs"]
     values = {a["key"]: a["value"] for a in resource_logs["resource"]["attributes"]}
     assert values["host.arch"] == {"stringValue": arch}
+
+
+# ---- the make breakdown in OTLP: AnyValue arrays of key-value lists ----
+
+WRAPPED_MAKEFILE = (
+    "dev.%: ; +@send_metrics wrap --make='$(MAKE)' -f Makefile $@\n"
+    "impl-dev.build: impl-dev.deps out.txt\n\t@echo build\n"
+    "impl-dev.deps:\n\t@echo deps\n"
+    "out.txt:\n\t@touch out.txt\n"
+)
+
+
+def _plain(value: Any) -> Any:
+    """An opentelemetry-proto AnyValue as the JSON value it carries."""
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_plain(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _plain(kv.value) for kv in value.kvlist_value.values}
+    if kind == "int_value":
+        return int(value.int_value)
+    return getattr(value, kind) if kind else None
+
+
+def _strict(request: Received) -> logs_service_pb2.ExportLogsServiceRequest:
+    """The request parsed as strictly as opentelemetry-proto parses: no unknown field, no
+    value of the wrong type (json_format.Parse without ignore_unknown_fields)."""
+    headers = {k.lower(): v for k, v in request.headers.items()}  # rotel writes lower case
+    body = request.body
+    if headers.get("content-encoding") == "gzip":
+        body = gzip.decompress(body)
+    message = logs_service_pb2.ExportLogsServiceRequest()
+    if "protobuf" in headers["content-type"]:
+        message.ParseFromString(body)
+    else:
+        json_format.Parse(body, message)
+    return message
+
+
+def _breakdowns(message: logs_service_pb2.ExportLogsServiceRequest) -> list[dict[str, Any]]:
+    found = []
+    for resource_logs in message.resource_logs:
+        for record in resource_logs.scope_logs[0].log_records:
+            attributes = {a.key: _plain(a.value) for a in record.attributes}
+            found.append({k: v for k, v in attributes.items() if k.startswith("send_metrics.make")})
+    return found
+
+
+def _expected(event: dict[str, Any]) -> dict[str, Any]:
+    """The breakdown of a recorded event as OTLP carries it (null members left out)."""
+    return {
+        "send_metrics.make_targets": [
+            {k: v for k, v in t.items() if v is not None} for t in event["make_targets"]
+        ],
+        "send_metrics.make_file_targets": event["make_file_targets"],
+        "send_metrics.make_targets_omitted": event["make_targets_omitted"],
+    }
+
+
+def _wrapped_make(tmp_path: Path) -> None:
+    work = tmp_path / "proj"
+    work.mkdir()
+    (work / "Makefile").write_text(WRAPPED_MAKEFILE)
+    import subprocess
+
+    done = subprocess.run(["make", "dev.build"], cwd=work, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+@pytest.mark.parametrize("protocol", ["http/json", "http/protobuf"])
+def test_make_breakdown_reaches_otlp_as_kvlists(
+    home: Path, tmp_path: Path, collector, monkeypatch: pytest.MonkeyPatch, protocol: str
+) -> None:
+    monkeypatch.setenv("SEND_METRICS_CONFIG", str(collector.write_config("otlp")))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+    opt_in()
+    _wrapped_make(tmp_path)
+    [event] = history(home)
+    assert event["make_targets"] and event["make_file_targets"]["count"] == 1
+    [request] = collector.requests
+    [breakdown] = _breakdowns(_strict(request))
+    assert breakdown == _expected(event)
+    names = [t["name"] for t in breakdown["send_metrics.make_targets"]]
+    assert names == ["impl-dev.deps", "impl-dev.build"]
+
+
+@pytest.fixture
+def rotel(collector):
+    """The Rust OpenTelemetry collector `rotel` (from PyPI) on loopback, forwarding what it
+    receives over OTLP/HTTP to the recording collector."""
+    found = importlib.util.find_spec("rotel")
+    agent = Path(found.origin).parent / "rotel-agent" if found and found.origin else None
+    if agent is None or not agent.exists():
+        pytest.skip("rotel is not installed (pip install rotel): no binary for this platform")
+    import socket
+    import subprocess
+    import time
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    process = subprocess.Popen(
+        [
+            str(agent), "start",
+            "--otlp-http-endpoint", f"127.0.0.1:{ports[0]}",
+            "--otlp-grpc-endpoint", f"127.0.0.1:{ports[1]}",
+            "--exporter", "otlp",
+            "--otlp-exporter-protocol", "http",
+            "--otlp-exporter-endpoint", collector.url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", ports[0]), 0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{ports[0]}"
+    finally:
+        process.terminate()
+        _out, errors = process.communicate(timeout=10)
+    assert "ERROR" not in errors, errors
+
+
+@pytest.mark.parametrize("protocol", ["http/json", "http/protobuf"])
+def test_make_breakdown_survives_a_real_receiver(
+    home: Path, tmp_path: Path, collector, rotel: str, monkeypatch: pytest.MonkeyPatch, protocol
+) -> None:
+    """Through rotel, which decodes what we send and encodes it again for the next hop: the
+    breakdown arrives as the same key-value lists."""
+    import time
+
+    Path("send_metrics.toml").write_text(f'[report]\nsink = "otlp"\nendpoint = "{rotel}"\n')
+    monkeypatch.setenv("SEND_METRICS_CONFIG", str(Path("send_metrics.toml").resolve()))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+    opt_in()
+    _wrapped_make(tmp_path)
+    [event] = history(home)
+    assert queued(home) == []  # rotel accepted it
+    for _ in range(200):  # rotel forwards in batches, a moment later
+        if collector.requests:
+            break
+        time.sleep(0.05)
+    [request] = collector.requests
+    assert request.path == "/v1/logs"
+    assert _breakdowns(_strict(request)) == [_expected(event)]

@@ -585,3 +585,116 @@ def test_a_kept_tls_connection_the_server_cut_is_opened_again_once(cert_authorit
     client.close()
     listener.close()
     assert served == [1, 2]
+
+
+# ---- mutual TLS: a collector that asks for a client certificate ----
+
+
+def _reference_export(env: dict[str, str]) -> bool:
+    """One log record through the OpenTelemetry SDK's own OTLP/HTTP exporter, configured by
+    the same variables as ours: True when the collector accepted it."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import (
+        InMemoryLogRecordExporter,
+        LogRecordExportResult,
+        SimpleLogRecordProcessor,
+    )
+
+    memory = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
+    provider.get_logger("oracle").emit(body="reference", severity_text="INFO")
+    records = memory.get_finished_logs()
+    assert records
+    saved = dict(os.environ)
+    # The Python SDK reads this timeout in seconds (the specification says milliseconds): its
+    # retries stop after 3 s, whatever failed.
+    os.environ.update({**env, "OTEL_EXPORTER_OTLP_TIMEOUT": "3"})
+    try:
+        exporter = OTLPLogExporter()
+        try:
+            return exporter.export(records) == LogRecordExportResult.SUCCESS
+        finally:
+            exporter.shutdown()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        provider.shutdown()
+
+
+@pytest.mark.parametrize("scope", ["", "LOGS_"])
+def test_mutual_tls_with_the_otel_variables_as_the_reference_exporter(
+    home: Path, mtls_collector, cert_authority, scope: str
+) -> None:
+    _configure("otlp", mtls_collector.url)
+    opt_in()
+    trust = {"OTEL_EXPORTER_OTLP_CERTIFICATE": str(cert_authority.ca_cert)}
+    client = {
+        f"OTEL_EXPORTER_OTLP_{scope}CLIENT_CERTIFICATE": str(cert_authority.client_cert),
+        f"OTEL_EXPORTER_OTLP_{scope}CLIENT_KEY": str(cert_authority.client_key),
+    }
+    env = {**trust, **client, "OTEL_EXPORTER_OTLP_ENDPOINT": mtls_collector.url}
+    # Without a client certificate both are refused, and nothing reaches the collector.
+    assert _reference_export({k: v for k, v in env.items() if "CLIENT" not in k}) is False
+    without = _run(trust)
+    [line] = without.stderr.splitlines()
+    assert "client certificate" in line and "queued" in line, line
+    assert mtls_collector.requests == [] and len(queued(home)) == 1
+    # With one, both are accepted by the same server; ours delivers the queue too.
+    assert _reference_export(env) is True
+    [reference] = mtls_collector.ok()
+    result = _run({**trust, **client})
+    assert result.stderr == ""
+    ours = [r for r in mtls_collector.ok() if r is not reference]
+    assert sorted(delivered_ids(ours)) == sorted(e["message_id"] for e in history(home))
+    assert queued(home) == []
+
+
+def test_logs_specific_client_certificate_wins(home: Path, mtls_collector, cert_authority) -> None:
+    """OTEL_EXPORTER_OTLP_LOGS_CLIENT_* over OTEL_EXPORTER_OTLP_CLIENT_*, as the spec says."""
+    _configure("otlp", mtls_collector.url)
+    opt_in()
+    env = {
+        "OTEL_EXPORTER_OTLP_CERTIFICATE": str(cert_authority.ca_cert),
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": str(cert_authority.server_cert),  # not a client's
+        "OTEL_EXPORTER_OTLP_CLIENT_KEY": str(cert_authority.server_key),
+        "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE": str(cert_authority.client_cert),
+        "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY": str(cert_authority.client_key),
+    }
+    assert _run(env).stderr == ""
+    assert delivered_ids(mtls_collector.ok()) == [history(home)[0]["message_id"]]
+
+
+@pytest.mark.parametrize("sink", ["segment", "http", "otlp"])
+@pytest.mark.parametrize("combined", [False, True], ids=["cert-and-key", "one-pem"])
+def test_mutual_tls_with_report_client_cert(
+    home: Path, mtls_collector, cert_authority, sink: str, combined: bool
+) -> None:
+    files = {"ca_bundle": f'"{cert_authority.ca_cert}"'}
+    if combined:
+        files["client_cert"] = f'"{cert_authority.client_combined}"'
+    else:
+        files["client_cert"] = f'"{cert_authority.client_cert}"'
+        files["client_key"] = f'"{cert_authority.client_key}"'
+    _configure(sink, mtls_collector.url, **files)
+    opt_in()
+    result = _run({})
+    assert result.stderr == ""
+    assert delivered_ids(mtls_collector.ok()) == [history(home)[0]["message_id"]]
+
+
+def test_an_unusable_client_certificate_is_one_line_naming_the_setting(
+    home: Path, mtls_collector, cert_authority
+) -> None:
+    _configure(
+        "http",
+        mtls_collector.url,
+        ca_bundle=f'"{cert_authority.ca_cert}"',
+        client_cert=f'"{cert_authority.ca_cert}"',  # a certificate without its key
+    )
+    opt_in()
+    result = _run({})
+    [line] = result.stderr.splitlines()
+    assert line.startswith("send_metrics: report.client_cert: cannot use"), line
+    assert "queued" in line and mtls_collector.requests == [] and len(queued(home)) == 1
