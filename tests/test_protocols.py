@@ -127,7 +127,10 @@ def test_segment_batches_stay_within_2500_events(monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.parametrize(
     ("status", "kept"),
-    [(408, True), (429, True), (500, True), (503, True), (501, False), (505, False), (422, False)],
+    [
+        *((s, True) for s in (408, 410, 429, 460, 500, 503)),
+        *((s, False) for s in (501, 505, 422)),
+    ],
     ids=str,
 )
 def test_segment_retries_what_its_documentation_says(
