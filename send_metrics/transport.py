@@ -118,8 +118,6 @@ def _host_matches(host: str, port: int, entry: str) -> bool:
     entry = entry.strip().lower()
     if not entry:
         return False
-    if entry == "*":
-        return True
     want_port = None
     if entry.startswith("["):  # [::1] or [::1]:8080
         inner, _, rest = entry[1:].partition("]")
@@ -144,7 +142,10 @@ def _host_matches(host: str, port: int, entry: str) -> bool:
 
 
 def bypass_proxy(host: str, port: int, no_proxy: str) -> bool:
-    """True when NO_PROXY lists the host (comma or space separated, `*` for every host)."""
+    """True when NO_PROXY lists the host (comma or space separated), or is exactly `*` (every
+    host; as in `requests`, a `*` among other entries, or with spaces, matches nothing)."""
+    if no_proxy == "*":
+        return True
     host = host.lower().strip("[]").rstrip(".")
     return any(_host_matches(host, port, e) for e in no_proxy.replace(" ", ",").split(","))
 

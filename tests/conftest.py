@@ -25,7 +25,14 @@ from tests.helpers import (
     Received,
     as_stranger,
 )
-from tests.network import CertAuthority, Proxy, make_cert_authority, serve_proxy
+from tests.network import (
+    CertAuthority,
+    Proxy,
+    RealProxy,
+    make_cert_authority,
+    serve_proxy,
+    start_tinyproxy,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -107,6 +114,17 @@ def proxy():
     yield state
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def tinyproxy(tmp_path: Path) -> Iterator[RealProxy]:
+    """A real proxy: Debian's tinyproxy (installed by .ci/run), on loopback."""
+    if not shutil.which("tinyproxy"):
+        pytest.skip("tinyproxy is not installed (apt-get install tinyproxy; .ci/run does)")
+    state, process = start_tinyproxy(tmp_path)
+    yield state
+    process.terminate()
+    process.wait(10)
 
 
 def _serve(state: Collector, tls=None) -> http.server.ThreadingHTTPServer:

@@ -105,6 +105,45 @@ def serve_proxy(state: Proxy) -> socketserver.ThreadingTCPServer:
 
 
 @dataclass
+class RealProxy:
+    """A running tinyproxy (Debian's package) on loopback, and what it logged so far."""
+
+    url: str
+    log: Path
+
+    def requests(self) -> list[str]:
+        """The request lines it handled (`GET http://...`, `CONNECT host:port`), in order."""
+        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        return [line.split("): ", 1)[1] for line in lines if "Request (file descriptor" in line]
+
+
+def start_tinyproxy(folder: Path) -> tuple[RealProxy, subprocess.Popen]:
+    """tinyproxy in the foreground on a free loopback port, logging to a file in `folder`."""
+    import shutil
+    import time
+
+    binary = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conf = folder / "tinyproxy.conf"
+    conf.write_text(
+        f"Port {port}\nListen 127.0.0.1\nTimeout 30\nAllow 127.0.0.1\nLogLevel Info\n"
+        "MaxClients 20\n"
+    )
+    log = folder / "tinyproxy.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=out, stderr=out)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return RealProxy(f"http://127.0.0.1:{port}", log), process
+
+
+@dataclass
 class CertAuthority:
     ca_cert: Path
     server_cert: Path
@@ -148,7 +187,9 @@ def make_cert_authority(folder: Path) -> CertAuthority:
         "-CAcreateserial", "-days", "2", "-extfile", "client.cnf", "-out", "client.pem",
     )  # fmt: skip
     combined = folder / "client-combined.pem"
-    combined.write_bytes((folder / "client.pem").read_bytes() + (folder / "client.key").read_bytes())
+    combined.write_bytes(
+        (folder / "client.pem").read_bytes() + (folder / "client.key").read_bytes()
+    )
     hashed = folder / "certs"
     hashed.mkdir()
     subject_hash = subprocess.run(

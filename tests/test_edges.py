@@ -312,9 +312,7 @@ def test_flush_counts_rejected_events_as_dropped(home: Path, collector, dead_url
     assert result.returncode == 4
 
 
-def test_a_407_from_a_server_that_is_not_a_proxy_blames_the_endpoint(
-    home: Path, collector
-) -> None:
+def test_a_407_from_a_server_that_is_not_a_proxy_blames_the_endpoint(home: Path, collector) -> None:
     collector.status = 407
     collector.write_config("http")
     opt_in()

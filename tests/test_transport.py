@@ -698,3 +698,142 @@ def test_an_unusable_client_certificate_is_one_line_naming_the_setting(
     [line] = result.stderr.splitlines()
     assert line.startswith("send_metrics: report.client_cert: cannot use"), line
     assert "queued" in line and mtls_collector.requests == [] and len(queued(home)) == 1
+
+
+# ---- proxy decisions: `requests` as the oracle, and a real proxy (tinyproxy) ----
+
+
+def _requests_proxy(url: str, environ: dict[str, str]) -> str | None:
+    """The proxy `requests` would use for `url` under `environ` (scheme added as it adds it)."""
+    from requests.utils import get_environ_proxies, select_proxy
+
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(environ)
+    try:
+        proxy = select_proxy(url, get_environ_proxies(url, no_proxy=None))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return proxy if not proxy or "://" in proxy else f"http://{proxy}"
+
+
+@pytest.mark.parametrize(
+    ("url", "environ"),
+    [
+        ("http://127.0.0.1:8080/x", {"no_proxy": "", "NO_PROXY": "127.0.0.0/8"}),
+        ("http://example.com./x", {"NO_PROXY": "example.com."}),
+        ("http://api.example.com./x", {"no_proxy": "example.com."}),
+        ("http://example.com/x", {"NO_PROXY": "example.com", "no_proxy": "other.org"}),
+        ("http://badexample.com/x", {"NO_PROXY": "example.com"}),
+        ("http://10.1.2.3/x", {"NO_PROXY": "10.0.0.0/8"}),
+        ("http://localhost/x", {"NO_PROXY": "localhost,*"}),  # `*` only alone
+        ("http://localhost/x", {"NO_PROXY": " * "}),  # `*` with spaces is a name
+        ("http://localhost/x", {"NO_PROXY": "*"}),
+        ("https://api.example.com/x", {"http_proxy": "", "HTTP_PROXY": "http://upper:1"}),
+    ],
+)
+def test_proxy_decisions_match_requests(url: str, environ: dict[str, str]) -> None:
+    environ = {"HTTP_PROXY": "http://p:1", "HTTPS_PROXY": "p2:2", **environ}
+    assert transport.proxy_for(url, environ) == _requests_proxy(url, environ)
+
+
+def _as_documented(url: str, environ: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The README's differences from `requests` ("Pointing it at an endpoint"), applied to the
+    input: with them, `requests` decides as we do. Host names compare without case and without
+    a trailing dot; `*.example.com` is `.example.com`; `host:port` holds for an IP address too;
+    `NO_PROXY=*` holds even when an empty `no_proxy` is set."""
+    from urllib.parse import urlsplit as split
+
+    parts = split(url)
+    host = (parts.hostname or "").rstrip(".")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    netloc = f"[{host}]" if ":" in host else host
+    url = f"{parts.scheme}://{netloc}:{port}{parts.path}"
+    env = dict(environ)
+    if env.get("no_proxy") == "" and env.get("NO_PROXY", "").strip() == "*":
+        del env["no_proxy"]
+    for name in ("no_proxy", "NO_PROXY"):
+        if name not in env or env[name].strip() == "*":
+            continue
+        entries = []
+        for entry in env[name].replace(" ", ",").split(","):
+            entry = entry.strip().lower()
+            if entry.startswith("*."):
+                entry = entry[1:]
+            bare, colon, want = entry.rpartition(":")
+            if colon and bare.replace(".", "").isdigit():  # an IPv4 address with a port
+                if want != str(port):
+                    continue
+                entry = bare
+            entries.append(entry.rstrip("."))
+        env[name] = ",".join(entries)
+    return url, env
+
+
+HOSTS = ["example.com", "api.example.com", "badexample.com", "example.com.", "EXAMPLE.com"]
+HOSTS += ["127.0.0.1", "10.1.2.3", "[::1]", "localhost"]
+ENTRIES = ["example.com", ".example.com", "example.com.", "*.example.com", "Example.COM"]
+ENTRIES += ["127.0.0.1", "127.0.0.0/8", "10.0.0.0/8", "localhost", "*", "::1", ""]
+ENTRIES += ["example.com:8080", "127.0.0.1:8080", "localhost:443"]
+
+
+def test_ten_thousand_proxy_decisions_agree_with_requests_but_as_documented() -> None:
+    """Random environments and URLs: where we differ from `requests`, the difference is one
+    the README lists (requests, given the input as the README reads it, agrees with us)."""
+    import random
+
+    rng = random.Random(21)
+    differ = 0
+    for _ in range(10_000):
+        environ = {rng.choice(["HTTP_PROXY", "http_proxy"]): "http://p:1"}
+        if rng.random() < 0.3:
+            environ["https_proxy"] = "p2:2"
+        if rng.random() < 0.2:
+            environ["ALL_PROXY"] = "http://all:3"
+        entries = ",".join(rng.sample(ENTRIES, rng.randint(1, 3)))
+        how = rng.choice(["no_proxy", "NO_PROXY", "both", "empty-lower"])
+        if how == "both":
+            environ["no_proxy"], environ["NO_PROXY"] = entries, rng.choice(ENTRIES)
+        elif how == "empty-lower":
+            environ["no_proxy"], environ["NO_PROXY"] = "", entries
+        else:
+            environ[how] = entries
+        port = rng.choice(["", ":8080", ":443"])
+        url = f"{rng.choice(['http', 'https'])}://{rng.choice(HOSTS)}{port}/x"
+        ours = transport.proxy_for(url, environ)
+        if ours != _requests_proxy(url, environ):
+            differ += 1
+            assert ours == _requests_proxy(*_as_documented(url, environ)), (url, environ)
+    assert 0 < differ < 2_000  # the differences are real, and rare
+
+
+def test_through_a_real_proxy_and_past_it_as_no_proxy_says(home: Path, collector, tinyproxy):
+    """tinyproxy forwards the event (its log and its Via header say so); with `no_proxy=''`
+    and `NO_PROXY=127.0.0.0/8` set, as `requests` reads them, the event goes direct."""
+    _configure("http", collector.url)
+    opt_in()
+    _run({"HTTP_PROXY": tinyproxy.url})
+    [through] = collector.ok()
+    assert "tinyproxy" in through.headers.get("Via", "")
+    assert len(tinyproxy.requests()) == 1 and tinyproxy.requests()[0].startswith("POST http://")
+    _run({"HTTP_PROXY": tinyproxy.url, "no_proxy": "", "NO_PROXY": "127.0.0.0/8"})
+    direct = collector.ok()[1]
+    assert "Via" not in direct.headers and len(tinyproxy.requests()) == 1
+    assert (
+        _requests_proxy(
+            collector.url, {"HTTP_PROXY": "x", "no_proxy": "", "NO_PROXY": "127.0.0.0/8"}
+        )
+        is None
+    )
+    assert len(history(home)) == 2 and queued(home) == []
+
+
+def test_https_through_a_real_proxy_tunnel(home: Path, tls_collector, cert_authority, tinyproxy):
+    _configure("otlp", tls_collector.url)
+    opt_in()
+    result = _run({"HTTPS_PROXY": tinyproxy.url, "SSL_CERT_FILE": str(cert_authority.ca_cert)})
+    assert result.stderr == ""
+    port = tls_collector.url.rsplit(":", 1)[1]
+    assert [r.split(" HTTP/")[0] for r in tinyproxy.requests()] == [f"CONNECT 127.0.0.1:{port}"]
+    assert delivered_ids(tls_collector.ok()) == [history(home)[0]["message_id"]]
