@@ -7,6 +7,7 @@ import base64
 import os
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -837,3 +838,53 @@ def test_https_through_a_real_proxy_tunnel(home: Path, tls_collector, cert_autho
     port = tls_collector.url.rsplit(":", 1)[1]
     assert [r.split(" HTTP/")[0] for r in tinyproxy.requests()] == [f"CONNECT 127.0.0.1:{port}"]
     assert delivered_ids(tls_collector.ok()) == [history(home)[0]["message_id"]]
+
+
+def test_flush_against_a_trickling_server_blames_the_flush_timeout(home: Path, dead_url) -> None:
+    def trickle(sock: socket.socket) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(100):
+            sock.sendall(b"X")
+            time.sleep(0.1)
+
+    _configure("http", dead_url)
+    opt_in()
+    _run({})
+    with scripted(Scripted(trickle)) as server:
+        _configure("http", server.url)
+        result = sm("flush", "--timeout", "2")
+    assert result.returncode == 4 and "1 left" in result.stdout
+    [line] = result.stderr.splitlines()
+    assert "flush timeout (--timeout 2)" in line and "report.deadline" not in line, line
+
+
+def test_a_server_asking_for_a_client_certificate_is_named(home: Path, cert_authority) -> None:
+    """`openssl s_server -Verify 1` refuses a client without a certificate with TLS's own
+    alert (certificate required): the line names the settings that give one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            "openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-quiet", "-www",
+            "-cert", str(cert_authority.server_cert), "-key", str(cert_authority.server_key),
+            "-CAfile", str(cert_authority.ca_cert), "-Verify", "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        _configure("http", f"https://127.0.0.1:{port}/", ca_bundle=f'"{cert_authority.ca_cert}"')
+        opt_in()
+        [line] = _run({}).stderr.splitlines()
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert "CERTIFICATE_REQUIRED" in line and "report.client_cert" in line, line
+    assert len(queued(home)) == 1
