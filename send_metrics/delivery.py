@@ -90,6 +90,8 @@ def report(
 
         sys.stderr.write("send_metrics debug: " + json.dumps(event) + "\n")
     if target is not None:
+        for note in target.notes:
+            warn(note)
         error = flush(db, target, deadline, client=client, check=consent.sending(settings, db))
     if error and error.endswith("(event dropped)"):
         warn(error)  # refused for good: counted in `status`, never queued again
@@ -138,6 +140,8 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
         elif settings.sink != "local":
             reason = "OTEL_SDK_DISABLED=true: nothing is sent"
         return FlushOutcome("", reason, 0, 0, None)
+    for note in target.notes:
+        warn(note)
     if not os.path.exists(_store_path(settings)):
         return FlushOutcome(target.shown, "", 0, 0, None)
     why = consent.why_not_sending(settings)

@@ -107,6 +107,7 @@ class Target(NamedTuple):
     protobuf: bool = False  # OTLP/HTTP binary encoding instead of JSON
     gzip: bool = False
     client_cert: ClientCert | None = None  # for an endpoint that asks for one (mutual TLS)
+    notes: tuple[str, ...] = ()  # settings problems that do not stop sending, said after a run
 
     def __repr__(self) -> str:
         return f"Target({self.sink!r}, {self.shown!r}, headers=***)"
@@ -133,16 +134,13 @@ def _otel(name: str, environ: Environ) -> tuple[str, str]:
     return f"OTEL_EXPORTER_OTLP_{name}", ""
 
 
-_WARNED: set[str] = set()  # a settings problem is said once per process, however often resolved
-
-
-def _otel_headers(var: str, text: str) -> dict[str, str]:
+def _otel_headers(var: str, text: str) -> tuple[dict[str, str], str]:
     """OTEL_EXPORTER_OTLP_HEADERS: `key=value,key2=value2`, percent-encoded. An entry that is
-    not a valid header once decoded is skipped, as the OpenTelemetry SDK skips it, with one line
-    naming the variable (never the value, which may hold a token); the others are kept."""
-    from send_metrics.output import warn
-
+    not a valid header once decoded is skipped, as the OpenTelemetry SDK skips it; the others
+    are kept. Also returned: a line naming the variable (never the value, which may hold a
+    token) when one was skipped, said once the command has ended (see `Target.notes`)."""
     pairs = {}
+    note = ""
     for item in text.split(","):
         key, sep, value = item.partition("=")
         if not item.strip():
@@ -150,10 +148,9 @@ def _otel_headers(var: str, text: str) -> dict[str, str]:
         name, value = unquote(key.strip()), unquote(value.strip())
         if sep and header_ok(name, value):
             pairs[name] = value
-        elif var not in _WARNED:
-            _WARNED.add(var)
-            warn(f"{var}: an entry is not a valid header (name=value, percent-encoded); skipped")
-    return pairs
+        else:
+            note = f"{var}: an entry is not a valid header (name=value, percent-encoded); skipped"
+    return pairs, note
 
 
 def _origin(url: str) -> tuple[str, str, int]:
@@ -238,7 +235,8 @@ def _otlp(settings: Settings, env: Environ, override: str) -> Target:
         raise DeliveryError(f"{cvar}={compression} is not supported (gzip or none)", kind="config")
     ours = _operators(settings, logs_url, DEFAULT_ENDPOINTS["otlp"] + "/v1/logs")
     hvar, env_headers = _otel("HEADERS", env)
-    headers = {**(settings.headers if ours else {}), **_otel_headers(hvar, env_headers)}
+    env_pairs, note = _otel_headers(hvar, env_headers)
+    headers = {**(settings.headers if ours else {}), **env_pairs}
     timeout = None
     try:
         millis = float(_otel("TIMEOUT", env)[1])
@@ -261,6 +259,7 @@ def _otlp(settings: Settings, env: Environ, override: str) -> Target:
         protocol == "http/protobuf",
         compression.lower() == "gzip",
         _client_cert(settings if ours else Settings(), env, otlp=True),
+        (note,) if note else (),
     )
 
 

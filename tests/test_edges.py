@@ -211,8 +211,12 @@ def test_a_malformed_otel_header_entry_is_skipped_with_one_line(home: Path, coll
     collector.write_config("otlp")
     opt_in()
     value = f"bad%20name=1,good=2,x-crlf=a%0D%0AInjected: {CANARY},novalue,=x,also-good=3"
-    result = _run(env={"OTEL_EXPORTER_OTLP_HEADERS": value})
-    [line] = result.stderr.splitlines()
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_HEADERS": value}
+    child = "sleep 0.5; echo child-done >&2"
+    result = sm("run", "--", "sh", "-c", child, env=env)
+    assert result.returncode == 0
+    done, line = result.stderr.splitlines()  # said once, after the command's own output
+    assert done == "child-done"
     assert "OTEL_EXPORTER_OTLP_HEADERS" in line and "skipped" in line and CANARY not in line
     [request] = collector.ok()
     assert (request.headers["good"], request.headers["also-good"]) == ("2", "3")
