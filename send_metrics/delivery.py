@@ -108,12 +108,9 @@ class FlushOutcome(NamedTuple):
     before: int
     left: int
     error: str | None
+    accepted: int = 0
     dropped: int = 0
     refused: int = 0  # records an OTLP collector refused in a partial success (of the accepted)
-
-    @property
-    def accepted(self) -> int:
-        return self.before - self.left - self.dropped
 
 
 def _gone(db: Store) -> tuple[int, int]:
@@ -150,6 +147,7 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
     db = _open_store(settings)
     before = db.counts().queued
     gone = _gone(db)
+    sent: list[str] = []
     error = flush(
         db,
         target,
@@ -158,14 +156,15 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
         force=True,
         check=consent.sending(settings, db),
         limit=f"the flush timeout (--timeout {timeout:g})",
+        accepted=sent,
     )
     stopped = consent.why_not_sending(settings)
     if stopped:  # an opt-out (or a reset) while it ran: the rest was deleted, or stays unsent
         return FlushOutcome("", f"Stopped: {stopped}.", before, 0, None)
     left = db.counts().queued
     dropped, refused = (now - then for now, then in zip(_gone(db), gone, strict=True))
-    dropped = min(dropped, before - left)  # an overflow by a run meanwhile is not ours
-    return FlushOutcome(target.shown, "", before, left, error, dropped, refused)
+    dropped = max(0, min(dropped, before - len(sent)))  # a run's overflow meanwhile is not ours
+    return FlushOutcome(target.shown, "", before, left, error, len(sent), dropped, refused)
 
 
 def backing_off(settings: Settings, target: Target) -> bool:
@@ -199,11 +198,13 @@ def flush(
     force: bool = False,
     check: Callable[[list[Event]], AbstractContextManager[list[Event] | None]] | None = None,
     limit: str = "report.deadline",
+    accepted: list[str] | None = None,
 ) -> str | None:
     """Deliver queued events oldest first until done or the deadline; the last error, if any.
     While the endpoint asked to wait or is backed off, nothing is tried unless `force` (the
     `flush` command always tries). `check` is entered around each send: it yields the events
-    that may leave, None to stop. `limit` names what set the deadline, for messages."""
+    that may leave, None to stop. `limit` names what set the deadline, for messages;
+    `accepted` gets the ids the endpoint accepted."""
     outcome: dict[str, str | None] = {"error": None}
     claimed: list[str] = []  # appended by the sender thread, read here
     if target.sink == "http":
@@ -244,6 +245,8 @@ def flush(
                     settled.update(ids)
                     if exc is None:
                         db.delivered(ids, refused)
+                        if accepted is not None:
+                            accepted.extend(ids)
                     elif exc.retry:
                         db.failed(ids, str(exc), exc.retry_after, exc.backs_off, target.fingerprint)
                         outcome["error"] = str(exc)

@@ -192,6 +192,10 @@ def _regular(path: str) -> None:
         raise ValueError("not a regular file")
 
 
+def _no_passphrase() -> bytes:
+    raise ValueError("an encrypted key is not supported: give it without a passphrase")
+
+
 def tls_context(
     bundles: tuple[tuple[str, str], ...], client: ClientCert | None = None
 ) -> ssl.SSLContext:
@@ -207,7 +211,9 @@ def tls_context(
             for path in (client.cert, client.key):
                 if path:
                     _regular(path)
-            context.load_cert_chain(client.cert, client.key or None)
+            # Never OpenSSL's own prompt for a passphrase: it would read the terminal while
+            # the wrapped command runs. An encrypted key is refused instead.
+            context.load_cert_chain(client.cert, client.key or None, password=_no_passphrase)
         except (OSError, ValueError, ssl.SSLError) as exc:
             reason = getattr(exc, "strerror", None) or (
                 str(exc) if isinstance(exc, ValueError) else "not a PEM certificate and its key"

@@ -888,3 +888,28 @@ def test_a_server_asking_for_a_client_certificate_is_named(home: Path, cert_auth
         server.wait(10)
     assert "CERTIFICATE_REQUIRED" in line and "report.client_cert" in line, line
     assert len(queued(home)) == 1
+
+
+def test_an_encrypted_client_key_is_refused_without_a_prompt(
+    home: Path, mtls_collector, cert_authority, tmp_path: Path
+) -> None:
+    """OpenSSL would ask for the passphrase on the terminal, in the middle of the command's
+    output: one line instead, and the event stays queued."""
+    locked = tmp_path / "locked.key"
+    subprocess.run(
+        ["openssl", "pkey", "-in", str(cert_authority.client_key), "-aes256",
+         "-passout", "pass:secret", "-out", str(locked)],
+        check=True,
+    )  # fmt: skip
+    _configure(
+        "http",
+        mtls_collector.url,
+        ca_bundle=f'"{cert_authority.ca_cert}"',
+        client_cert=f'"{cert_authority.client_cert}"',
+        client_key=f'"{locked}"',
+    )
+    opt_in()
+    result = _run({})
+    [line] = result.stderr.splitlines()
+    assert "report.client_cert / report.client_key" in line and "encrypted key" in line, line
+    assert mtls_collector.requests == [] and len(queued(home)) == 1
