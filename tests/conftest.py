@@ -68,36 +68,32 @@ def collector():
     server.server_close()
 
 
+def _https_collector(authority: CertAuthority, client_certs: bool) -> Iterator[Collector]:
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(authority.server_cert, authority.server_key)
+    if client_certs:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(authority.ca_cert)
+    state = Collector()
+    server = _serve(state, context)
+    yield state
+    state.released.set()
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture
-def tls_collector(cert_authority: CertAuthority):
+def tls_collector(cert_authority: CertAuthority) -> Iterator[Collector]:
     """The collector over https, with a certificate for 127.0.0.1 signed by the test CA."""
-    import ssl
-
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_authority.server_cert, cert_authority.server_key)
-    state = Collector()
-    server = _serve(state, context)
-    yield state
-    state.released.set()
-    server.shutdown()
-    server.server_close()
+    yield from _https_collector(cert_authority, client_certs=False)
 
 
 @pytest.fixture
-def mtls_collector(cert_authority: CertAuthority):
+def mtls_collector(cert_authority: CertAuthority) -> Iterator[Collector]:
     """The collector over https, asking every client for a certificate the test CA signed."""
-    import ssl
-
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_authority.server_cert, cert_authority.server_key)
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.load_verify_locations(cert_authority.ca_cert)
-    state = Collector()
-    server = _serve(state, context)
-    yield state
-    state.released.set()
-    server.shutdown()
-    server.server_close()
+    yield from _https_collector(cert_authority, client_certs=True)
 
 
 @pytest.fixture(scope="session")

@@ -104,6 +104,25 @@ def serve_proxy(state: Proxy) -> socketserver.ThreadingTCPServer:
     return server
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (for a server we start as another process)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_listening(port: int, seconds: float = 10.0) -> None:
+    """Until a server we started accepts connections on the port (bounded)."""
+    import time
+
+    for _ in range(int(seconds / 0.05)):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+
+
 @dataclass
 class RealProxy:
     """A running tinyproxy (Debian's package) on loopback, and what it logged so far."""
@@ -120,12 +139,9 @@ class RealProxy:
 def start_tinyproxy(folder: Path) -> tuple[RealProxy, subprocess.Popen]:
     """tinyproxy in the foreground on a free loopback port, logging to a file in `folder`."""
     import shutil
-    import time
 
     binary = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     conf = folder / "tinyproxy.conf"
     conf.write_text(
         f"Port {port}\nListen 127.0.0.1\nTimeout 30\nAllow 127.0.0.1\nLogLevel Info\n"
@@ -134,12 +150,7 @@ def start_tinyproxy(folder: Path) -> tuple[RealProxy, subprocess.Popen]:
     log = folder / "tinyproxy.log"
     with log.open("w") as out:
         process = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=out, stderr=out)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_listening(port)
     return RealProxy(f"http://127.0.0.1:{port}", log), process
 
 

@@ -17,6 +17,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
 from send_metrics import sinks
 from tests.helpers import Received, assert_no_traceback, history, opt_in, queued, sm
+from tests.network import free_port, wait_listening
 
 WRITE_KEY = "wk-protocols"
 NO_PROTO = str(Path(__file__).parent / "stubs" / "no_proto")
@@ -444,15 +445,9 @@ def rotel(collector):
     agent = Path(found.origin).parent / "rotel-agent" if found and found.origin else None
     if agent is None or not agent.exists():
         pytest.skip("rotel is not installed (pip install rotel): no binary for this platform")
-    import socket
     import subprocess
-    import time
 
-    ports = []
-    for _ in range(2):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            ports.append(probe.getsockname()[1])
+    ports = [free_port(), free_port()]
     process = subprocess.Popen(
         [
             str(agent), "start",
@@ -467,12 +462,7 @@ def rotel(collector):
         text=True,
     )  # fmt: skip
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", ports[0]), 0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_listening(ports[0])
         yield f"http://127.0.0.1:{ports[0]}"
     finally:
         process.terminate()

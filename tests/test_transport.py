@@ -20,6 +20,7 @@ import pytest
 from send_metrics import transport
 from send_metrics.errors import DeliveryError
 from tests.helpers import assert_no_traceback, delivered_ids, history, opt_in, queued, sm
+from tests.network import free_port, wait_listening
 
 WRITE_KEY = "wk-proxy-test"
 
@@ -861,9 +862,7 @@ def test_flush_against_a_trickling_server_blames_the_flush_timeout(home: Path, d
 def test_a_server_asking_for_a_client_certificate_is_named(home: Path, cert_authority) -> None:
     """`openssl s_server -Verify 1` refuses a client without a certificate with TLS's own
     alert (certificate required): the line names the settings that give one."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [
             "openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-quiet", "-www",
@@ -874,12 +873,7 @@ def test_a_server_asking_for_a_client_certificate_is_named(home: Path, cert_auth
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_listening(port)
         _configure("http", f"https://127.0.0.1:{port}/", ca_bundle=f'"{cert_authority.ca_cert}"')
         opt_in()
         [line] = _run({}).stderr.splitlines()
