@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from send_metrics.errors import ConfigError
 from send_metrics.fastpath import DEFAULT_IMPL_PREFIX, config_file
 from send_metrics.fastpath import env_flag as env_flag  # the off switches are read before
@@ -65,6 +67,7 @@ _KEYS: dict[str, tuple[type, str, Any, str]] = {
     "collect.git_remote_hash": (bool, "git_remote_hash", None, ""),
 }
 _TABLES = {key.partition(".")[0] for key in _KEYS if "." in key}
+_FILES = ("ca_bundle", "client_cert", "client_key")  # paths, relative to the config file
 
 
 # Data crossing modules is immutable NamedTuples (`records`) rather than frozen dataclasses:
@@ -215,4 +218,7 @@ def load_settings(where: str | PathLike[str] | None = None) -> Loaded:
             problems.append(problem)
         else:
             fields[_KEYS[dotted][1]] = checked
+    for name in _FILES:  # the operator's certificate files: from the config's folder, not cwd
+        if fields.get(name):
+            fields[name] = os.path.join(os.path.dirname(path), os.path.expanduser(fields[name]))
     return Loaded(Settings(**fields, path=path), tuple(problems))

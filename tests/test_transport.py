@@ -907,3 +907,29 @@ def test_an_encrypted_client_key_is_refused_without_a_prompt(
     [line] = result.stderr.splitlines()
     assert "report.client_cert / report.client_key" in line and "encrypted key" in line, line
     assert mtls_collector.requests == [] and len(queued(home)) == 1
+
+
+def test_relative_certificate_paths_are_from_the_config_files_folder(
+    home: Path, mtls_collector, cert_authority
+) -> None:
+    """The operator's send_metrics.toml at the top of the repository names `certs/...`; a
+    developer runs from a subdirectory."""
+    import shutil
+
+    certs = Path("certs")
+    certs.mkdir()
+    for source in (cert_authority.ca_cert, cert_authority.client_cert, cert_authority.client_key):
+        shutil.copy(source, certs / source.name)
+    _configure(
+        "segment",
+        mtls_collector.url,
+        ca_bundle='"certs/ca.pem"',
+        client_cert='"certs/client.pem"',
+        client_key='"certs/client.key"',
+    )
+    opt_in()
+    deeper = Path("src/deeper")
+    deeper.mkdir(parents=True)
+    result = sm("run", "--", "true", cwd=deeper)
+    assert result.returncode == 0 and result.stderr == ""
+    assert delivered_ids(mtls_collector.ok()) == [history(home)[0]["message_id"]]
