@@ -326,8 +326,11 @@ def flush(timeout: float) -> None:
     elif not done.before:
         click.echo("Nothing queued.")
     else:
-        sent = done.before - done.left
-        click.echo(f"Sent {sent} of {done.before} queued events to {done.shown}; {done.left} left.")
+        refused = f" ({done.refused} of them refused by the collector)" if done.refused else ""
+        click.echo(
+            f"Sent {done.accepted} of {done.before} queued events to {done.shown}{refused}; "
+            f"{done.dropped} dropped, {done.left} left."
+        )
     left = done.left if done.shown else reports.queued(settings)
     why = done.error or done.reason.rstrip(".") or f"--timeout {timeout:g} s ran out"
     if done.error or left:

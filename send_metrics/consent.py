@@ -12,7 +12,14 @@ import os
 import sys
 
 from send_metrics.config import Settings
-from send_metrics.decision import Decision, Scope, read_decision, remove_decision, write_decision
+from send_metrics.decision import (
+    Decision,
+    Scope,
+    purpose_hash,
+    read_decision,
+    remove_decision,
+    write_decision,
+)
 from send_metrics.errors import ConfigError, MetricsError
 from send_metrics.files import data_dir, state_path
 
@@ -108,6 +115,7 @@ def _scope(settings: Settings) -> Scope:
         tuple(sorted(set(settings.allow_args))),
         settings.privacy_url,
         settings.retention,
+        purpose_hash(settings.consent_message),
     )
 
 
@@ -140,6 +148,8 @@ def gap(accepted: Scope | None, current: Scope) -> str:
         return "the privacy URL changed"
     if current.retention != accepted.retention:
         return "the retention changed"
+    if current.purpose != accepted.purpose:
+        return "the purpose shown (consent.message) changed"
     return ""
 
 

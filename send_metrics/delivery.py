@@ -106,6 +106,8 @@ def report(
 
         sys.stderr.write("send_metrics debug: " + json.dumps(event) + "\n")
     if target is not None:
+        for note in target.notes:
+            warn(note)
         error = flush(db, target, deadline, client=client, check=consent.sending(settings, db))
     if error and error.endswith("(event dropped)"):
         warn(error)  # refused for good: counted in `status`, never queued again
@@ -127,13 +129,23 @@ def _count_unrecorded(settings: Settings) -> None:
 
 
 class FlushOutcome(NamedTuple):
-    """What `send_metrics flush` did: where to, how many were queued and left, the last error."""
+    """What `send_metrics flush` did: where to, how many were queued, accepted, dropped (refused
+    for good, or recorded under an older id) and left, and the last error."""
 
     shown: str  # the endpoint as it may be printed; empty when nothing is sent from here
     reason: str  # why nothing is sent (local sink, debug), when `shown` is empty
     before: int
     left: int
     error: str | None
+    accepted: int = 0
+    dropped: int = 0
+    refused: int = 0  # records an OTLP collector refused in a partial success (of the accepted)
+
+
+def _gone(db: Store) -> tuple[int, int]:
+    """(events dropped from the queue so far, records refused in partial successes so far)."""
+    c = db.counts()
+    return c.dropped_rejected + c.dropped_old_id + c.dropped_expired, c.partial_rejected
 
 
 def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
@@ -154,6 +166,8 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
         elif settings.sink != "local":
             reason = "OTEL_SDK_DISABLED=true: nothing is sent"
         return FlushOutcome("", reason, 0, 0, None)
+    for note in target.notes:
+        warn(note)
     if not os.path.exists(_store_path(settings)):
         return FlushOutcome(target.shown, "", 0, 0, None)
     why = consent.why_not_sending(settings)
@@ -161,6 +175,8 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
         return FlushOutcome("", f"Nothing is sent: {why}.", 0, 0, None)
     db = _open_store(settings)
     before = db.counts().queued
+    gone = _gone(db)
+    sent: list[str] = []
     error = flush(
         db,
         target,
@@ -168,12 +184,16 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
         batch=400,
         force=True,
         check=consent.sending(settings, db),
+        limit=f"the flush timeout (--timeout {timeout:g})",
+        accepted=sent,
     )
     stopped = consent.why_not_sending(settings)
     if stopped:  # an opt-out (or a reset) while it ran: the rest was deleted, or stays unsent
         return FlushOutcome("", f"Stopped: {stopped}.", before, 0, None)
     left = db.counts().queued
-    return FlushOutcome(target.shown, "", before, left, error)
+    dropped, refused = (now - then for now, then in zip(_gone(db), gone, strict=True))
+    dropped = max(0, min(dropped, before - len(sent)))  # a run's overflow meanwhile is not ours
+    return FlushOutcome(target.shown, "", before, left, error, len(sent), dropped, refused)
 
 
 def backing_off(settings: Settings, target: Target) -> bool:
@@ -206,11 +226,14 @@ def flush(
     client: HttpClient | None = None,
     force: bool = False,
     check: Callable[[list[Event]], AbstractContextManager[list[Event] | None]] | None = None,
+    limit: str = "report.deadline",
+    accepted: list[str] | None = None,
 ) -> str | None:
     """Deliver queued events oldest first until done or the deadline; the last error, if any.
     While the endpoint asked to wait or is backed off, nothing is tried unless `force` (the
     `flush` command always tries). `check` is entered around each send: it yields the events
-    that may leave, None to stop."""
+    that may leave, None to stop. `limit` names what set the deadline, for messages;
+    `accepted` gets the ids the endpoint accepted."""
     outcome: dict[str, str | None] = {"error": None}
     claimed: list[str] = []  # appended by the sender thread, read here
     if target.sink == "http":
@@ -251,6 +274,8 @@ def flush(
                     settled.update(ids)
                     if exc is None:
                         db.delivered(ids, refused)
+                        if accepted is not None:
+                            accepted.extend(ids)
                     elif exc.retry:
                         db.failed(ids, str(exc), exc.retry_after, exc.backs_off, target.fingerprint)
                         outcome["error"] = str(exc)
@@ -264,7 +289,7 @@ def flush(
                 if allowed is None:
                     return
                 try:
-                    sinks.deliver(target, allowed, deadline, on_result, client)
+                    sinks.deliver(target, allowed, deadline, on_result, client, limit)
                 except MetricsError as exc:
                     with writing:
                         if not verdict["abandoned"]:
@@ -295,7 +320,7 @@ def flush(
             failed = verdict["failed"]
         if failed:  # the sender's own timeout, at the deadline: recorded once, by it
             return outcome["error"]
-        error = "the endpoint did not answer within report.deadline"
+        error = f"the endpoint did not answer within {limit}"
         # The sender is abandoned mid-request; free its claims so the next run or flush can
         # send them at once. A separate connection: the sender may be inside a transaction.
         from send_metrics import store

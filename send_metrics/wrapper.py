@@ -280,7 +280,11 @@ class _Prefetch:
         # laptop's runs only queue, and never wait for the network.
         if target is not None and self.connect and not delivery.backing_off(self.settings, target):
             sinks.warm(target)
-            client = sinks.HttpClient(time.monotonic() + self.settings.deadline, target.ca_bundles)
+            client = sinks.HttpClient(
+                time.monotonic() + self.settings.deadline,
+                target.ca_bundles,
+                client_cert=target.client_cert,
+            )
             client.prepare(target.url)
             self.client = client
 
