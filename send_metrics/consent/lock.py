@@ -80,9 +80,11 @@ class locked:  # a class (no contextlib), used as `with locked(path):` like a fu
                 return
             except BlockingIOError:
                 if time.monotonic() >= self.until:
-                    raise ConfigError(
+                    from send_metrics.errors import StoreBusy
+
+                    raise StoreBusy(
                         "another send_metrics holds the state lock (an opt-out or opt-in in "
-                        "progress); this run's event is not recorded"
+                        "progress)"
                     ) from None
                 time.sleep(0.005)
 
@@ -101,7 +103,7 @@ class locked:  # a class (no contextlib), used as `with locked(path):` like a fu
             os.close(self.gate)
 
 
-def current(path: str) -> Decision:
+def decision_at(path: str) -> Decision:
     """The recorded decision; an unreadable one is no decision."""
     try:
         return read_decision(path)
@@ -121,7 +123,7 @@ class _Checked:
     def _hold(self, check: Callable[[Decision], _T]) -> _T:
         self.lock.__enter__()
         try:
-            return check(current(state_path(self.verdict.settings.app)))
+            return check(decision_at(state_path(self.verdict.settings.app)))
         except BaseException:
             self.lock.__exit__(None, None, None)
             raise

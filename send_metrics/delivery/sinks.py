@@ -10,7 +10,7 @@ from send_metrics.delivery.transport import HttpClient, Response
 from send_metrics.errors import DeliveryError
 from send_metrics.lean.jsontext import dumps, loads
 from send_metrics.lean.records import NamedTuple
-from send_metrics.lean.urls import mask_url
+from send_metrics.lean.urls import mask_url, quote, urlsplit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,8 +33,9 @@ SEGMENT_MAX_BATCH_EVENTS = 2_500
 OTLP_MAX_RECORDS = 500
 # What a status means, per sink; the rest of 4xx drops the event (counted) unless listed here.
 _RETRY = {
-    # Segment's HTTP API documentation: retry 408, 429 and 5xx except 501 and 505.
-    "segment": {408, 429, *(s for s in range(500, 600) if s not in (501, 505))},
+    # Segment's HTTP API documentation (and its Python client 2.4): retry 408, 410, 429, 460
+    # and 5xx except 501 and 505.
+    "segment": {408, 410, 429, 460, *(s for s in range(500, 600) if s not in (501, 505))},
     # OTLP/HTTP: only these are retryable; any other failure is final for the data.
     "otlp": {429, 502, 503, 504},
     "http": {408, 429, *range(500, 600)},
@@ -115,11 +116,39 @@ def segment_message(event: Event) -> dict[str, Any]:
     }
 
 
+def _segment_json(event: Event, extra: Mapping[str, Any]) -> bytes:
+    """One Segment message within Segment's 32 KB for an event: a make breakdown too long for
+    it is trimmed, the critical path and the slowest targets kept, the others counted in
+    `make_targets_omitted` (README, "Segment"). Over the limit still: returned as it is."""
+    body = dumps({**segment_message(event), **extra}).encode()
+    targets = event.get("make_targets") or []
+    if len(body) <= SEGMENT_MAX_EVENT_BYTES or not targets:
+        return body
+    rank = sorted(
+        range(len(targets)), key=lambda i: (not targets[i]["critical"], -targets[i]["duration_ms"])
+    )
+
+    def keeping(count: int) -> bytes:
+        kept = sorted(rank[:count])
+        omitted = (event.get("make_targets_omitted") or 0) + len(targets) - count
+        trimmed = {**event, "make_targets": [targets[i] for i in kept]}
+        trimmed["make_targets_omitted"] = omitted
+        return dumps({**segment_message(trimmed), **extra}).encode()  # type: ignore[arg-type]
+
+    low, high = 0, len(targets) - 1  # the most targets that fit lies in [low, high]
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(keeping(middle)) <= SEGMENT_MAX_EVENT_BYTES:
+            low = middle
+        else:
+            high = middle - 1
+    return keeping(low)
+
+
 def _segment_requests(target: Target, events: list[Event]) -> Iterator[_Request]:
     """Segment requests within its limits; `sentAt` on each, so Segment corrects clock skew."""
     if len(events) == 1:
-        message = segment_message(events[0])
-        body = dumps({**message, "sentAt": _now_iso()}).encode()
+        body = _segment_json(events[0], {"sentAt": _now_iso()})
         if len(body) > SEGMENT_MAX_EVENT_BYTES:
             yield _Request(target.url, events, None, "over Segment's 32 KB limit for an event")
         else:
@@ -131,7 +160,7 @@ def _segment_requests(target: Target, events: list[Event]) -> Iterator[_Request]
     members: list[Event] = []
     size = envelope
     for event in events:
-        item = dumps(segment_message(event)).encode()
+        item = _segment_json(event, {})
         if len(item) > SEGMENT_MAX_EVENT_BYTES:
             yield _Request(target.url, [event], None, "over Segment's 32 KB limit for an event")
             continue
@@ -154,6 +183,9 @@ def _batch(items: list[bytes], sent_at: bytes) -> bytes:
 
 
 def _any_value(value: Any) -> dict[str, Any]:
+    """A JSON value as an OTLP AnyValue: a list is an array, an object a key-value list (the
+    make breakdown) without its null members, as null attributes are left out (an empty
+    AnyValue is valid protobuf, but JSON receivers such as rotel refuse `{}`)."""
     if isinstance(value, bool):
         return {"boolValue": value}
     if isinstance(value, int):
@@ -162,6 +194,9 @@ def _any_value(value: Any) -> dict[str, Any]:
         return {"doubleValue": value}
     if isinstance(value, list):
         return {"arrayValue": {"values": [_any_value(v) for v in value]}}
+    if isinstance(value, dict):
+        pairs = [{"key": str(k), "value": _any_value(v)} for k, v in value.items() if v is not None]
+        return {"kvlistValue": {"values": pairs}}
     return {"stringValue": str(value)}
 
 
@@ -184,10 +219,9 @@ def _attributes(fields: Mapping[str, Any], names: dict[str, str]) -> list[dict[s
     ]
 
 
-def otlp_request(events: list[Event], resource: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
-    """An OTLP/HTTP ExportLogsServiceRequest in its JSON form: one log record per event.
-    `resource` (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME) is added to each resource; the
-    event's own facts win over it, except that OTEL_SERVICE_NAME names the service."""
+def otlp_request(events: list[Event]) -> dict[str, Any]:
+    """An OTLP/HTTP ExportLogsServiceRequest in its JSON form: one log record per event, the
+    event's facts and nothing else (no OTEL_RESOURCE_ATTRIBUTES: see `_otlp`)."""
     from datetime import datetime
 
     used = {*OTLP_RESOURCE, *OTLP_RECORD}
@@ -206,18 +240,9 @@ def otlp_request(events: list[Event], resource: tuple[tuple[str, str], ...] = ()
             "body": {"stringValue": event["event"]},
             "attributes": _attributes(fields, {**OTLP_RECORD, **rest}),
         }
-        own = _attributes(fields, OTLP_RESOURCE)
-        mine = {a["key"] for a in own}
-        env_attrs = dict(resource)
-        if "service.name" in env_attrs:
-            own = [a for a in own if a["key"] != "service.name"]
-            mine.discard("service.name")
-        extra = [
-            {"key": k, "value": {"stringValue": v}} for k, v in env_attrs.items() if k not in mine
-        ]
         resource_logs.append(
             {
-                "resource": {"attributes": extra + own},
+                "resource": {"attributes": _attributes(fields, OTLP_RESOURCE)},
                 "scopeLogs": [
                     {
                         "scope": {"name": "send_metrics", "version": __version__},
@@ -230,15 +255,17 @@ def otlp_request(events: list[Event], resource: tuple[tuple[str, str], ...] = ()
 
 
 def _otlp_body(target: Target, events: list[Event]) -> bytes:
-    request = otlp_request(events, target.resource)
+    request = otlp_request(events)
     if not target.protobuf:
         return dumps(request).encode()
     from google.protobuf import json_format
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+    from opentelemetry.proto.logs.v1 import logs_pb2
 
-    message = json_format.ParseDict(
-        request, logs_service_pb2.ExportLogsServiceRequest(), ignore_unknown_fields=True
-    )
+    if "event_name" not in logs_pb2.LogRecord.DESCRIPTOR.fields_by_name:  # before OTLP 1.5
+        for resource_logs in request["resourceLogs"]:
+            resource_logs["scopeLogs"][0]["logRecords"][0].pop("eventName", None)
+    message = json_format.ParseDict(request, logs_service_pb2.ExportLogsServiceRequest())
     return bytes(message.SerializeToString())
 
 
@@ -315,17 +342,29 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+def _redirect(url: str, location: str) -> str:
+    """Where a redirect points, as it may be printed: an absolute URL masked as every endpoint
+    is; a relative one (`/v2/logs`) as its path on the same host, without its query."""
+    if location.startswith("//"):
+        location = f"{urlsplit(url).scheme}:{location}"
+    if "://" in location:
+        return mask_url(location)
+    path = location.partition("?")[0].partition("#")[0]
+    shown = "".join(c for c in path if c.isprintable())[:80] or "/"
+    return f"{quote(shown, safe='/%-._~!$&()*+,;=:@')} on the same host"
+
+
 def judge(target: Target, url: str, response: Response) -> DeliveryError | None:
     """What an answer means: None for accepted; else the failure and what to do with the events."""
     status = response.status
     if 200 <= status < 300:
         return None
     text = f"{mask_url(url)} answered HTTP {status}"
-    if status in (401, 403, 407):
+    if status in (401, 403) or (status == 407 and response.proxied):
         setting = "the proxy's credentials" if status == 407 else target.auth_setting
         return DeliveryError(f"{text}: check {setting}; events stay queued", kind="config")
     if 300 <= status < 400 or status in _CONFIG:
-        where = f" (to {mask_url(response.location)})" if response.location else ""
+        where = f" (to {_redirect(url, response.location)})" if response.location else ""
         return DeliveryError(
             f"{text}{where}: check report.endpoint; events stay queued", kind="config"
         )
@@ -347,15 +386,17 @@ def deliver(
     deadline: float,
     on_result: OnResult,
     client: HttpClient | None = None,
+    limit: str = "",
 ) -> None:
     """Send events in as few requests as the sink allows; report each request's outcome. A batch
     refused for its content (400, 413) is halved until the event at fault is alone: only that
-    one is dropped."""
-    if target.timeout:
-        deadline = min(deadline, time.monotonic() + target.timeout)
-    conn = client or HttpClient(deadline, target.ca_bundles)
+    one is dropped. `limit` names what set the deadline, for the message when it runs out."""
+    if target.timeout and time.monotonic() + target.timeout < deadline:
+        deadline, limit = time.monotonic() + target.timeout, "OTEL_EXPORTER_OTLP_TIMEOUT"
+    conn = client or HttpClient(deadline, target.ca_bundles, client_cert=target.client_cert)
     conn.deadline = deadline
-    conn.ca_bundles = target.ca_bundles
+    conn.limit = limit
+    conn.use(target.ca_bundles, target.client_cert)
     headers = dict(target.headers)
     if target.protobuf:
         headers["Content-Type"] = "application/x-protobuf"

@@ -8,29 +8,32 @@
 # the outermost make starts the watcher that records the event once make has ended; INT, QUIT \
 # and HUP are ignored while it is forked, so a Ctrl-C at that moment cannot kill it before it \
 # leaves make's session. \
-# Make reads these lines as one comment (each ends with a backslash). \
-t=$1 q=$2 g=$3 l=$4 b=$5 d=$6; shift 6; \
-[ "${MAKELEVEL:-0}" != "$l" ] || exec "$@"; \
-f=${SEND_METRICS_MAKE_RUN:-}; \
-if [ -z "$f" ]; then \
-  f=$d/$PPID.trace; \
-  if [ ! -e "$f" ]; then \
-    [ -d "$d" ] || mkdir -p -m 700 "$d" 2>/dev/null; \
+# Make reads these lines as one comment (each ends with a backslash). The shim's own \
+# variables are named _sm_*: a variable the recipe's environment holds is never assigned, so \
+# the line runs with the environment make gave the shim (plus SEND_METRICS_MAKE_RUN). \
+_sm_t=$1 _sm_q=$2 _sm_g=$3 _sm_l=$4 _sm_b=$5 _sm_d=$6; shift 6; \
+[ "${MAKELEVEL:-0}" != "$_sm_l" ] || exec "$@"; \
+_sm_f=${SEND_METRICS_MAKE_RUN:-}; \
+if [ -z "$_sm_f" ]; then \
+  _sm_f=$_sm_d/$PPID.trace; \
+  if [ ! -e "$_sm_f" ]; then \
+    [ -d "$_sm_d" ] || mkdir -p -m 700 "$_sm_d" 2>/dev/null; \
     if (set -C; read -r s </proc/$PPID/stat || s=; set -- $s; \
-        printf 'H\t%s\t%s\t%s\t%s\n' "$PPID" "${22:-}" "${MAKEFLAGS%% *}" "$g" >"$f") 2>/dev/null; \
-    then trap '' INT QUIT HUP; "$b" _make-watch "$f" </dev/null >/dev/null 2>&1 & \
+        printf 'H\t%s\t%s\t%s\t%s\n' "$PPID" "${22:-}" "${MAKEFLAGS%% *}" "$_sm_g" >"$_sm_f") \
+        2>/dev/null; \
+    then trap '' INT QUIT HUP; "$_sm_b" _make-watch "$_sm_f" </dev/null >/dev/null 2>&1 & \
       trap - INT QUIT HUP; \
     fi; \
   fi; \
-  SEND_METRICS_MAKE_RUN=$f; export SEND_METRICS_MAKE_RUN; \
+  SEND_METRICS_MAKE_RUN=$_sm_f; export SEND_METRICS_MAKE_RUN; \
 fi; \
-{ read -r s _ </proc/uptime; } 2>/dev/null || s=$(date +%s); \
-{ printf 'S\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$$" "$s" "$PPID" "$l" "$PWD" "$t" "$q" \
-  >>"$f"; } 2>/dev/null; \
-"$@"; e=$?; \
-{ read -r s _ </proc/uptime; } 2>/dev/null || s=$(date +%s); \
-{ printf 'E\t%s\t%s\t%s\n' "$$" "$s" "$e" >>"$f"; } 2>/dev/null; \
-exit $e
+{ read -r _sm_s _sm_x </proc/uptime; } 2>/dev/null || _sm_s=$(date +%s); \
+{ printf 'S\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$$" "$_sm_s" "$PPID" "$_sm_l" "$PWD" "$_sm_t" \
+  "$_sm_q" >>"$_sm_f"; } 2>/dev/null; \
+"$@"; _sm_e=$?; \
+{ read -r _sm_s _sm_x </proc/uptime; } 2>/dev/null || _sm_s=$(date +%s); \
+{ printf 'E\t%s\t%s\t%s\n' "$$" "$_sm_s" "$_sm_e" >>"$_sm_f"; } 2>/dev/null; \
+exit $_sm_e
 
 # The make part. Nothing here spawns a process: the checks use only make's own functions, so
 # `make -n`, `-q`, `-p` (tab completion runs `make -pRrq`) and a make with nothing to do cost

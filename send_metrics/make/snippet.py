@@ -17,11 +17,17 @@ _MAKEFILES = ("GNUmakefile", "makefile", "Makefile")  # what make reads without 
 
 
 def trace_make(
-    argv: list[str], env: dict[str, str], makefile: str | None, dry_run: bool, app: str | None
+    argv: list[str],
+    env: dict[str, str],
+    makefile: str | None,
+    dry_run: bool,
+    app: str | None,
+    add: bool = True,
 ) -> str | None:
     """Before a wrapped make starts: under a recorded yes (a quick look here, the full check
-    after) or for a dry run, have it read send_metrics.mk after its makefile and trace each
-    recipe line into a fresh private file. Edits argv and env; the file's path, or None."""
+    after) or for a dry run, have it read send_metrics.mk after its makefile (unless not `add`:
+    `run -- make` is traced only by a Makefile's own include line) and trace each recipe line
+    into a fresh private file. Edits argv and env; the file's path, or None."""
     if app is None or sys.platform == "win32":
         return None
     home = config_home(app)
@@ -31,13 +37,10 @@ def trace_make(
         decision = read_bounded(os.path.join(home, "metrics.toml"))
         if decision is None or b'decision = "granted"' not in decision:
             return None
-    extra = [
-        "-f",
-        os.path.join(
-            os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "make", "send_metrics.mk"
-        ),
-    ]
-    if makefile is None:
+    extra = ["-f", snippet_path()]
+    if not add:
+        extra = []
+    elif makefile is None:
         found = next((name for name in _MAKEFILES if os.path.isfile(name)), None)
         if found is None:
             return None
@@ -50,8 +53,9 @@ def trace_make(
         os.close(os.open(path, flags, 0o600))
     except OSError:
         return None
-    at = argv.index("--no-print-directory") + 1 + (2 if makefile else 0)
-    argv[at:at] = extra
+    if extra:
+        at = argv.index("--no-print-directory") + 1 + (2 if makefile else 0)
+        argv[at:at] = extra
     env[MAKE_RUN_VAR] = path
     return path
 

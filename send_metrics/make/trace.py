@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 # Deferred imports: the event's records, only once a breakdown is made.
 
 MAX_TARGETS = 100  # named targets kept in an event; the rest are counted, not named
-FILE_PLACEHOLDER = "(file)"  # a goal that names a file, in `command`
 _MAX_TRACE = 32 << 20  # bytes of trace read at most
 
 
@@ -129,7 +128,9 @@ def read_trace(path: str) -> Trace:
 def is_file_target(name: str, cwd: str) -> bool:
     """A target whose name could be a path is never sent: it contains a slash or backslash,
     starts with `.` or `~`, or names a file or directory that exists in its make's directory."""
-    if not name or "/" in name or "\\" in name or name.startswith((".", "~")):
+    from send_metrics.event.event import path_like
+
+    if not name or path_like(name):
         return True
     try:
         return os.path.lexists(os.path.join(cwd, name))
@@ -268,6 +269,8 @@ def _ms(seconds: float) -> float:
 def command_of(goals: list[str], cwd: str) -> str:
     """The event's `command` for an included make: its goals, a goal that could be a path
     replaced by `(file)`."""
+    from send_metrics.event.event import FILE_PLACEHOLDER
+
     return " ".join(FILE_PLACEHOLDER if is_file_target(g, cwd) else g for g in goals) or "make"
 
 

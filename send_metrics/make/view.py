@@ -24,6 +24,16 @@ def last_event(events: Sequence[Mapping[str, Any]], target: str | None) -> Mappi
     return None
 
 
+def goals(events: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The names `trace TARGET` can find: each recorded make run's command and its goals."""
+    found: set[str] = set()
+    for event in events:
+        if event.get("make_targets") or event.get("make_file_targets"):
+            command = str(event.get("command", ""))
+            found.update([command, *command.split()])
+    return sorted(found)
+
+
 def _seconds(ms: float) -> str:
     return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.0f} ms"
 

@@ -9,6 +9,7 @@ prefetch thread or once the command has ended.
 
 from __future__ import annotations
 
+import os
 import time
 
 from send_metrics.run.spec import args_allowed
@@ -79,7 +80,11 @@ class Prefetch:
         # laptop's runs only queue, and never wait for the network.
         if target is not None and self.connect and not delivery.backing_off(self.settings, target):
             sinks.warm(target)
-            client = sinks.HttpClient(time.monotonic() + self.settings.deadline, target.ca_bundles)
+            client = sinks.HttpClient(
+                time.monotonic() + self.settings.deadline,
+                target.ca_bundles,
+                client_cert=target.client_cert,
+            )
             client.prepare(target.url)
             self.client = client
 
@@ -115,9 +120,15 @@ def build(
         git = git._replace(remote_hash=None)  # the operator's opt-in: guessable for public repos
     args = list(spec.args) if args_allowed(spec, settings.allow_args) else None
     identity = Identity(anonymous_id, settings.app, settings.app_version, settings.consent_version)
-    return build_event(
-        identity, spec.command, args, spec.command_type, result, git, machine, make, derived
-    )
+    command, command_type = spec.command, spec.command_type
+    if spec.goals is not None:  # `run -- make GOALS`: named as the include line names a run
+        from send_metrics.make.trace import command_of
+
+        goals, directory = spec.goals
+        command_type = "make"
+        if command == (goals or "make"):  # not a --name
+            command = command_of(goals.split(), os.path.abspath(directory or "."))
+    return build_event(identity, command, args, command_type, result, git, machine, make, derived)
 
 
 def record(

@@ -6,6 +6,8 @@ This module is on the hot path: it follows the rule in `run.fastpath`'s docstrin
 
 from __future__ import annotations
 
+import os
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from send_metrics.event.event import CommandType
@@ -16,7 +18,16 @@ class RunSpec:
     by `child_argv` once the operator's impl prefix is known. (Plain data, not a NamedTuple:
     it exists before the child starts, see `fastpath`.)"""
 
-    __slots__ = ("args", "argv", "command", "command_type", "dry_run", "make", "makefile")
+    __slots__ = (
+        "args",
+        "argv",
+        "command",
+        "command_type",
+        "dry_run",
+        "goals",
+        "make",
+        "makefile",
+    )
 
     def __init__(
         self,
@@ -27,6 +38,7 @@ class RunSpec:
         make: str | None = None,  # the calling make's binary (make targets)
         makefile: str | None = None,  # the calling makefile (make targets)
         dry_run: bool = False,
+        goals: tuple[str, str] | None = None,  # `run -- make`: its goals and -C directory
     ) -> None:
         self.command = command
         self.command_type = command_type
@@ -35,6 +47,7 @@ class RunSpec:
         self.make = make
         self.makefile = makefile
         self.dry_run = dry_run
+        self.goals = goals
 
     def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -62,15 +75,68 @@ def make_spec(
 
 def command_spec(argv: list[str], name: str | None = None, dry_run: bool = False) -> RunSpec:
     """Any command; it is named by --name or its program's basename, never its path (the event
-    cleans the name further)."""
+    cleans the name further). GNU make is named by its goals, as the include line names it."""
     program = argv[0].replace("\\", "/").rstrip("/").rpartition("/")[2] or argv[0]
+    if program in _MAKES:
+        goals, directory = make_goals(argv[1:])
+        command = name or " ".join(goals) or program
+        spec = RunSpec(command, "command", tuple(argv[1:]), tuple(argv), dry_run=dry_run)
+        spec.goals = (" ".join(goals), directory)
+        return spec
     return RunSpec(name or program, "command", tuple(argv[1:]), tuple(argv), dry_run=dry_run)
+
+
+_MAKES = ("make", "gmake")  # GNU make's names: `run -- make GOALS` records as the include does
+_MAKE_VALUE = "CfIoW"  # short options whose value is attached or the next word
+_MAKE_OPTIONAL = "jlO"  # an optional value, attached (-j4); -j and -l also take a next number
+_MAKE_LONG_VALUE = (
+    "--directory", "--file", "--makefile", "--include-dir", "--old-file", "--assume-old",
+    "--new-file", "--what-if", "--assume-new", "--eval",
+)  # fmt: skip
+
+
+def make_goals(args: list[str]) -> tuple[list[str], str]:
+    """The goals of a make command line and its last -C directory ("" for none): never an
+    option, an option's value or a VAR=value assignment (those may hold anything)."""
+    goals: list[str] = []
+    directory = ""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        following = args[i + 1] if i + 1 < len(args) else ""
+        if arg == "--":
+            goals += [a for a in args[i + 1 :] if "=" not in a]
+            break
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            if name in _MAKE_LONG_VALUE and not eq:
+                value = following
+                i += 1
+            if name == "--directory":
+                directory = os.path.join(directory, value)
+        elif arg.startswith("-") and len(arg) > 1:
+            for at, letter in enumerate(arg[1:], 2):
+                if letter in _MAKE_VALUE:
+                    value = arg[at:] or following
+                    i += 0 if arg[at:] else 1
+                    if letter == "C":
+                        directory = os.path.join(directory, value)
+                    break
+                if letter in _MAKE_OPTIONAL:
+                    if not arg[at:] and letter in "jl" and following.replace(".", "").isdigit():
+                        i += 1
+                    break
+        elif "=" not in arg:
+            goals.append(arg)
+        i += 1
+    return goals, directory
 
 
 def args_allowed(spec: RunSpec, allowed: tuple[str, ...]) -> bool:
     """Arguments are kept only for an allow-listed command; for `run` the program actually run
-    must be listed too, so `--name deploy -- curl -H 'token: ...'` never passes as `deploy`."""
-    if spec.command not in allowed:
+    must be listed too, so `--name deploy -- curl -H 'token: ...'` never passes as `deploy`.
+    `run -- make` never: its options and VAR=value words may hold anything (as included)."""
+    if spec.command not in allowed or spec.goals is not None:
         return False
     if spec.command_type == "make":
         return True

@@ -94,16 +94,18 @@ def _phony_answer(spec: RunSpec) -> int | None:
     return 1 if "q" in flags else 0 if "t" in flags else None
 
 
-def _exec_plain(argv: list[str]) -> NoReturn:
-    """Become the command: used when nothing is to be recorded by this process."""
+def _exec_plain(argv: list[str], env: dict[str, str]) -> NoReturn:
+    """Become the command: used when nothing is to be recorded by this process. It starts as
+    `runner.Child` starts one: the caller's environment and signal dispositions."""
+    runner.restore_defaults(runner.defaults())
     try:
         try:
-            runner.execvpe(argv, os.environ)
+            runner.execvpe(argv, env)
         except OSError as exc:
-            path = runner.find_program(argv[0], os.environ)
+            path = runner.find_program(argv[0], env)
             if exc.errno != errno.ENOEXEC or path is None:
                 raise
-            os.execv("/bin/sh", ["/bin/sh", path, *argv[1:]])  # no #! line: as a shell does
+            os.execve("/bin/sh", ["/bin/sh", path, *argv[1:]], env)  # no #! line: as a shell
     except OSError as exc:
         missing = isinstance(exc, FileNotFoundError)
         warn(f"{argv[0]}: command not found" if missing else f"{argv[0]}: {exc.strerror or exc}")
@@ -146,17 +148,21 @@ def execute(spec: RunSpec) -> NoReturn:
     if not argv or not argv[0]:
         warn("the program to run is empty (usage: send_metrics run -- CMD [ARG ...])")
         os._exit(127)  # the shell's answer for a command that does not exist
+    # What the caller gave us, not os.environ: the interpreter adds to that for itself.
+    env = runner.caller_environ()
     if _nothing_to_record(spec):
         if depth or spec.command_type == "make":  # counted, so a loop ends even when off
-            os.environ[ACTIVE_VAR] = str(depth + 1)
-        _exec_plain(argv)
-    env = {**os.environ, ACTIVE_VAR: str(depth + 1)}
+            env[ACTIVE_VAR] = str(depth + 1)
+        _exec_plain(argv, env)
+    env[ACTIVE_VAR] = str(depth + 1)
     trace = None
-    if spec.command_type == "make":
+    if spec.command_type == "make" or spec.goals is not None:
         app = loaded.settings.app if loaded else early.app_name(early.config_file())
         from send_metrics.make import snippet  # a wrapped make's only: the snippet's trace
 
-        trace = snippet.trace_make(argv, env, spec.makefile, spec.dry_run, app)
+        # `run -- make`: traced only where its Makefile has the include line, as without us.
+        add = spec.goals is None
+        trace = snippet.trace_make(argv, env, spec.makefile, spec.dry_run, app, add)
     try:
         child = runner.Child(argv, env)
     except Exception as exc:  # CommandNotFound, imported only then (see fastpath)

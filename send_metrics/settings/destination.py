@@ -11,14 +11,13 @@ import os
 from send_metrics.errors import DeliveryError, MetricsError
 from send_metrics.lean.records import NamedTuple
 from send_metrics.lean.urls import mask_url, unquote, urlsplit
+from send_metrics.settings.config import Settings, header_ok
 from send_metrics.settings.early import env_flag
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
-
-    from send_metrics.settings.config import Settings
 
     Environ = Mapping[str, str]
 
@@ -27,6 +26,15 @@ if TYPE_CHECKING:
 
 DEFAULT_ENDPOINTS = {"segment": "https://api.segment.io", "otlp": "http://localhost:4318"}
 OTLP_PROTOCOLS = ("http/json", "http/protobuf")
+
+
+class ClientCert(NamedTuple):
+    """A client certificate for mutual TLS: the settings that named it (for messages) and the
+    PEM files; `key` empty when the certificate file holds the key too."""
+
+    setting: str
+    cert: str
+    key: str = ""
 
 
 class Target(NamedTuple):
@@ -42,7 +50,8 @@ class Target(NamedTuple):
     auth_setting: str = "report.headers"  # named when the endpoint says 401 or 403
     protobuf: bool = False  # OTLP/HTTP binary encoding instead of JSON
     gzip: bool = False
-    resource: tuple[tuple[str, str], ...] = ()  # OTLP resource attributes from OTEL_* variables
+    client_cert: ClientCert | None = None  # for an endpoint that asks for one (mutual TLS)
+    notes: tuple[str, ...] = ()  # settings problems that do not stop sending, said after a run
 
     def __repr__(self) -> str:
         return f"Target({self.sink!r}, {self.shown!r}, headers=***)"
@@ -69,14 +78,53 @@ def _otel(name: str, environ: Environ) -> tuple[str, str]:
     return f"OTEL_EXPORTER_OTLP_{name}", ""
 
 
-def _otel_pairs(text: str) -> dict[str, str]:
-    """`key=value,key2=value2` with percent-encoded parts (OTEL headers, resource attributes)."""
+def _otel_headers(var: str, text: str) -> tuple[dict[str, str], str]:
+    """OTEL_EXPORTER_OTLP_HEADERS: `key=value,key2=value2`, percent-encoded. An entry that is
+    not a valid header once decoded is skipped, as the OpenTelemetry SDK skips it; the others
+    are kept. Also returned: a line naming the variable (never the value, which may hold a
+    token) when one was skipped, said once the command has ended (see `Target.notes`)."""
     pairs = {}
+    note = ""
     for item in text.split(","):
         key, sep, value = item.partition("=")
-        if sep and key.strip():
-            pairs[unquote(key.strip())] = unquote(value.strip())
-    return pairs
+        if not item.strip():
+            continue
+        name, value = unquote(key.strip()), unquote(value.strip())
+        if sep and header_ok(name, value):
+            pairs[name] = value
+        else:
+            note = f"{var}: an entry is not a valid header (name=value, percent-encoded); skipped"
+    return pairs, note
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, parts.hostname or "", port
+
+
+def _operators(settings: Settings, url: str, default: str) -> bool:
+    """Whether `url` is the operator's endpoint (the configured one, or the sink's default):
+    only there do the operator's secrets (report.headers, write_key, client certificate) go,
+    never to an endpoint a developer's environment named."""
+    try:
+        return _origin(url) == _origin(settings.endpoint or default)
+    except ValueError:
+        return False
+
+
+def _client_cert(settings: Settings, env: Environ, otlp: bool) -> ClientCert | None:
+    """The client certificate for mutual TLS: OTEL_EXPORTER_OTLP_(LOGS_)CLIENT_CERTIFICATE and
+    _CLIENT_KEY for otlp (the logs-specific one first), else report.client_cert/client_key."""
+    if otlp:
+        cvar, cert = _otel("CLIENT_CERTIFICATE", env)
+        kvar, key = _otel("CLIENT_KEY", env)
+        if cert:
+            return ClientCert(f"{cvar} / {kvar}" if key else cvar, cert, key)
+    if settings.client_cert:
+        setting = "report.client_cert" + (" / report.client_key" if settings.client_key else "")
+        return ClientCert(setting, settings.client_cert, settings.client_key)
+    return None
 
 
 def otel_disabled(environ: Environ | None = None) -> bool:
@@ -129,7 +177,10 @@ def _otlp(settings: Settings, env: Environ, override: str) -> Target:
     cvar, compression = _otel("COMPRESSION", env)
     if compression.lower() not in ("", "none", "gzip"):
         raise DeliveryError(f"{cvar}={compression} is not supported (gzip or none)", kind="config")
-    headers = {**settings.headers, **_otel_pairs(_otel("HEADERS", env)[1])}
+    ours = _operators(settings, logs_url, DEFAULT_ENDPOINTS["otlp"] + "/v1/logs")
+    hvar, env_headers = _otel("HEADERS", env)
+    env_pairs, note = _otel_headers(hvar, env_headers)
+    headers = {**(settings.headers if ours else {}), **env_pairs}
     timeout = None
     try:
         millis = float(_otel("TIMEOUT", env)[1])
@@ -137,9 +188,8 @@ def _otlp(settings: Settings, env: Environ, override: str) -> Target:
         timeout = millis / 1000.0 if 0 < millis < float("inf") else None
     except ValueError:
         pass
-    resource = _otel_pairs(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
-    if env.get("OTEL_SERVICE_NAME", "").strip():
-        resource["service.name"] = env["OTEL_SERVICE_NAME"].strip()
+    # OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME are never read: they are the developer's
+    # environment (a global host.name, user.name...), which no disclosure names (README, OTLP).
     return Target(
         "otlp",
         logs_url,
@@ -147,10 +197,13 @@ def _otlp(settings: Settings, env: Environ, override: str) -> Target:
         headers,
         timeout,
         tuple(_bundles(settings, env, _otel("CERTIFICATE", env))),
-        "report.headers or OTEL_EXPORTER_OTLP_HEADERS",
+        "report.headers or OTEL_EXPORTER_OTLP_HEADERS"
+        if ours
+        else "OTEL_EXPORTER_OTLP_HEADERS (report.headers go only to report.endpoint)",
         protocol == "http/protobuf",
         compression.lower() == "gzip",
-        tuple(resource.items()),
+        _client_cert(settings if ours else Settings(), env, otlp=True),
+        (note,) if note else (),
     )
 
 
@@ -168,12 +221,17 @@ def resolve(settings: Settings, environ: Environ | None = None) -> Target | None
         base = override or settings.endpoint or DEFAULT_ENDPOINTS["segment"]
         check_url(base, setting)
         base = base.rstrip("/")
+        bundles = tuple(_bundles(settings, env))
+        if not _operators(settings, base, DEFAULT_ENDPOINTS["segment"]):
+            return Target(
+                "segment", f"{base}/v1/track", f"{base}/v1/batch", {}, None, bundles,
+                "SEND_METRICS_ENDPOINT (report.write_key goes only to report.endpoint)",
+            )  # fmt: skip
         auth = binascii.b2a_base64(f"{settings.write_key}:".encode(), newline=False).decode()
         headers = {**settings.headers, "Authorization": f"Basic {auth}"}
-        bundles = tuple(_bundles(settings, env))
         return Target(
             "segment", f"{base}/v1/track", f"{base}/v1/batch", headers, None, bundles,
-            "report.write_key",
+            "report.write_key", client_cert=_client_cert(settings, env, otlp=False),
         )  # fmt: skip
     if sink == "otlp":
         return _otlp(settings, env, override)
@@ -181,7 +239,13 @@ def resolve(settings: Settings, environ: Environ | None = None) -> Target | None
     if not url:
         raise DeliveryError("report.sink is 'http' but no endpoint is set", kind="config")
     check_url(url, setting)
-    return Target("http", url, url, dict(settings.headers), None, tuple(_bundles(settings, env)))
+    if not _operators(settings, url, url if not override else ""):
+        auth = "SEND_METRICS_ENDPOINT (report.headers go only to report.endpoint)"
+        return Target("http", url, url, {}, None, tuple(_bundles(settings, env)), auth)
+    return Target(
+        "http", url, url, dict(settings.headers), None, tuple(_bundles(settings, env)),
+        client_cert=_client_cert(settings, env, otlp=False),
+    )  # fmt: skip
 
 
 def check_url(url: str, setting: str) -> None:

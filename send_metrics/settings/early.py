@@ -34,6 +34,11 @@ def metrics_disabled() -> bool:
     return env_flag("DO_NOT_TRACK") or env_flag("SEND_METRICS_DISABLED")
 
 
+def disabled_by() -> str:
+    """The off switches actually set, named as the user would type them ("" for none)."""
+    return " and ".join(n for n in ("DO_NOT_TRACK", "SEND_METRICS_DISABLED") if env_flag(n))
+
+
 def config_file(start: str | None = None) -> str | None:
     """The operator config: `SEND_METRICS_CONFIG`, else the nearest `send_metrics.toml` upward.
     The search stops at the first name that exists in any form (a FIFO, a directory, a link to
