@@ -1,6 +1,6 @@
 """The shared recording step of a run, wrapped (`wrapper`) or watched (`watch`): the facts
 gathered on a thread while the command runs, the event built, recorded and sent under the
-consent the run decided once (`consent.lock.Verdict`), which the recording and sending checks
+consent the run decided once (`consent.decision.Verdict`), which the recording and sending checks
 receive instead of asking `consent` again.
 
 Imported after the child has started; everything it loads beyond that is loaded on the
