@@ -35,7 +35,7 @@ fi; \
 { : >"$_sm_f.$$" && printf 'S\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$$" "$_sm_s" "$PPID" "$1" "$7" \
   "$2" "$3" >>"$_sm_f"; } 2>/dev/null || { shift 7; exec "$@"; }; \
 shift 7; \
-{ "$@" 2>&9 9>&-; } 9>&2 2>"$_sm_f.$$"; _sm_e=$?; \
+{ (exec "$@" 2>&9 9>&-); _sm_e=$?; } 9>&2 2>"$_sm_f.$$"; \
 { read -r _sm_s _sm_x </proc/uptime; } 2>/dev/null || _sm_s=$(date +%s); \
 _sm_k=; [ "$_sm_e" -le 128 ] || [ ! -s "$_sm_f.$$" ] || _sm_k=$((_sm_e - 128)); \
 { printf 'E\t%s\t%s\t%s\t%s\n' "$$" "$_sm_s" "$_sm_e" "$_sm_k" >>"$_sm_f"; } 2>/dev/null; \
@@ -104,11 +104,15 @@ _sm.state := $(if $(_sm.config),$(firstword \
   $(wildcard $(_sm.config)/$(_sm.app)/metrics.toml)))
 # The decision is read only from a file that is not a symbolic link (one to /dev/zero would
 # grow make without end). A FIFO put in its place by its owner would still block: see README.
-_sm.regular = $(and $1,$(call _sm.eq,$(realpath $1),$(realpath $(dir $1))/$(notdir $1)))
+_sm.regular = $(and $1,$(if $(wildcard $1/.),,file), \
+  $(call _sm.eq,$(realpath $1),$(realpath $(dir $1))/$(notdir $1)))
 _sm.granted = $(and $(call _sm.regular,$(_sm.state)),$(findstring \
   decision = "granted",$(file <$(_sm.state))))
 _sm.bin := $(firstword $(wildcard $(addsuffix /send_metrics,$(subst :, ,$(value PATH)))))
-_sm.self := $(abspath $(_sm.last))
+# This file as the shell will open it: its absolute path, or where that has characters a shell
+# reads, the relative one make found it at (recipes run in make's own directory).
+_sm.self := $(firstword $(foreach _sm.w,$(abspath $(_sm.last)) \
+  $(if $(filter /%,$(_sm.last)),,./$(_sm.last)),$(if $(call _sm.plain,$(_sm.w)),$(_sm.w))))
 # SHELL as the makefile set it, one word naming an sh-compatible shell, and .SHELLFLAGS from the
 # makefile, both expanding to a fixed text (expanding them again has no side effects).
 _sm.fixed = $(if $(filter simple,$(flavor $1)),fixed,$(if $(findstring $$,$(value $1)),,fixed))
@@ -127,7 +131,7 @@ _sm.on := $(and \
   $(or $(value SEND_METRICS_MAKE_RUN), \
        $(and $(if $(value SEND_METRICS_ACTIVE),,outermost),$(call _sm.plain,$(_sm.bin)), \
              $(call _sm.plain,$(_sm.cache)/send_metrics-make),$(_sm.state),$(_sm.granted))), \
-  $(_sm.shell_ok),$(_sm.flags_ok),$(call _sm.plain,$(_sm.self)))
+  $(_sm.shell_ok),$(_sm.flags_ok),$(_sm.self))
 ifneq ($(_sm.on),)
 _sm.shell := $(SHELL)
 _sm.shell_raw := $(value SHELL)
