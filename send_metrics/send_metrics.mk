@@ -97,9 +97,15 @@ _sm.list = $(or $(subst $(_sm.space),$(_sm.comma),$(strip $(call _sm.enc,$1))),-
 _sm.one = $(or $(subst $(_sm.space),%20,$(call _sm.enc,$1)),-)
 _sm.plain = $(and $1,$(call _sm.eq,$1,$(call _sm.one,$1)))
 # An empty or relative HOME is no home (never `/.config`): without XDG directories, no tracing.
-_sm.home := $(if $(filter /%,$(firstword $(value HOME))),$(value HOME))
-_sm.config := $(or $(filter /%,$(value XDG_CONFIG_HOME)),$(if $(_sm.home),$(_sm.home)/.config))
-_sm.cache := $(or $(filter /%,$(value XDG_CACHE_HOME)),$(if $(_sm.home),$(_sm.home)/.cache))
+# Each path is used only when it is plain: no white space (make would split it), no glob
+# character ($(wildcard) would match another directory), nothing a shell reads.
+_sm.abs_dir = $(if $(filter /%,$(firstword $(value $1))),$(value $1))
+_sm.home := $(call _sm.abs_dir,HOME)
+_sm.xdg = $(or $(call _sm.abs_dir,XDG_$1_HOME),$(if $(_sm.home),$(_sm.home)/.$2))
+_sm.config := $(call _sm.xdg,CONFIG,config)
+_sm.config := $(if $(call _sm.plain,$(_sm.config)),$(_sm.config))
+_sm.cache := $(call _sm.xdg,CACHE,cache)
+_sm.cache := $(if $(call _sm.plain,$(_sm.cache)),$(_sm.cache))
 _sm.state := $(if $(_sm.config),$(firstword \
   $(wildcard $(_sm.config)/$(_sm.app)/metrics.toml)))
 # The decision is read only from a file that is not a symbolic link (one to /dev/zero would
@@ -111,8 +117,9 @@ _sm.granted = $(and $(call _sm.regular,$(_sm.state)),$(findstring \
 _sm.bin := $(firstword $(wildcard $(addsuffix /send_metrics,$(subst :, ,$(value PATH)))))
 # This file as the shell will open it: its absolute path, or where that has characters a shell
 # reads, the relative one make found it at (recipes run in make's own directory).
-_sm.self := $(firstword $(foreach _sm.w,$(abspath $(_sm.last)) \
-  $(if $(filter /%,$(_sm.last)),,./$(_sm.last)),$(if $(call _sm.plain,$(_sm.w)),$(_sm.w))))
+_sm.abs := $(abspath $(_sm.last))
+_sm.self := $(if $(call _sm.plain,$(_sm.abs)),$(_sm.abs),$(if $(filter /%,$(_sm.last)),, \
+  $(if $(call _sm.plain,$(_sm.last)),./$(_sm.last))))
 # SHELL as the makefile set it, one word naming an sh-compatible shell, and .SHELLFLAGS from the
 # makefile, both expanding to a fixed text (expanding them again has no side effects).
 _sm.fixed = $(if $(filter simple,$(flavor $1)),fixed,$(if $(findstring $$,$(value $1)),,fixed))
@@ -130,7 +137,7 @@ _sm.on := $(and \
   $(call _sm.allows,DO_NOT_TRACK), $(call _sm.allows,SEND_METRICS_DISABLED), \
   $(or $(value SEND_METRICS_MAKE_RUN), \
        $(and $(if $(value SEND_METRICS_ACTIVE),,outermost),$(call _sm.plain,$(_sm.bin)), \
-             $(call _sm.plain,$(_sm.cache)/send_metrics-make),$(_sm.state),$(_sm.granted))), \
+             $(_sm.cache),$(_sm.state),$(_sm.granted))), \
   $(_sm.shell_ok),$(_sm.flags_ok),$(_sm.self))
 ifneq ($(_sm.on),)
 _sm.shell := $(SHELL)
