@@ -128,6 +128,16 @@ _sm.shell_ok = $(and $(filter default file,$(origin SHELL)),$(call _sm.fixed,SHE
   $(filter sh bash dash ksh mksh ash,$(notdir $(SHELL))), \
   $(if $(filter bash,$(notdir $(SHELL))),$(if $(value BASH_ENV),,no-bash-env),sh))
 _sm.flags_ok = $(and $(filter default file,$(origin .SHELLFLAGS)),$(call _sm.fixed,.SHELLFLAGS))
+# A makefile that expands .SHELLFLAGS itself (`$(.SHELLFLAGS)`, `$(value .SHELLFLAGS)`) would see
+# the shim's words: it is not traced. So is one whose text cannot be read again safely (stdin,
+# a pipe, a device).
+_sm.refs := SHELLFLAGS$(_sm.rp) SHELLFLAGS}
+_sm.readable = $(and $(wildcard $1),$(if $(wildcard $1/.),,file),$(filter-out \
+  /dev/% /proc/%,$(realpath $1)))
+_sm.mention = $(findstring $2,$(file <$1))
+_sm.mentions = $(if $(call _sm.readable,$1), \
+  $(foreach _sm.w,$(_sm.refs),$(call _sm.mention,$1,$(_sm.w))),unreadable)
+_sm.texts_ok = $(if $(strip $(foreach _sm.f,$(MAKEFILE_LIST),$(call _sm.mentions,$(_sm.f)))),,ok)
 _sm.on := $(and \
   $(if $(filter 3.% 4.0% 4.1%,$(MAKE_VERSION)),,new), \
   $(if $(findstring n,$(firstword -$(MAKEFLAGS))),,run), \
@@ -138,7 +148,7 @@ _sm.on := $(and \
   $(or $(value SEND_METRICS_MAKE_RUN), \
        $(and $(if $(value SEND_METRICS_ACTIVE),,outermost),$(call _sm.plain,$(_sm.bin)), \
              $(_sm.cache),$(_sm.state),$(_sm.granted))), \
-  $(_sm.shell_ok),$(_sm.flags_ok),$(_sm.self))
+  $(_sm.shell_ok),$(_sm.flags_ok),$(_sm.self),$(_sm.texts_ok))
 ifneq ($(_sm.on),)
 _sm.shell := $(SHELL)
 _sm.shell_raw := $(value SHELL)

@@ -491,3 +491,9 @@ def test_include_mode_duration_is_make_s_own_lifetime(tmp_path: Path, home: Path
     assert abs(event["duration_ms"] - lived) <= max(5.0, 0.05 * lived) + 10, (event, lived)
     assert event["cpu_user_s"] is None and event["cpu_system_s"] is None
     assert event["peak_memory_bytes"] is None
+
+
+def test_a_makefile_that_expands_shellflags_is_not_traced(tmp_path: Path, home: Path) -> None:
+    body = "SHELL := /bin/bash\nall:\n\t@echo '$(.SHELLFLAGS)' \"$(value .SHELLFLAGS)\"\n"
+    done = compare(tmp_path, home, body, [], traced=False)
+    assert done.stdout == b"-c -c\n"
