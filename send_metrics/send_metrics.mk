@@ -32,12 +32,14 @@ if [ -z "$_sm_f" ]; then \
   SEND_METRICS_MAKE_RUN=$_sm_f; export SEND_METRICS_MAKE_RUN; \
 fi; \
 { read -r _sm_s _sm_x </proc/uptime; } 2>/dev/null || _sm_s=$(date +%s); \
-{ : >"$_sm_f.$$" && printf 'S\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$$" "$_sm_s" "$PPID" "$1" "$7" \
-  "$2" "$3" >>"$_sm_f"; } 2>/dev/null || { shift 7; exec "$@"; }; \
+{ printf 'S\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$$" "$_sm_s" "$PPID" "$1" "$7" "$2" "$3" \
+  >>"$_sm_f"; } 2>/dev/null || { shift 7; exec "$@"; }; \
 shift 7; \
-{ (exec "$@" 2>&9 9>&-); _sm_e=$?; } 9>&2 2>"$_sm_f.$$"; \
+if [ -n "${BASH_VERSINFO:-}" ]; then \
+  { "$@" 2>&9 9>&-; _sm_e=$?; } 9>&2 2>"$_sm_f.$PPID"; \
+else { (exec "$@" 2>&9 9>&-); _sm_e=$?; } 9>&2 2>"$_sm_f.$PPID"; fi; \
 { read -r _sm_s _sm_x </proc/uptime; } 2>/dev/null || _sm_s=$(date +%s); \
-_sm_k=; [ "$_sm_e" -le 128 ] || [ ! -s "$_sm_f.$$" ] || _sm_k=$((_sm_e - 128)); \
+_sm_k=; [ "$_sm_e" -le 128 ] || [ ! -s "$_sm_f.$PPID" ] || _sm_k=$((_sm_e - 128)); \
 { printf 'E\t%s\t%s\t%s\t%s\n' "$$" "$_sm_s" "$_sm_e" "$_sm_k" >>"$_sm_f"; } 2>/dev/null; \
 [ -z "$_sm_k" ] || { trap - "$_sm_k"; kill -"$_sm_k" $$; }; \
 exit "$_sm_e"
