@@ -11,7 +11,10 @@
 # make splits or reads (others are %XX-encoded, or the make is not traced). The first line of \
 # the outermost make starts the watcher that records the event once make has ended; INT, QUIT \
 # and HUP are ignored while it is forked, so a Ctrl-C at that moment cannot kill it before it \
-# leaves make's session. Variables here are named _sm_*, set only in this shell, never exported. \
+# leaves make's session. What this shell itself says about a line killed by a signal goes to \
+# TRACE.<make's pid> (one file per make, made by its first line; the line keeps make's stderr): \
+# a status above 128 with such a message is a signal, one without it an exit status. \
+# Variables here are named _sm_*, set only in this shell, never exported. \
 # Make reads these lines as one comment (each ends with a backslash). \
 [ -z "${BASH_VERSINFO:-}" ] || SHLVL=$((${SHLVL:-1} - 1)); \
 [ "${MAKELEVEL:-0}" != "$1" ] || { shift 7; exec "$@"; }; \
@@ -32,6 +35,7 @@ if [ -z "$_sm_f" ]; then \
   SEND_METRICS_MAKE_RUN=$_sm_f; export SEND_METRICS_MAKE_RUN; \
 fi; \
 { read -r _sm_s _sm_x </proc/uptime; } 2>/dev/null || _sm_s=$(date +%s); \
+{ [ -w "$_sm_f.$PPID" ] || : >"$_sm_f.$PPID"; } 2>/dev/null && \
 { printf 'S\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$$" "$_sm_s" "$PPID" "$1" "$7" "$2" "$3" \
   >>"$_sm_f"; } 2>/dev/null || { shift 7; exec "$@"; }; \
 shift 7; \
