@@ -477,6 +477,8 @@ def test_a_project_directory_that_injects_commands(tmp_path: Path, home: Path) -
 
 
 def test_include_mode_duration_is_make_s_own_lifetime(tmp_path: Path, home: Path) -> None:
+    """Within 5 ms or 5 % of how long make lived, plus the 10 ms step of the clocks the
+    kernel gives a shell (`/proc/uptime`, a process's start time in `/proc`)."""
     opt_in()
     work = tmp_path / "proj"
     work.mkdir()
