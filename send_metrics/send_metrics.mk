@@ -6,8 +6,8 @@
 # code below, which notes the line's start and end in the run's trace file, runs `$(SHELL) \
 # FLAGS... LINE` exactly as make would have, and ends as that ended (a line killed by a \
 # signal kills this shell with the same signal, so make sees what it would have seen). A \
-# $(shell ...) call, which make runs the same way but with its own MAKELEVEL (not one more), is \
-# exec'd untouched. Every word before the makefile's flags is made of characters no shell and no \
+# $(shell ...) call, which make runs the same way but with its own MAKELEVEL (not one more) and, \
+# outside a recipe, no target, is exec'd untouched. Every word before the makefile's flags is made of characters no shell and no \
 # make splits or reads (others are %XX-encoded, or the make is not traced). The first line of \
 # the outermost make starts the watcher that records the event once make has ended; INT, QUIT \
 # and HUP are ignored while it is forked, so a Ctrl-C at that moment cannot kill it before it \
@@ -17,7 +17,7 @@
 # Variables here are named _sm_*, set only in this shell, never exported. \
 # Make reads these lines as one comment (each ends with a backslash). \
 [ -z "${BASH_VERSINFO:-}" ] || SHLVL=$((${SHLVL:-1} - 1)); \
-[ "${MAKELEVEL:-0}" != "$1" ] || { shift 7; exec "$@"; }; \
+[ "${MAKELEVEL:-0}" != "$1" ] && [ "$2" != - ] || { shift 7; exec "$@"; }; \
 [ ! -e /dev/fd/9 ] && [ -e /dev/fd/2 ] || { shift 7; exec "$@"; }; \
 _sm_f=${SEND_METRICS_MAKE_RUN:-}; \
 if [ -z "$_sm_f" ]; then \
