@@ -480,6 +480,11 @@ def watch(argv: list[str]) -> None:
     _detach()
     if len(argv) != 1:
         return
+    import sys
+
+    # The prefetch thread runs Python while this one waits for make: a short switch interval
+    # lets this one take the end time as soon as make exits, not a GIL turn (5 ms+) later.
+    sys.setswitchinterval(0.0005)
     path = argv[0]
     try:
         _record_when_done(path)
