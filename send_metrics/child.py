@@ -47,9 +47,9 @@ class ChildResult:
         interrupted: bool,
         start_epoch: float,
         duration_ms: float,
-        cpu_user_s: float,
-        cpu_system_s: float,
-        peak_memory_bytes: int,
+        cpu_user_s: float | None,  # None: not known (an included make's, seen from outside)
+        cpu_system_s: float | None,
+        peak_memory_bytes: int | None,
     ) -> None:
         self.exit_code = exit_code
         self.signal = signal

@@ -490,7 +490,7 @@ def test_makefile_command_prints_the_snippet_and_its_path(home: Path, tmp_path: 
     config.write_text('app = "devstack"\n')
     shown = sm("makefile", cwd=tmp_path)
     assert shown.returncode == 0
-    assert "SEND_METRICS_APP ?= devstack" in shown.stdout
+    assert "_sm.app := devstack" in shown.stdout
     assert "_make-watch" in shown.stdout
     # Standard output is the snippet only; the next step (the include line, then a yes: make
     # never asks) is on stderr, and the yes part goes once it is given.

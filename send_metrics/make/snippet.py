@@ -69,4 +69,4 @@ def snippet_text(app: str) -> str:
     """The snippet, with the operator's app name as its default, ready to vendor."""
     with open(snippet_path(), encoding="utf-8") as handle:
         text = handle.read()
-    return text.replace("SEND_METRICS_APP ?= send_metrics", f"SEND_METRICS_APP ?= {app}", 1)
+    return text.replace("_sm.app := send_metrics", f"_sm.app := {app}", 1)

@@ -4,8 +4,11 @@ watcher that records an event is `run.watch`, `trace`'s view is `make.view`).
 
 The trace is tab-separated text, one record per line, appended by the shell shim:
 `H root_pid start_ticks flags goals` (include mode, first line), `S shim_pid time make_pid
-makelevel dir target prerequisites` when a recipe line starts and `E shim_pid time status` when
-it ends (lists are joined by commas; `-` is an empty list).
+makelevel dir target prerequisites` when a recipe line starts and `E shim_pid time status
+signal` when it ends (signal: the one that killed the line, else empty). Names and the directory
+are %XX-encoded by the snippet (every character a shell could read, `%`, `,` and white space);
+lists are joined by commas, `-` is an empty list. Each line also has a file `TRACE.<shim_pid>`
+that holds what its shell said about a line killed by a signal; all go with the trace.
 Times are seconds of the boot clock (/proc/uptime, 10 ms steps) on Linux, else epoch seconds.
 """
 
@@ -76,6 +79,41 @@ def clock() -> float:
     return time.time()
 
 
+def decode(word: str) -> str:
+    """A name as the snippet wrote it (%XX for a byte), as make knew it."""
+    if "%" not in word:
+        return word
+    head, *parts = word.split("%")
+    out = bytearray(head.encode("utf-8", "surrogateescape"))
+    for part in parts:
+        code = part[:2]
+        if len(code) == 2 and all(c in "0123456789ABCDEFabcdef" for c in code):
+            out.append(int(code, 16))
+            part = part[2:]
+        else:
+            out += b"%"
+        out += part.encode("utf-8", "surrogateescape")
+    return out.decode("utf-8", "replace")
+
+
+def _names(field: str) -> list[str]:
+    return [] if field in ("", "-") else [decode(word) for word in field.split(",") if word]
+
+
+def remove_trace(path: str) -> None:
+    """Delete a trace and its lines' side files (`TRACE.<pid>`)."""
+    folder, name = os.path.split(path)
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        names = []
+    for other in [name] + [n for n in names if n.startswith(name + ".")]:
+        try:
+            os.unlink(os.path.join(folder, other))
+        except OSError:
+            pass
+
+
 def read_trace(path: str) -> Trace:
     """Parse a trace file; lines it cannot read are skipped, never fatal."""
     try:
@@ -90,23 +128,23 @@ def read_trace(path: str) -> Trace:
     starts: dict[str, int] = {}  # shim pid -> index of its open line
     lines: list[Line] = []
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    for seq, record in enumerate(raw.decode("utf-8", "replace").splitlines()):
+    for seq, record in enumerate(raw.decode("utf-8", "surrogateescape").split("\n")):
         fields = record.split("\t")
         try:
             if fields[0] == "H" and len(fields) >= 5:
                 root_pid = int(fields[1])
                 root_start = int(fields[2]) / tick if fields[2] else None
                 flags = "" if fields[3].startswith("-") else fields[3]  # letters only
-                goals = [g for g in fields[4].split(",") if g and g != "-"]
+                goals = _names(fields[4])
             elif fields[0] == "S" and len(fields) >= 8:
                 level = int(fields[4]) if fields[4].isdigit() else 0
-                prereqs = tuple(p for p in fields[7].split(",") if p and p != "-")
+                prereqs = tuple(_names(fields[7]))
                 line = Line(
                     seq,
                     fields[3],
                     level,
-                    fields[5],
-                    fields[6],
+                    decode(fields[5]),
+                    decode(fields[6]),
                     prereqs,
                     float(fields[2]),
                     None,
@@ -281,10 +319,7 @@ def take_wrapped(path: str, result: ChildResult) -> Breakdown | None:
     """After a wrapped make (see `snippet.trace_make`): its breakdown, None when no recipe
     line was traced; the trace file is deleted either way."""
     trace = read_trace(path)
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+    remove_trace(path)
     if not trace.lines:
         return None
     ago = time.time() - result.start_epoch

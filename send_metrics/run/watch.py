@@ -6,9 +6,18 @@ run."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 
-from send_metrics.make.trace import _ms, breakdown, clock, command_of, read_trace
+from send_metrics.make.trace import (
+    Trace,
+    _ms,
+    breakdown,
+    clock,
+    command_of,
+    read_trace,
+    remove_trace,
+)
 
 # Deferred imports: the config, the decision and the recording step load once the watcher is
 # detached from make; fcntl and select only where Linux has pidfds.
@@ -63,11 +72,12 @@ def _exit_status(fd: int) -> int | bool:
     return status
 
 
-def _wait_exit(pid: int, start_ticks: str | None) -> int | None:
-    """Wait until the root make has ended (a pidfd where Linux has one, else polling); its
-    wait status when the kernel keeps it for us, else None."""
+def _wait_exit(pid: int, start_ticks: str | None) -> tuple[int | None, float | None]:
+    """Wait until the root make has ended (a pidfd where Linux has one, else polling): its
+    wait status when the kernel keeps it for us, else None; and when it ended on `clock()`,
+    None when that was not seen as it happened (it had ended already, or polling)."""
     if not _alive(pid, start_ticks):
-        return None
+        return None, None
     if hasattr(os, "pidfd_open"):
         try:
             fd = os.pidfd_open(pid)
@@ -78,19 +88,26 @@ def _wait_exit(pid: int, start_ticks: str | None) -> int | None:
 
             try:
                 if not _alive(pid, start_ticks):  # the pid is a newer process's, not make's
-                    return None
+                    return None, None
                 select.select([fd], [], [])
+                ended = clock()
                 for _ in range(20):  # bounded: the kernel records it as the process exits
                     status = _exit_status(fd)
                     if status is not True:
-                        return None if status is False else int(status)
+                        return (None if status is False else int(status)), ended
                     time.sleep(0.005)
-                return None
+                return None, ended
             finally:
                 os.close(fd)
     while _alive(pid, start_ticks):
         time.sleep(0.1)
-    return None
+    return None, None
+
+
+def _last_record(trace: Trace) -> float | None:
+    """When the trace's last line ended: make ends right after it (within the clock's step)."""
+    times = [t for line in trace.lines for t in (line.start, line.end) if t is not None]
+    return max(times) if times else None
 
 
 def _root_ticks(path: str) -> tuple[int | None, str | None]:
@@ -112,9 +129,11 @@ def _sweep(directory: str, keep: str) -> None:
         return
     for name in names:
         entry = os.path.join(directory, name)
-        stem, _dot, suffix = name.rpartition(".")
+        stem = name.partition(".")[0]
         try:
-            if os.path.normpath(entry) == os.path.normpath(keep) or not stem or suffix != "trace":
+            if name.partition(".")[2].partition(".")[0] != "trace" or not stem:
+                continue
+            if entry.startswith(os.path.normpath(keep)):
                 continue
             if now - os.stat(entry).st_mtime < 60:
                 continue
@@ -130,16 +149,17 @@ def watch(argv: list[str]) -> None:
     _detach()
     if len(argv) != 1:
         return
+
+    # The prefetch thread runs Python while this one waits for make: a short switch interval
+    # lets this one take the end time as soon as make exits, not a GIL turn (5 ms+) later.
+    sys.setswitchinterval(0.0005)
     path = argv[0]
     try:
         _record_when_done(path)
     except Exception:  # noqa: S110 - a background helper has nowhere to report, must not linger
         pass
     finally:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+        remove_trace(path)
         _sweep(os.path.dirname(path) or ".", path)
     os._exit(0)
 
@@ -159,10 +179,11 @@ def _record_when_done(path: str) -> None:
     prefetch = None
     if not config.metrics_disabled() and verdict.collecting:
         prefetch = recording.Prefetch(settings)  # git and machine facts while make runs
-    status = _wait_exit(pid, ticks)
-    end = clock()
-    wall_end = time.time()
+    status, ended = _wait_exit(pid, ticks)
+    now, wall_now = clock(), time.time()
     trace = read_trace(path)
+    end = ended if ended is not None else _last_record(trace) or now
+    wall_end = wall_now - (now - end)
     if prefetch is None or not trace.lines:
         return
     # Asked again now: an opt-out or DO_NOT_TRACK while make ran wins.
@@ -184,9 +205,9 @@ def _record_when_done(path: str) -> None:
         interrupted=interrupted,
         start_epoch=wall_end - (end - origin),
         duration_ms=_ms(end - origin),
-        cpu_user_s=0.0,
-        cpu_system_s=0.0,
-        peak_memory_bytes=0,
+        cpu_user_s=None,  # make's own accounting is not visible from outside it
+        cpu_system_s=None,
+        peak_memory_bytes=None,
     )
     cwd = os.getcwd()
     spec = RunSpec(command_of(trace.goals, cwd), "make")
