@@ -14,20 +14,20 @@ import sys
 from send_metrics.consent.decision import (
     Decision,
     Scope,
-    Verdict,
     gap,
-    purpose_hash,
-    read_decision,
     remove_decision,
     where,
     write_decision,
 )
+from send_metrics.consent.decision import collecting as collecting
+from send_metrics.consent.decision import needs_asking as needs_asking
+from send_metrics.consent.decision import scope as scope
 from send_metrics.errors import ConfigError, MetricsError
 from send_metrics.settings.config import Settings
 from send_metrics.settings.files import data_dir, state_path
 
-# Deferred imports: every wrapped run asks this module whether to collect, after its child
-# starts; asking, the disclosure and writing a decision are rare and load their own modules.
+# Deferred imports: a run loads this module only to ask (its decision is made by `decision`);
+# the disclosure, the question and writing a decision load their own modules.
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,102 +47,6 @@ def is_interactive() -> bool:
     from send_metrics.facts.facts import ci_vendor
 
     return in_foreground() and not ci_vendor()[0]
-
-
-def _host(settings: Settings) -> str:
-    """The host events would go to, as text that can be shown and stored (bytes that are not
-    UTF-8, from an environment variable, become U+FFFD)."""
-    found = _raw_host(settings)
-    return found.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _raw_host(settings: Settings) -> str:
-    """The host events would go to: the same resolution a send makes (the key plays no part)."""
-    from send_metrics.lean.urls import urlsplit
-    from send_metrics.settings import destination
-
-    try:
-        target = destination.resolve(settings._replace(write_key=settings.write_key or "-"))
-        return (urlsplit(target.url).hostname or "") if target else ""
-    except (MetricsError, ValueError):
-        pass  # a setting the sink refuses (events wait in the queue): the configured endpoint
-    url = (
-        os.environ.get("SEND_METRICS_ENDPOINT")
-        or settings.endpoint
-        or destination.DEFAULT_ENDPOINTS.get(settings.sink, "")
-    )
-    try:
-        return urlsplit(url).hostname or ""
-    except ValueError:
-        return ""
-
-
-_SCOPES: list[tuple[Settings, Scope]] = []  # the last one made: a run asks up to three times
-
-
-def scope(settings: Settings) -> Scope:
-    """What the current disclosure covers: app, consent version, where events go, the fields,
-    the allow-listed commands, the privacy URL and retention."""
-    for known, covered in _SCOPES:
-        if known is settings:
-            return covered
-    covered = _scope(settings)
-    _SCOPES[:] = [(settings, covered)]
-    return covered
-
-
-def _scope(settings: Settings) -> Scope:
-    from send_metrics.event.event import collected_fields
-
-    local = settings.sink == "local"
-    return Scope(
-        settings.app,
-        settings.consent_version,
-        settings.sink,
-        "" if local else _host(settings),
-        collected_fields(settings.git_remote_hash),
-        tuple(sorted(set(settings.allow_args))),
-        settings.privacy_url,
-        settings.retention,
-        purpose_hash(settings.consent_message),
-    )
-
-
-def needs_asking(decision: Decision, settings: Settings) -> bool:
-    """No usable decision, one made under an older consent version, or a yes that does not
-    cover what would now be collected. A no stands until the consent version is raised."""
-    if decision.answer is None or decision.consent_version < settings.consent_version:
-        return True
-    return decision.granted and bool(gap(decision.scope, scope(settings)))
-
-
-def recorded(settings: Settings, problems: list[str]) -> Decision:
-    """The developer's recorded decision, as a run reads it: a problem reading it (no home, a
-    broken file) is one line in `problems` and counts as no decision."""
-    try:
-        path = state_path(settings.app)
-    except MetricsError as exc:  # no home: nothing to repair, no decision to read
-        problems.append(str(exc))
-        return Decision()
-    try:
-        return read_decision(path)
-    except MetricsError as exc:
-        problems.append(f"{exc}; treated as no decision (`send_metrics reset` repairs it)")
-        return Decision()
-
-
-def collecting(decision: Decision, settings: Settings) -> bool:
-    """Whether this developer has said yes to a disclosure covering the current one."""
-    return decision.granted and not needs_asking(decision, settings)
-
-
-def decide(settings: Settings, decision: Decision) -> Verdict:
-    """A run's consent, decided once from the decision it read (or was given): whether it
-    collects, and then what the yes covers, which its recording and sending check again under
-    the lock (`lock.recording`, `lock.sending`); or whether a question is due."""
-    asking = needs_asking(decision, settings)
-    collects = decision.granted and not asking
-    return Verdict(settings, decision, scope(settings) if collects else None, asking)
 
 
 def why_not(decision: Decision, settings: Settings) -> str:

@@ -1,13 +1,16 @@
-"""The developer's decision file (`metrics.toml`): what they answered, when, their id, and what
-the disclosure they answered covered."""
+"""The developer's decision: the file (`metrics.toml`: what they answered, when, their id, and
+what the disclosure they answered covered), whether a yes covers the current disclosure, and a
+run's consent decided once from it (`decide`, a `Verdict`). Asking is `consent`'s, and a run
+that does not ask never loads it."""
 
 from __future__ import annotations
 
 import os
 
-from send_metrics.errors import ConfigError
+from send_metrics.errors import ConfigError, MetricsError
 from send_metrics.lean.records import NamedTuple
 from send_metrics.settings import files
+from send_metrics.settings.files import state_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -319,8 +322,104 @@ def covers(decision: Decision, current: Scope) -> bool:
     )
 
 
+def _host(settings: Settings) -> str:
+    """The host events would go to, as text that can be shown and stored (bytes that are not
+    UTF-8, from an environment variable, become U+FFFD)."""
+    found = _raw_host(settings)
+    return found.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _raw_host(settings: Settings) -> str:
+    """The host events would go to: the same resolution a send makes (the key plays no part)."""
+    from send_metrics.lean.urls import urlsplit
+    from send_metrics.settings import destination
+
+    try:
+        target = destination.resolve(settings._replace(write_key=settings.write_key or "-"))
+        return (urlsplit(target.url).hostname or "") if target else ""
+    except (MetricsError, ValueError):
+        pass  # a setting the sink refuses (events wait in the queue): the configured endpoint
+    url = (
+        os.environ.get("SEND_METRICS_ENDPOINT")
+        or settings.endpoint
+        or destination.DEFAULT_ENDPOINTS.get(settings.sink, "")
+    )
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
+_SCOPES: list[tuple[Settings, Scope]] = []  # the last one made: a run asks up to three times
+
+
+def scope(settings: Settings) -> Scope:
+    """What the current disclosure covers: app, consent version, where events go, the fields,
+    the allow-listed commands, the privacy URL and retention."""
+    for known, covered in _SCOPES:
+        if known is settings:
+            return covered
+    covered = _scope(settings)
+    _SCOPES[:] = [(settings, covered)]
+    return covered
+
+
+def _scope(settings: Settings) -> Scope:
+    from send_metrics.event.event import collected_fields  # the fields a yes covers
+
+    local = settings.sink == "local"
+    return Scope(
+        settings.app,
+        settings.consent_version,
+        settings.sink,
+        "" if local else _host(settings),
+        collected_fields(settings.git_remote_hash),
+        tuple(sorted(set(settings.allow_args))),
+        settings.privacy_url,
+        settings.retention,
+        purpose_hash(settings.consent_message),
+    )
+
+
+def needs_asking(decision: Decision, settings: Settings) -> bool:
+    """No usable decision, one made under an older consent version, or a yes that does not
+    cover what would now be collected. A no stands until the consent version is raised."""
+    if decision.answer is None or decision.consent_version < settings.consent_version:
+        return True
+    return decision.granted and bool(gap(decision.scope, scope(settings)))
+
+
+def recorded(settings: Settings, problems: list[str]) -> Decision:
+    """The developer's recorded decision, as a run reads it: a problem reading it (no home, a
+    broken file) is one line in `problems` and counts as no decision."""
+    try:
+        path = state_path(settings.app)
+    except MetricsError as exc:  # no home: nothing to repair, no decision to read
+        problems.append(str(exc))
+        return Decision()
+    try:
+        return read_decision(path)
+    except MetricsError as exc:
+        problems.append(f"{exc}; treated as no decision (`send_metrics reset` repairs it)")
+        return Decision()
+
+
+def collecting(decision: Decision, settings: Settings) -> bool:
+    """Whether this developer has said yes to a disclosure covering the current one."""
+    return decision.granted and not needs_asking(decision, settings)
+
+
+def decide(settings: Settings, decision: Decision) -> Verdict:
+    """A run's consent, decided once from the decision it read (or was given): whether it
+    collects, and then what the yes covers, which its recording and sending check again under
+    the lock (`lock.recording`, `lock.sending`); or whether a question is due."""
+    asking = needs_asking(decision, settings)
+    collects = decision.granted and not asking
+    return Verdict(settings, decision, scope(settings) if collects else None, asking)
+
+
 class Verdict(NamedTuple):
-    """A run's consent, decided once (`consent.decide`) and handed down to its recording and
+    """A run's consent, decided once (`decide`) and handed down to its recording and
     sending, which check it again under the lock."""
 
     settings: Settings
@@ -335,5 +434,5 @@ class Verdict(NamedTuple):
 
     def still(self, decision: Decision) -> bool:
         """Whether a decision read again still lets this run collect: a yes that covers the
-        same disclosure (what `consent.decide` would find under the same settings)."""
+        same disclosure (what `decide` would find under the same settings)."""
         return self.scope is not None and covers(decision, self.scope)

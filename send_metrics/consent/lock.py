@@ -1,7 +1,7 @@
 """The state lock, and the checks made under it that keep "no event after an opt-out" true:
 right before a run records its event (`recording`) and before each request a sender makes
 (`sending`), the decision is read again and held against the consent the run decided once
-(`decision.Verdict`, made by `consent.decide`). Recording and sending call down into this
+(`decision.Verdict`, made by `decision.decide`). Recording and sending call down into this
 module, never back up into `consent`.
 """
 

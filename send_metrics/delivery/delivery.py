@@ -8,6 +8,7 @@ import sys
 import time
 
 from send_metrics.consent import lock
+from send_metrics.consent.decision import decide
 from send_metrics.errors import DeliveryError, MetricsError, StoreBusy
 from send_metrics.event.store import RECORD_WAIT_S
 from send_metrics.lean import threads
@@ -162,7 +163,7 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
         warn(note)
     if not os.path.exists(_store_path(settings)):
         return FlushOutcome(target.shown, "", 0, 0, None)
-    verdict = consent.decide(settings, lock.decision_at(state_path(settings.app)))
+    verdict = decide(settings, lock.decision_at(state_path(settings.app)))
     why = consent.why_not(verdict.decision, settings)
     if why:
         return FlushOutcome("", f"Nothing is sent: {why}.", 0, 0, None)

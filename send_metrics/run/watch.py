@@ -165,7 +165,7 @@ def watch(argv: list[str]) -> None:
 
 
 def _record_when_done(path: str) -> None:
-    from send_metrics.consent import consent
+    from send_metrics.consent.decision import decide, recorded
     from send_metrics.run import recording
     from send_metrics.run.spec import RunSpec
     from send_metrics.settings import config
@@ -175,7 +175,7 @@ def _record_when_done(path: str) -> None:
         return
     loaded = config.load_settings()
     settings = loaded.settings
-    verdict = consent.decide(settings, consent.recorded(settings, []))
+    verdict = decide(settings, recorded(settings, []))
     prefetch = None
     if not config.metrics_disabled() and verdict.collecting:
         prefetch = recording.Prefetch(settings)  # git and machine facts while make runs
@@ -187,7 +187,7 @@ def _record_when_done(path: str) -> None:
     if prefetch is None or not trace.lines:
         return
     # Asked again now: an opt-out or DO_NOT_TRACK while make ran wins.
-    if config.metrics_disabled() or not verdict.still(consent.recorded(settings, [])):
+    if config.metrics_disabled() or not verdict.still(recorded(settings, [])):
         return
     origin = trace.root_start if trace.root_start is not None else trace.lines[0].start
     made = breakdown(trace, origin, end)

@@ -211,9 +211,10 @@ def _prepare(
     loaded = loaded or _load_settings()
     settings = loaded.settings
     problems = list(loaded.problems)
-    from send_metrics.consent import consent  # after the child has started, as all below
+    # After the child has started: the decision, made once.
+    from send_metrics.consent.decision import decide, recorded
 
-    verdict = consent.decide(settings, consent.recorded(settings, problems))
+    verdict = decide(settings, recorded(settings, problems))
     prefetch = None
     if spec.dry_run or verdict.collecting:
         from send_metrics.run.recording import Prefetch
@@ -241,23 +242,27 @@ def _after(
     prefetch: Prefetch | None,
     made: Breakdown | None = None,
 ) -> None:
-    from send_metrics.consent import consent
-    from send_metrics.run import recording
-
     if prefetch is None:  # not collecting (a dry run always has its prefetch)
         if not verdict.asking:
             return  # declined: nothing is collected
+        from send_metrics.consent import consent  # only to ask
+        from send_metrics.consent.decision import decide, recorded
+
         if consent.is_interactive():
             decision, line = consent.ask_once(settings)
             say(line)
         else:
             # Nobody to ask here; but under make -j only one job has the terminal, and the
             # developer may have just answered there. Their answer counts for this run too.
-            decision = consent.recorded(settings, [])
-        verdict = consent.decide(settings, decision)
+            decision = recorded(settings, [])
+        verdict = decide(settings, decision)
         if not verdict.collecting:
             return
-        prefetch = recording.Prefetch(settings)
+        from send_metrics.run.recording import Prefetch
+
+        prefetch = Prefetch(settings)
+    from send_metrics.run import recording
+
     if spec.dry_run:
         identity_id = verdict.decision.anonymous_id if verdict.collecting else PLACEHOLDER_ID
         until = time.monotonic() + settings.deadline
