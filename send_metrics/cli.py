@@ -376,3 +376,89 @@ def _width() -> int:
     import shutil
 
     return shutil.get_terminal_size((100, 24)).columns
+
+
+@cli.command()
+@click.option("--data", "data", metavar="DIR", help="The collector's data folder (embedded store).")
+@click.option(
+    "--clickhouse",
+    metavar="URL",
+    help="Read ClickHouse instead: http(s)://user:password@host:port/database.",
+)
+@click.option(
+    "--table",
+    default="send_metrics_events",
+    show_default=True,
+    help="With --clickhouse: our table, or the OpenTelemetry exporter's (otel_logs).",
+)
+@click.option("--since", metavar="DATE|4w", help="Start of the period (default: --weeks back).")
+@click.option("--weeks", default=12, show_default=True, type=click.IntRange(1, 520))
+@click.option(
+    "--idle-weeks",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 520),
+    help="List the commands nobody ran in the last N weeks.",
+)
+@click.option(
+    "--min-developers",
+    default=5,
+    show_default=True,
+    type=click.IntRange(2, 1000),
+    help="Suppress every number drawn from fewer developers.",
+)
+@click.option(
+    "--regression",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(0, 10_000),
+    help="Flag a p50 up by more than this percentage on the week before...",
+)
+@click.option(
+    "--regression-runs",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1),
+    help="...with at least this many runs in both weeks.",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts (documented keys).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV for scripts (documented columns).")
+@click.option("--html", "html_file", metavar="FILE", help="Write a page of charts ('-': stdout).")
+def report(
+    data: str | None,
+    clickhouse: str | None,
+    table: str,
+    since: str | None,
+    weeks: int,
+    idle_weeks: int,
+    min_developers: int,
+    regression: float,
+    regression_runs: int,
+    as_json: bool,
+    as_csv: bool,
+    html_file: str | None,
+) -> None:
+    """The team's numbers per ISO week, from the collector's store or ClickHouse; numbers drawn
+    from fewer than --min-developers developers are suppressed."""
+    from datetime import UTC, datetime
+
+    from send_metrics.operator import runreport
+    from send_metrics.stats import parse_since
+
+    if as_json + as_csv + bool(html_file) > 1:
+        raise click.UsageError("choose one of --json, --csv and --html")
+    if bool(data) == bool(clickhouse):
+        raise click.UsageError("give one of --data DIR and --clickhouse URL")
+    now = datetime.now(UTC)
+    try:
+        start = parse_since(since, now) if since is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--since'") from None
+    fmt = "json" if as_json else "csv" if as_csv else "html" if html_file else "text"
+    for line in runreport.run(
+        data, clickhouse, table, fmt, html_file,
+        now=now, since=start, weeks=weeks, idle_weeks=idle_weeks,
+        min_developers=min_developers, regression=regression / 100,
+        regression_runs=regression_runs,
+    ):  # fmt: skip
+        click.echo(line)
