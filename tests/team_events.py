@@ -187,6 +187,7 @@ def in_duckdb(events: list[dict[str, Any]], folder: Path) -> Any:
     (through JSON lines, the fast way into DuckDB)."""
     import duckdb
 
+    folder.mkdir(parents=True, exist_ok=True)
     connection = duckdb.connect()
     for table, columns in (("events", EVENT_COLUMNS), ("targets", TARGET_COLUMNS)):
         names = [c.split()[0] for c in columns.split(", ")]

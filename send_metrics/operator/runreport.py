@@ -42,6 +42,7 @@ def run(
     if clickhouse_url:
         from send_metrics.operator import clickhouse
 
+        clickhouse.table_name(table)  # refused before any connection
         read = clickhouse.reader(clickhouse.connect(clickhouse_url), table)
     else:
         read = _embedded(data or "")
