@@ -306,7 +306,7 @@ def transpile(sql: str) -> str:
             isinstance(node, exp.Cast)
             and isinstance(node.this, exp.Literal)
             and node.this.is_string
-            and node.to.is_type(exp.DataType.Type.TIMESTAMP, exp.DataType.Type.DATETIME)
+            and node.to.is_type(*timestamps)
         ):
             return exp.Anonymous(
                 this="toDateTime64",
@@ -314,6 +314,11 @@ def transpile(sql: str) -> str:
             )
         return node
 
+    timestamps = (
+        exp.DataType.Type.TIMESTAMP,
+        exp.DataType.Type.TIMESTAMPNTZ,
+        exp.DataType.Type.DATETIME,
+    )
     tree = sqlglot.parse_one(sql, read="duckdb")
     return tree.transform(utc_literals).sql(dialect="clickhouse")
 
