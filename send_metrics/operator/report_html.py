@@ -34,7 +34,7 @@ svg text { font: 11px system-ui, sans-serif; fill: #333; } .axis line { stroke: 
 .bars { display: grid; grid-template-columns: minmax(70px, max-content) 1fr; gap: 4px 10px;
   align-items: center; }
 .bar { background: #0072B2; height: 16px; min-width: 2px; } .bar.failed { background: #D55E00; }
-.label { font-size: 13px; overflow-wrap: anywhere; } .value { font-size: 13px; margin-left: 6px; }
+.label { font-size: 13px; overflow-wrap: anywhere; } .value { font-size: 13px; display: block; }
 .scroll { overflow-x: auto; } table { border-collapse: collapse; font-size: 14px; }
 th, td { padding: 3px 8px; text-align: right; border-bottom: 1px solid #eee; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
@@ -113,7 +113,7 @@ def command_chart(name: str, index: int, weeks: list[date], cells: list[CommandW
         body.append(
             f'<circle class="point" cx="{x(i):.1f}" cy="{y(cell.p50_ms):.1f}" '
             f'r="{4 if cell.regression else 2.5}" fill="{fill}" data-week="{iso_week(week)}" '
-            f'data-p50-ms="{cell.p50_ms:g}" data-p90-ms="{cell.p90_ms or 0:g}" '
+            f'data-p50-ms="{round(cell.p50_ms, 3)}" data-p90-ms="{round(cell.p90_ms or 0, 3)}" '
             f'data-regression="{int(cell.regression)}"><title>{iso_week(week)}: p50 '
             f"{human(cell.p50_ms)}, p90 {human(cell.p90_ms or 0)}</title></circle>"
         )
@@ -214,13 +214,15 @@ def _tables(report: Report) -> str:
         + "</tr>"
         for w in report.weeks
     )
+    latest = report.weeks[-1].week
+    flagged = [c for c in report.commands if c.regression]
     command_rows = []
-    for c in report.commands:
+    for c in [c for c in report.commands if c.week == latest]:
         change = "" if c.change is None else f"{c.change * 100:+.0f}%"
         flag = ' class="regression"' if c.regression else ""
         command_rows.append(
             f'<tr data-week="{iso_week(c.week)}" data-command="{escape(c.command)}">'
-            f"<td>{iso_week(c.week)} {escape(c.command)}</td>"
+            f"<td>{escape(c.command)}</td>"
             + _cell(None if c.counts.suppressed else str(c.counts.developers))
             + _cell(None if c.counts.suppressed else str(c.counts.runs))
             + _cell(_pct(c.counts))
@@ -252,12 +254,22 @@ def _tables(report: Report) -> str:
         '<section id="weeks"><h2>Per week</h2><div class="scroll"><table id="week-table">'
         + head.format("week")
         + f"</tr>{week_rows}</table></div></section>"
-        '<section id="commands"><h2>Per command and week</h2><div class="scroll">'
-        '<table id="command-table">'
-        + head.format("week, command")
+        f'<section id="commands"><h2>Commands in {iso_week(latest)}</h2>'
+        '<p class="note">Change: p50 against the week before. Every week: --json or --csv.</p>'
+        '<div class="scroll"><table id="command-table">'
+        + head.format("command")
         + "<th>p50</th><th>p90</th><th>change</th></tr>"
         + "".join(command_rows)
         + "</table></div></section>"
+        '<section id="regressions"><h2>Regressions</h2><ul>'
+        + "".join(
+            f'<li data-week="{iso_week(c.week)}" data-command="{escape(c.command)}">'
+            f"{iso_week(c.week)}: {escape(c.command)}, p50 {human(c.p50_ms or 0)} "
+            f"({(c.change or 0) * 100:+.0f}%)</li>"
+            for c in flagged
+        )
+        + ("" if flagged else "<li>None.</li>")
+        + "</ul></section>"
         f'<section id="idle"><h2>Not run lately</h2><p>{idle or "Every command ran lately."}'
         '</p></section><section id="shares"><h2>Who runs it</h2><ul>'
         + "".join(shares)
