@@ -182,14 +182,25 @@ def opt_in(yes: bool) -> None:
 
 
 @cli.command("opt-out")
-def opt_out() -> None:
+@click.option(
+    "--erase", is_flag=True, help="Also ask the operator's collector to delete your events."
+)
+def opt_out(erase: bool) -> None:
     """Stop collecting; delete the anonymous id, the local queue and history."""
     settings = _settings()
+    before = consent.current(settings).anonymous_id if erase else ""
     _state, deleted = consent.opt_out(settings)
     click.echo(
         "Usage metrics are off; your anonymous id is deleted"
         + (" and so are your local queue and history." if deleted else ".")
     )
+    if erase:
+        from send_metrics import erasure
+
+        done = erasure.erase(settings, before)
+        click.echo(done.line)
+        if done.count is None and before:
+            click.echo(f"Your anonymous id was {before} (give it to the operator).")
 
 
 @cli.command()
@@ -379,7 +390,71 @@ def _width() -> int:
 
 
 @cli.command()
-@click.option("--data", "data", metavar="DIR", help="The collector's data folder (embedded store).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=4318, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--data",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Folder of the embedded store (default: send_metrics-collector in your data folder).",
+)
+@click.option(
+    "--write-key",
+    "keys",
+    multiple=True,
+    metavar="KEY",
+    envvar="SEND_METRICS_WRITE_KEYS",
+    help="A key senders must present (Basic user or Bearer); repeat for more. "
+    "SEND_METRICS_WRITE_KEYS (space-separated) keeps them out of `ps`.",
+)
+@click.option(
+    "--retention-days", type=click.IntRange(min=1), help="Delete events older than this."
+)
+@click.option("--clickhouse", metavar="URL", help="Store in ClickHouse instead.")
+@click.option(
+    "--rate",
+    default=20000.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Events per second per key before 429.",
+)
+def collect(
+    host: str,
+    port: int,
+    data: str | None,
+    keys: tuple[str, ...],
+    retention_days: int | None,
+    clickhouse: str | None,
+    rate: float,
+) -> None:
+    """The operator's receiver: Segment, OTLP/HTTP and http-sink events into one store.
+
+    Example: send_metrics collect --port 4318 --write-key "$KEY" --retention-days 365
+    """
+    from pathlib import Path
+
+    try:
+        from send_metrics.operator import collect as receiver
+        from send_metrics.operator.store import default_data_dir
+    except ImportError as exc:
+        raise click.ClickException(
+            f"collect needs the collector extra ({exc.name} is missing): "
+            "pip install 'send-metrics[collector]'"
+        ) from None
+    options = receiver.Options(
+        host, port, Path(data) if data else default_data_dir(), keys, retention_days,
+        clickhouse or "", rate,
+    )  # fmt: skip
+    receiver.serve(options, click.echo)
+
+
+@cli.command()
+@click.option(
+    "--data",
+    "data",
+    metavar="DIR",
+    help="The collector's data folder (default: the one `collect` uses by default).",
+)
 @click.option(
     "--clickhouse",
     metavar="URL",
@@ -447,7 +522,7 @@ def report(
 
     if as_json + as_csv + bool(html_file) > 1:
         raise click.UsageError("choose one of --json, --csv and --html")
-    if bool(data) == bool(clickhouse):
+    if data and clickhouse:
         raise click.UsageError("give one of --data DIR and --clickhouse URL")
     now = datetime.now(UTC)
     try:

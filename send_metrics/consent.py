@@ -591,6 +591,11 @@ def opt_out(settings: Settings) -> tuple[Decision, bool]:
     return state, existed
 
 
+def current(settings: Settings) -> Decision:
+    """The recorded decision (an empty one when there is none or it cannot be read)."""
+    return _current(state_path(settings.app))
+
+
 def reset(settings: Settings) -> None:
     """Forget the decision (and repair a broken state file) so the next interactive run asks."""
     path = state_path(settings.app)

@@ -225,10 +225,10 @@ def _row(event: Mapping[str, Any]) -> dict[str, Any]:
 class ClickHouseBackend:
     """The store's write side on ClickHouse (the contract's Backend): `collect --clickhouse`."""
 
-    def __init__(self, connection: Connection, table: str = DEFAULT_TABLE):
-        self.connection = connection
+    def __init__(self, target: str | Connection, table: str = DEFAULT_TABLE):
         self.table = table_name(table)
-        connection.run(TABLE_DDL.format(table=self.table))
+        self.connection = connect(target) if isinstance(target, str) else target
+        self.connection.run(TABLE_DDL.format(table=self.table))
 
     def _ids(self, ids: Sequence[str]) -> str:
         bad = [i for i in ids if not _UUID.match(i)]

@@ -12,17 +12,17 @@ from send_metrics.errors import ConfigError
 from send_metrics.operator import report, report_text
 
 
-def _embedded(data: str) -> report.Reader:
-    folder = Path(data)
-    if not folder.is_dir():
-        raise ConfigError(f"--data {data}: no such folder (the collector's --data)")
+def _embedded(data: str | None) -> report.Reader:
     try:
-        from send_metrics.operator.store import open_for_report  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
+        from send_metrics.operator.store import default_data_dir, open_for_report
+    except ImportError as exc:
         raise ConfigError(
-            "reading the embedded store needs the collector extra: "
+            f"reading the embedded store needs the collector extra ({exc.name} is missing): "
             "pip install 'send-metrics[collector]'"
         ) from None
+    folder = Path(data) if data else default_data_dir()
+    if not folder.is_dir():
+        raise ConfigError(f"--data {folder}: no such folder (the collector's --data)")
     return report.duckdb_reader(open_for_report(folder))
 
 
@@ -45,7 +45,7 @@ def run(
         clickhouse.table_name(table)  # refused before any connection
         read = clickhouse.reader(clickhouse.connect(clickhouse_url), table)
     else:
-        read = _embedded(data or "")
+        read = _embedded(data)
     made = report.build(read, report.options(now, since, weeks, idle_weeks, **rules))
     if fmt == "json":
         yield report_text.as_json(made)

@@ -1,0 +1,670 @@
+"""The embedded default store, in one folder (`collect --data DIR`), with no server.
+
+- Ingest: SQLite in WAL mode with synchronous=FULL. An acknowledged request's events are in the
+  fsynced write-ahead log before the collector answers; `seen` holds every message_id (16 bytes)
+  for exact de-duplication, `pending` the events not yet compacted.
+- Compaction: pending events move, in batches, into day-partitioned Parquet files (one events
+  and one targets file per part), written, fsynced and renamed before one SQLite transaction
+  lists the part in `parts` and deletes the rows it holds: an event is in exactly one place
+  whatever moment a crash hits. Small parts of a day are merged. Replaced files wait in `trash`
+  for a grace period so a report that is reading them never loses them.
+- Reading (`open_for_report`, any number of processes, while the collector writes): one SQLite
+  read transaction gives the list of parts and the pending rows at one instant; DuckDB reads the
+  Parquet files and the pending rows as the relations `events` and `targets`.
+
+docs/operator.md says why this design and what the alternatives measured."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from send_metrics.errors import MetricsError
+from send_metrics.operator.ingest import EARLIEST, parse_time
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow
+
+
+class Backend(Protocol):
+    """Where the collector puts events (the embedded store, or ClickHouse)."""
+
+    def write(self, events: Sequence[Mapping[str, object]]) -> int:
+        """Store validated events, durable on return; how many were new (not duplicates)."""
+        ...
+
+    def erase(self, anonymous_id: str) -> int:
+        """Delete that id's events; how many."""
+        ...
+
+    def expire(self, older_than_days: int) -> int:
+        """Delete events of UTC days that ended more than `older_than_days` ago; how many."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class StoreUnavailable(MetricsError):
+    """The store cannot take events now (disk full, locked, unwritable): answer 503."""
+
+
+DB_NAME = "ingest.sqlite3"
+LOCK_NAME = "collect.lock"
+COMPACT_ROWS = 20_000  # pending rows that start a compaction
+COMPACT_AGE_S = 300.0  # or the age of the oldest pending row
+COMPACT_BATCH = 50_000  # at most this many rows per part (bounds the collector's memory)
+MERGE_AT = 8  # a day with this many parts is rewritten as one
+GRACE_S = 300.0  # replaced files stay this long for reports reading them
+DAY_US = 86_400_000_000
+_MICROSECOND = timedelta(microseconds=1)
+
+# Every event field as stored: (column, kind). Kinds: text, int (32 bits), long (64), double,
+# bool, time (UTC microseconds in SQLite, TIMESTAMP in DuckDB), list (JSON text in SQLite).
+FIELDS: tuple[tuple[str, str], ...] = (
+    ("message_id", "text"),
+    ("anonymous_id", "text"),
+    ("schema_version", "int"),
+    ("event", "text"),
+    ("app", "text"),
+    ("app_version", "text"),
+    ("tool_version", "text"),
+    ("consent_version", "int"),
+    ("command", "text"),
+    ("command_args", "list"),
+    ("command_type", "text"),
+    ("start_time", "time"),
+    ("duration_ms", "double"),
+    ("exit_code", "int"),
+    ("signal", "text"),
+    ("interrupted", "bool"),
+    ("exit_code_derived", "bool"),
+    ("cpu_user_s", "double"),
+    ("cpu_system_s", "double"),
+    ("peak_memory_bytes", "long"),
+    ("make_targets_omitted", "int"),
+    ("make_file_count", "int"),
+    ("make_file_duration_ms", "double"),
+    ("make_file_critical", "int"),
+    ("git_work_tree", "bool"),
+    ("git_commit_time", "time"),
+    ("git_on_default_branch", "bool"),
+    ("git_dirty", "bool"),
+    ("git_behind_upstream", "int"),
+    ("git_remote_hash", "text"),
+    ("os", "text"),
+    ("os_release", "text"),
+    ("arch", "text"),
+    ("python_version", "text"),
+    ("cpu_count", "int"),
+    ("memory_total_bytes", "long"),
+    ("ci", "bool"),
+    ("ci_vendor", "text"),
+    ("container", "bool"),
+    ("received_at", "time"),
+)
+# What is kept of make_file_targets, as (column, key).
+_FILE_TARGETS = (
+    ("make_file_count", "count"),
+    ("make_file_duration_ms", "duration_ms"),
+    ("make_file_critical", "critical"),
+)
+_DERIVED = {"received_at", *(c for c, _ in _FILE_TARGETS)}
+_SQLITE_TYPE = {
+    "text": "TEXT",
+    "int": "INTEGER",
+    "long": "INTEGER",
+    "double": "REAL",
+    "bool": "INTEGER",
+    "time": "INTEGER",
+    "list": "TEXT",
+}
+_DUCK_TYPE = {
+    "text": "VARCHAR",
+    "int": "INTEGER",
+    "long": "BIGINT",
+    "double": "DOUBLE",
+    "bool": "BOOLEAN",
+    "time": "TIMESTAMP",
+    "list": "VARCHAR[]",
+}
+# The relations the report reads (OPERATOR_CONTRACT.md): exactly these columns, in this order.
+EVENT_COLUMNS = (
+    "message_id",
+    "anonymous_id",
+    "app",
+    "app_version",
+    "tool_version",
+    "schema_version",
+    "command",
+    "command_type",
+    "start_time",
+    "duration_ms",
+    "exit_code",
+    "interrupted",
+    "os",
+    "arch",
+    "ci",
+    "received_at",
+)
+TARGET_COLUMNS = (
+    "message_id",
+    "anonymous_id",
+    "start_time",
+    "command",
+    "name",
+    "duration_ms",
+    "exit_code",
+    "critical",
+    "depth",
+)
+_TARGET_STRUCT = (
+    '[{"name":"VARCHAR","start_ms":"DOUBLE","duration_ms":"DOUBLE","exit_code":"INTEGER",'
+    '"lines":"INTEGER","critical":"BOOLEAN","depth":"INTEGER"}]'
+)
+# pending's columns: the fields, the breakdown as JSON text, and the UTC day (days since 1970).
+_PENDING = (*(name for name, _ in FIELDS), "make_targets", "day")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS seen (message_id BLOB PRIMARY KEY, day INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending (
+    seq INTEGER PRIMARY KEY,
+    {", ".join(f"{name} {_SQLITE_TYPE[kind]}" for name, kind in FIELDS)},
+    make_targets TEXT,
+    day INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS parts (
+    id INTEGER PRIMARY KEY,
+    day INTEGER NOT NULL,
+    events TEXT NOT NULL,
+    targets TEXT NOT NULL,
+    rows INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trash (path TEXT PRIMARY KEY, dropped REAL NOT NULL);
+"""
+
+
+def _connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
+    db.execute("PRAGMA busy_timeout = 10000")
+    if read_only:
+        db.execute("PRAGMA query_only = 1")
+    else:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")  # the WAL is fsynced at every commit
+    return db
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection, kind: str = "IMMEDIATE") -> Iterator[None]:
+    db.execute(f"BEGIN {kind}")
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _day_text(day: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(day * 86_400))
+
+
+def _micros(text: str | None) -> int | None:
+    if text is None:
+        return None
+    moment = parse_time(text)
+    if moment is None:  # the collector validated it; a direct caller may not have
+        raise ValueError("not a date-time with a UTC offset")
+    return (moment - EARLIEST) // _MICROSECOND
+
+
+def to_row(event: Mapping[str, Any], received_us: int) -> tuple[Any, ...]:
+    """A validated event as a pending row (the order of `_PENDING`)."""
+    files = event.get("make_file_targets") or {}
+    values: list[Any] = []
+    for name, kind in FIELDS:
+        if name == "received_at":
+            value: Any = received_us
+        elif name in _DERIVED:
+            value = None
+        else:
+            value = event.get(name)
+            if value is not None:
+                if kind == "time":
+                    value = _micros(value)
+                elif kind == "list":
+                    value = json.dumps(value)
+                elif kind == "bool":
+                    value = int(value)
+        values.append(value)
+    for column, key in _FILE_TARGETS:
+        values[_INDEX[column]] = files.get(key)
+    targets = event.get("make_targets")
+    start = values[_INDEX["start_time"]]
+    return (*values, json.dumps(targets) if targets else None, start // DAY_US)
+
+
+_INDEX = {name: i for i, (name, _) in enumerate(FIELDS)}
+
+
+def _typed(source: str) -> str:
+    """A SELECT that gives pending's raw columns (as read from SQLite) their DuckDB types."""
+    parts = []
+    for name, kind in FIELDS:
+        if kind == "time":
+            parts.append(f"make_timestamp({name}) AS {name}")
+        elif kind == "list":
+            parts.append(f"CAST(from_json({name}, '[\"VARCHAR\"]') AS VARCHAR[]) AS {name}")
+        else:
+            parts.append(f"CAST({name} AS {_DUCK_TYPE[kind]}) AS {name}")
+    parts.append("CAST(DATE '1970-01-01' + CAST(day AS INTEGER) AS DATE) AS day")
+    parts.append("make_targets")
+    return f"SELECT {', '.join(parts)} FROM {source}"
+
+
+def _targets_of(source: str, where: str = "TRUE") -> str:
+    """One row per make target of the (typed) events in `source` that match `where`."""
+    return (
+        "SELECT message_id, anonymous_id, start_time, command, t.name AS name,"
+        " t.start_ms AS start_ms, t.duration_ms AS duration_ms, t.exit_code AS exit_code,"
+        " t.lines AS lines, t.critical AS critical, t.depth AS depth, day FROM ("
+        " SELECT message_id, anonymous_id, start_time, command, day,"
+        f" unnest(from_json(make_targets, '{_TARGET_STRUCT}')) AS t"
+        f" FROM {source} WHERE make_targets IS NOT NULL AND {where})"
+    )
+
+
+def _arrow(rows: list[tuple[Any, ...]]) -> pyarrow.Table:
+    """Pending rows (without seq) as an Arrow table DuckDB can read without copying."""
+    import pyarrow as pa
+
+    kinds = [*(kind for _, kind in FIELDS), "list", "int"]
+    arrow_type = {
+        "text": pa.string(),
+        "list": pa.string(),
+        "double": pa.float64(),
+    }
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in _PENDING]
+    return pa.table(
+        {
+            name: pa.array(list(values), arrow_type.get(kind, pa.int64()))
+            for name, kind, values in zip(_PENDING, kinds, columns, strict=True)
+        }
+    )
+
+
+def _duck() -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    con = duckdb.connect(config={"threads": 1, "memory_limit": "512MB"})
+    return con
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _files(paths: Iterable[str]) -> str:
+    return "[" + ", ".join(_quote(p) for p in paths) + "]"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _durable(con: duckdb.DuckDBPyConnection, query: str, final: Path) -> None:
+    """Write a query's rows to a Parquet file at `final`, all of it on disk before it has the
+    name (a crash leaves a temporary file, removed at the next start)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = final.with_name(f".{final.name}.tmp")
+    try:
+        con.execute(
+            f"COPY ({query}) TO {_quote(str(temporary))} (FORMAT parquet, COMPRESSION zstd)"
+        )
+        fd = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+
+
+class EmbeddedStore:
+    """The default Backend: SQLite ingest, Parquet parts, one folder."""
+
+    def __init__(self, data_dir: Path | str, retention_days: int | None = None) -> None:
+        self.folder = Path(data_dir)
+        self.retention_days = retention_days
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = _take_lock(self.folder / LOCK_NAME)
+            self._db = _connect(self.folder / DB_NAME)
+            self._db.executescript(_SCHEMA)
+            self._maint_db = _connect(self.folder / DB_NAME)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"cannot open the store in {self.folder} ({exc})") from None
+        self._write_lock = threading.Lock()
+        self._maint_lock = threading.Lock()
+        self._remove_orphans()
+
+    # ---- ingest ----
+
+    def write(self, events: Sequence[Mapping[str, object]]) -> int:
+        """Store events (validated by the collector): one transaction, committed (fsynced)
+        before this returns; duplicates of any message_id ever stored are skipped."""
+        now_us = time.time_ns() // 1000
+        oldest = self._oldest_day(now_us)
+        rows = [to_row(e, now_us) for e in events]
+        keys = [bytes.fromhex(str(e["message_id"]).replace("-", "")) for e in events]
+        insert = f"INSERT INTO pending ({', '.join(_PENDING)}) VALUES ({', '.join('?' * len(_PENDING))})"
+        new = 0
+        with self._write_lock:
+            try:
+                with _transaction(self._db):
+                    for key, row in zip(keys, rows, strict=True):
+                        day = row[-1]
+                        if day < oldest:
+                            continue  # beyond retention: never stored, as if expired
+                        done = self._db.execute(
+                            "INSERT OR IGNORE INTO seen (message_id, day) VALUES (?, ?)", (key, day)
+                        )
+                        if done.rowcount == 1:
+                            self._db.execute(insert, row)
+                            new += 1
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot store events ({_why(exc)})") from None
+        return new
+
+    def _oldest_day(self, now_us: int) -> int:
+        if self.retention_days is None:
+            return -(2**62)
+        return now_us // DAY_US - self.retention_days
+
+    # ---- maintenance: compaction, merging, erasure, retention ----
+
+    def compact(self, force: bool = False) -> int:
+        """Move pending events into Parquet parts when enough are waiting (or `force`); the
+        number moved."""
+        with self._maint_lock:
+            db = self._maint_db
+            count, first = db.execute("SELECT count(*), min(received_at) FROM pending").fetchone()
+            if not count:
+                return 0
+            old = first is not None and time.time() - first / 1e6 >= COMPACT_AGE_S
+            if not (force or old or count >= COMPACT_ROWS):
+                return 0
+            moved = 0
+            while True:
+                rows = db.execute(
+                    f"SELECT seq, {', '.join(_PENDING)} FROM pending ORDER BY seq LIMIT ?",
+                    (COMPACT_BATCH,),
+                ).fetchall()
+                if not rows:
+                    break
+                self._write_part([r[1:] for r in rows], rows[-1][0])
+                moved += len(rows)
+                if len(rows) < COMPACT_BATCH:
+                    break
+            self._merge()
+            return moved
+
+    def _write_part(self, rows: list[tuple[Any, ...]], last_seq: int) -> None:
+        con = _duck()
+        try:
+            con.register("raw", _arrow(rows))
+            con.execute(f"CREATE TEMP TABLE batch AS {_typed('raw')}")
+            days = [d for (d,) in con.execute("SELECT DISTINCT day - DATE '1970-01-01' FROM batch").fetchall()]
+            made: list[tuple[int, str, str, int]] = []
+            for day in days:
+                events, targets = self._new_paths(day)
+                where = f"day = DATE '1970-01-01' + {int(day)}"
+                _durable(con, f"SELECT * EXCLUDE (make_targets) FROM batch WHERE {where}", events)
+                _durable(con, _targets_of("batch", where), targets)
+                (count,) = con.execute(f"SELECT count(*) FROM batch WHERE {where}").fetchone() or (0,)
+                made.append((day, self._rel(events), self._rel(targets), count))
+        finally:
+            con.close()
+        with _transaction(self._maint_db):
+            self._maint_db.executemany(
+                "INSERT INTO parts (day, events, targets, rows) VALUES (?, ?, ?, ?)", made
+            )
+            self._maint_db.execute("DELETE FROM pending WHERE seq <= ?", (last_seq,))
+
+    def _new_paths(self, day: int) -> tuple[Path, Path]:
+        name = f"day={_day_text(day)}/{uuid.uuid4().hex}.parquet"
+        return self.folder / "events" / name, self.folder / "targets" / name
+
+    def _rel(self, path: Path) -> str:
+        return str(path.relative_to(self.folder))
+
+    def _parts(self, where: str = "", args: tuple[Any, ...] = ()) -> list[tuple[int, int, str, str, int]]:
+        return self._maint_db.execute(
+            f"SELECT id, day, events, targets, rows FROM parts {where} ORDER BY id", args
+        ).fetchall()
+
+    def _merge(self) -> None:
+        """Rewrite each day that has MERGE_AT parts or more as one part."""
+        crowded = self._maint_db.execute(
+            "SELECT day FROM parts GROUP BY day HAVING count(*) >= ?", (MERGE_AT,)
+        ).fetchall()
+        for (day,) in crowded:
+            parts = self._parts("WHERE day = ?", (day,))
+            self._replace(parts, lambda rel: f"SELECT * FROM read_parquet({rel})")
+
+    def _replace(self, parts: list[tuple[int, int, str, str, int]], select: Any) -> None:
+        """Replace `parts` (all of one day) by one part made by `select` over their files."""
+        if not parts:
+            return
+        day = parts[0][1]
+        con = _duck()
+        try:
+            events, targets = self._new_paths(day)
+            old_events = _files(str(self.folder / p[2]) for p in parts)
+            old_targets = _files(str(self.folder / p[3]) for p in parts)
+            _durable(con, select(old_events), events)
+            _durable(con, select(old_targets), targets)
+            (count,) = con.execute(f"SELECT count(*) FROM read_parquet({_quote(str(events))})").fetchone() or (0,)
+        finally:
+            con.close()
+        now = time.time()
+        with _transaction(self._maint_db):
+            self._maint_db.executemany("DELETE FROM parts WHERE id = ?", [(p[0],) for p in parts])
+            if count:
+                self._maint_db.execute(
+                    "INSERT INTO parts (day, events, targets, rows) VALUES (?, ?, ?, ?)",
+                    (day, self._rel(events), self._rel(targets), count),
+                )
+            self._maint_db.executemany(
+                "INSERT OR REPLACE INTO trash (path, dropped) VALUES (?, ?)",
+                [(p, now) for part in parts for p in (part[2], part[3])],
+            )
+        if not count:
+            for path in (events, targets):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def erase(self, anonymous_id: str) -> int:
+        """Delete every event of `anonymous_id` (pending rows at once, Parquet parts rewritten
+        without them); how many. The message ids stay in `seen` (they name nobody), so a replay
+        of an erased event is not stored again."""
+        with self._maint_lock:
+            parts = self._parts()
+            erased = 0
+            if parts:
+                con = _duck()
+                try:
+                    hits = con.execute(
+                        "SELECT filename, count(*) FROM read_parquet("
+                        f"{_files(str(self.folder / p[2]) for p in parts)}, filename = true)"
+                        " WHERE anonymous_id = ? GROUP BY filename",
+                        [anonymous_id],
+                    ).fetchall()
+                finally:
+                    con.close()
+                counts = dict(hits)
+                for part in parts:
+                    found = counts.get(str(self.folder / part[2]), 0)
+                    if found:
+                        keep = f"WHERE anonymous_id IS DISTINCT FROM {_quote(anonymous_id)}"
+                        self._replace([part], lambda rel, keep=keep: f"SELECT * FROM read_parquet({rel}) {keep}")
+                        erased += found
+            with _transaction(self._maint_db):
+                done = self._maint_db.execute(
+                    "DELETE FROM pending WHERE anonymous_id = ?", (anonymous_id,)
+                )
+                erased += done.rowcount
+            return erased
+
+    def expire(self, older_than_days: int) -> int:
+        """Delete the events of every UTC day that ended more than `older_than_days` ago (and
+        their message ids: a replay of one is refused as expired by `write`)."""
+        cutoff = time.time_ns() // 1000 // DAY_US - older_than_days
+        with self._maint_lock:
+            old = self._parts("WHERE day < ?", (cutoff,))
+            now = time.time()
+            with _transaction(self._maint_db):
+                done = self._maint_db.execute("DELETE FROM pending WHERE day < ?", (cutoff,))
+                gone = done.rowcount + sum(p[4] for p in old)
+                self._maint_db.executemany("DELETE FROM parts WHERE id = ?", [(p[0],) for p in old])
+                self._maint_db.executemany(
+                    "INSERT OR REPLACE INTO trash (path, dropped) VALUES (?, ?)",
+                    [(p, now) for part in old for p in (part[2], part[3])],
+                )
+                self._maint_db.execute("DELETE FROM seen WHERE day < ?", (cutoff,))
+            return gone
+
+    def empty_trash(self, grace: float = GRACE_S) -> int:
+        """Delete replaced files once no report can still be reading them."""
+        with self._maint_lock:
+            due = self._maint_db.execute(
+                "SELECT path FROM trash WHERE dropped <= ?", (time.time() - grace,)
+            ).fetchall()
+            for (path,) in due:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.folder / path).unlink()
+            with _transaction(self._maint_db):
+                self._maint_db.executemany("DELETE FROM trash WHERE path = ?", due)
+            return len(due)
+
+    def _remove_orphans(self) -> None:
+        """Files a crash left between writing a part and listing it: never listed, so never
+        read; removed."""
+        known = {p for part in self._parts() for p in (part[2], part[3])}
+        known |= {p for (p,) in self._maint_db.execute("SELECT path FROM trash")}
+        for top in ("events", "targets"):
+            for path in (self.folder / top).glob("day=*/*"):
+                if self._rel(path) not in known:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+
+    def counts(self) -> tuple[int, int]:
+        """(pending rows, rows in parts)."""
+        pending = self._maint_db.execute("SELECT count(*) FROM pending").fetchone()[0]
+        parts = self._maint_db.execute("SELECT coalesce(sum(rows), 0) FROM parts").fetchone()[0]
+        return int(pending), int(parts)
+
+    def close(self) -> None:
+        with self._write_lock, self._maint_lock:
+            for db in (self._db, self._maint_db):
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+
+
+def _why(exc: sqlite3.Error) -> str:
+    text = str(exc)
+    return text if len(text) < 80 else type(exc).__name__
+
+
+def _take_lock(path: Path) -> int:
+    """One collector per folder: a second one would compact the same rows twice."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreUnavailable(
+            f"another collector is using {path.parent} (one collector per --data folder)"
+        ) from None
+    return fd
+
+
+def default_data_dir() -> Path:
+    """Where `collect` stores and `report` reads when no --data is given: apart from any
+    developer's own data (an opt-out there never touches it)."""
+    from send_metrics.files import data_dir
+
+    return Path(data_dir("send_metrics-collector"))
+
+
+# ---- reading ----
+
+
+def open_for_report(data_dir: Path) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the relations `events` and `targets` (OPERATOR_CONTRACT.md)
+    over everything stored in `data_dir` at this instant, while a collector may be writing;
+    `events_all` and `targets_all` hold every stored field."""
+    import duckdb
+
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise MetricsError(f"no collected data in {folder} (the folder does not exist)")
+    parts: list[tuple[str, str]] = []
+    rows: list[tuple[Any, ...]] = []
+    path = folder / DB_NAME
+    if path.exists():
+        try:
+            db = _connect(path, read_only=True)
+            try:
+                with _transaction(db, "DEFERRED"):  # one snapshot: parts and pending agree
+                    parts = db.execute("SELECT events, targets FROM parts ORDER BY id").fetchall()
+                    rows = db.execute(f"SELECT {', '.join(_PENDING)} FROM pending").fetchall()
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            raise MetricsError(f"cannot read the store in {folder} ({_why(exc)})") from None
+    con = duckdb.connect()
+    con.register("pending_raw", _arrow(rows))
+    con.execute(f"CREATE TEMP TABLE pending_events AS {_typed('pending_raw')}")
+    con.execute(f"CREATE TEMP TABLE pending_targets AS {_targets_of('pending_events')}")
+    con.unregister("pending_raw")
+    if parts:
+        events = _files(str(folder / p[0]) for p in parts)
+        targets = _files(str(folder / p[1]) for p in parts)
+        con.execute(
+            f"CREATE VIEW events_all AS SELECT * FROM read_parquet({events})"
+            " UNION ALL BY NAME SELECT * EXCLUDE (make_targets) FROM pending_events"
+        )
+        con.execute(
+            f"CREATE VIEW targets_all AS SELECT * FROM read_parquet({targets})"
+            " UNION ALL BY NAME SELECT * FROM pending_targets"
+        )
+    else:
+        con.execute("CREATE VIEW events_all AS SELECT * EXCLUDE (make_targets) FROM pending_events")
+        con.execute("CREATE VIEW targets_all AS SELECT * FROM pending_targets")
+    con.execute(f"CREATE VIEW events AS SELECT {', '.join(EVENT_COLUMNS)} FROM events_all")
+    con.execute(f"CREATE VIEW targets AS SELECT {', '.join(TARGET_COLUMNS)} FROM targets_all")
+    return con
