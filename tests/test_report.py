@@ -362,3 +362,64 @@ def test_the_command_line_refuses_bad_usage_in_one_line(tmp_path: Path) -> None:
     assert since.returncode == 2 and "is not a period" in since.stderr
     table = sm("--clickhouse", "http://127.0.0.1:1/db", "--table", "x; DROP TABLE y")
     assert table.returncode == 3 and "is not a table name" in table.stderr
+
+
+def test_the_report_of_a_real_collector_matches_the_events_sent(tmp_path: Path) -> None:
+    """The collector as a real process on loopback receives the team's events in Segment
+    batches (our segment sink's messages); `report --data --json`, a real process reading the
+    store while the collector runs, gives the report the events make in memory."""
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    from send_metrics.sinks import segment_message
+
+    now = datetime.now(UTC)
+    events = team(seed=31, developers=20, runs=1200, weeks=6, now=now)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = tmp_path / "collected"
+    log = (tmp_path / "collect.log").open("w+")
+    collector = subprocess.Popen(
+        [SEND_METRICS, "collect", "--host", "127.0.0.1", "--port", str(port), "--data", str(data)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while "listening" not in (tmp_path / "collect.log").read_text():
+            assert collector.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "collect.log"
+            ).read_text()
+            time.sleep(0.1)
+        for i in range(0, len(events), 100):
+            body = json.dumps({"batch": [segment_message(e) for e in events[i : i + 100]]})
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/batch",
+                body.encode(),
+                {"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
+                assert answer.status == 200
+        made = subprocess.run(
+            [SEND_METRICS, "report", "--data", str(data), "--json", "--weeks", "6"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        collector.terminate()
+        collector.wait(timeout=30)
+        log.close()
+    assert made.returncode == 0, made.stderr
+    got = json.loads(made.stdout)
+    expected = report_text.as_dict(
+        report.build(
+            report.duckdb_reader(in_duckdb(events, tmp_path / "memory")),
+            report.options(datetime.fromisoformat(got["until"]), weeks=6),
+        )
+    )
+    assert got["total"]["runs"] == expected["total"]["runs"] > 1000
+    assert got == expected
