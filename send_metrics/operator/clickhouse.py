@@ -296,12 +296,19 @@ def sources(connection: Connection, table: str) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=64)
 def transpile(sql: str) -> str:
-    """A report SQL text in ClickHouse's dialect. Timestamp literals become UTC DateTime64
-    (a plain DateTime cast would read them in the server's zone, to the second)."""
+    """A report SQL text in ClickHouse's dialect. Two things SQLGlot leaves to us: timestamp
+    literals become UTC DateTime64 (a plain DateTime cast would read them in the server's
+    zone, to the second), and QUANTILE_DISC the same nearest rank written out."""
     import sqlglot
     from sqlglot import exp
 
-    def utc_literals(node: exp.Expression) -> exp.Expression:
+    def for_clickhouse(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.PercentileDisc):  # nearest rank, as DuckDB's QUANTILE_DISC
+            value = node.this.sql(dialect="clickhouse")
+            rank = f"toUInt64(greatest(1, ceil(count({value}) * {node.expression.sql()})))"
+            return sqlglot.parse_one(
+                f"arrayElement(arraySort(groupArray({value})), {rank})", read="clickhouse"
+            )
         if (
             isinstance(node, exp.Cast)
             and isinstance(node.this, exp.Literal)
@@ -320,7 +327,7 @@ def transpile(sql: str) -> str:
         exp.DataType.Type.DATETIME,
     )
     tree = sqlglot.parse_one(sql, read="duckdb")
-    return tree.transform(utc_literals).sql(dialect="clickhouse")
+    return tree.transform(for_clickhouse).sql(dialect="clickhouse")
 
 
 def reader(connection: Connection, table: str) -> Callable[[str], Sequence[Sequence[Any]]]:

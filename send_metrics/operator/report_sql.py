@@ -5,8 +5,7 @@ The texts are written in DuckDB's dialect and run as they are on the embedded st
 ClickHouse the same texts are transpiled by SQLGlot (`clickhouse.py`), with `events` and
 `targets` given by our table or by the OpenTelemetry exporter's `otel_logs`. Only plain SQL is
 used (window functions, CASE, COUNT DISTINCT) so that both engines compute the same values:
-percentiles are nearest-rank (a duration that was really observed, as `stats` shows), taken
-from a row number rather than an engine's own quantile function, whose interpolation differs.
+percentiles are nearest-rank (see PICKS), the same on both engines.
 """
 
 from __future__ import annotations
@@ -30,21 +29,12 @@ DIMENSIONS = {
 }
 
 
-def _percentiles(group: str, fractions: dict[str, float]) -> tuple[str, str]:
-    """Columns that number each run within `group` by duration, and the nearest-rank
-    percentiles read from them: the smallest duration at or past rank ceil(q * n)."""
-    ranked = (
-        f"ROW_NUMBER() OVER (PARTITION BY {group} ORDER BY duration_ms) AS position, "
-        f"COUNT(*) OVER (PARTITION BY {group}) AS ranked_runs"
-    )
-    picks = ", ".join(
-        f"MIN(CASE WHEN position >= CEIL(ranked_runs * {q}) THEN duration_ms END) AS {name}"
-        for name, q in fractions.items()
-    )
-    return ranked, picks
-
-
 PERCENTILES = {"p50": 0.5, "p90": 0.9}
+# Nearest rank: the value at position ceil(q * n) of the sorted durations, a duration really
+# observed (as `stats` shows). DuckDB's QUANTILE_DISC is exactly that; on ClickHouse the
+# transpiler writes the same rank out (`clickhouse.transpile`), since quantileExactLow
+# differs where q * n is whole.
+PICKS = ", ".join(f"QUANTILE_DISC(duration_ms, {q}) AS {name}" for name, q in PERCENTILES.items())
 
 
 def _literal(moment: datetime) -> str:
@@ -74,20 +64,15 @@ def queries(since: datetime, until: datetime, idle_since: datetime) -> Queries:
         f"SELECT week, {counts} FROM (SELECT {WEEK} AS week, anonymous_id, exit_code "
         f"FROM events WHERE {period}) AS base GROUP BY week ORDER BY week"
     )
-    ranked, picks = _percentiles("week, command", PERCENTILES)
     commands = (
-        f"SELECT week, command, {counts}, {picks} FROM ("
-        f"SELECT week, command, anonymous_id, exit_code, duration_ms, {ranked} FROM ("
+        f"SELECT week, command, {counts}, {PICKS} FROM ("
         f"SELECT {WEEK} AS week, command, anonymous_id, exit_code, duration_ms "
-        f"FROM events WHERE {period}) AS base) AS ranked "
-        "GROUP BY week, command ORDER BY week, command"
+        f"FROM events WHERE {period}) AS base GROUP BY week, command ORDER BY week, command"
     )
-    ranked, picks = _percentiles("name", PERCENTILES)
     targets = (
         "SELECT name, COUNT(DISTINCT anonymous_id) AS developers, COUNT(*) AS runs, "
         f"SUM({TARGET_FAILED}) AS failures, SUM(CASE WHEN critical THEN 1 ELSE 0 END) AS critical, "
-        f"{picks} FROM (SELECT name, anonymous_id, exit_code, critical, duration_ms, {ranked} "
-        f"FROM targets WHERE {period}) AS ranked GROUP BY name ORDER BY name"
+        f"{PICKS} FROM targets WHERE {period} GROUP BY name ORDER BY name"
     )
     idle = (
         "SELECT command, CAST(DATE_TRUNC('week', MAX(start_time)) AS DATE) AS last_week, "
