@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from send_metrics.operator import report  # noqa: E402
+from send_metrics.operator import report
 
 BUDGET_S = 2.0
 GENERATE = """
@@ -117,7 +117,8 @@ def as_events(con: Any) -> list[dict[str, Any]]:
             signal="SIGINT" if item["interrupted"] else None, exit_code_derived=False,
             cpu_user_s=None, cpu_system_s=None, peak_memory_bytes=None,
             make_targets=targets.get(item["message_id"]),
-            make_file_targets=None, make_targets_omitted=0 if item["message_id"] in targets else None,
+            make_file_targets=None,
+            make_targets_omitted=0 if item["message_id"] in targets else None,
             git_work_tree=None, git_commit_time=None, git_on_default_branch=None, git_dirty=None,
             git_behind_upstream=None, git_remote_hash=None, os_release="", python_version="3.11.9",
             cpu_count=None, memory_total_bytes=None, ci_vendor=None, container=False,
@@ -162,9 +163,16 @@ def main() -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     start = time.perf_counter()
     con = generate(args.events, now)
-    events, targets = (con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("events", "targets"))
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other work on this machine)")
-    print(f"generated {events} events and {targets} target rows in {time.perf_counter() - start:.1f} s")
+    events, targets = (
+        con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("events", "targets")
+    )
+    print(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other work on this machine)"
+    )
+    print(
+        f"generated {events} events and {targets} target rows "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
     sources = args.source.split(",")
     if "memory" in sources:
         timed("memory", report.duckdb_reader(con), now, args.repeat)

@@ -279,9 +279,14 @@ def _go_json(value: Any) -> str:
     elif isinstance(value, list):
         text = "[" + ",".join(_go_json(v) for v in value) + "]"
     else:
-        text = "{" + ",".join(
-            f"{json.dumps(k, ensure_ascii=False)}:{_go_json(v)}" for k, v in sorted(value.items())
-        ) + "}"
+        text = (
+            "{"
+            + ",".join(
+                f"{json.dumps(k, ensure_ascii=False)}:{_go_json(v)}"
+                for k, v in sorted(value.items())
+            )
+            + "}"
+        )
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -298,7 +303,9 @@ def _raw(value: dict[str, Any]) -> Any:
     if "arrayValue" in value:
         return [_raw(v) for v in value["arrayValue"].get("values", [])]
     if "kvlistValue" in value:
-        return {kv["key"]: _raw(kv.get("value", {})) for kv in value["kvlistValue"].get("values", [])}
+        return {
+            kv["key"]: _raw(kv.get("value", {})) for kv in value["kvlistValue"].get("values", [])
+        }
     return None
 
 

@@ -207,6 +207,7 @@ def test_a_team_below_the_threshold_publishes_nothing(tmp_path: Path) -> None:
 def _determined(equations: list[dict[str, int]], unknowns: list[str]) -> set[str]:
     """The unknowns fixed by linear equations (coefficients per unknown; constants left out):
     e_v is in the row space, found by exact elimination with Fractions."""
+
     def rank(rows: list[list[Fraction]]) -> int:
         rows = [r[:] for r in rows]
         found = 0
@@ -233,11 +234,15 @@ def _determined(equations: list[dict[str, int]], unknowns: list[str]) -> set[str
     return fixed
 
 
-def _sum_groups(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any], list[tuple[str, dict[str, Any]]]]]:
+def _sum_groups(
+    doc: dict[str, Any],
+) -> list[tuple[str, dict[str, Any], list[tuple[str, dict[str, Any]]]]]:
     """Every published sum: (total's name, total, [(part's name, part)])."""
     groups = [("total", doc["total"], [(f"week {w['week']}", w) for w in doc["weeks"]])]
     for w in doc["weeks"]:
-        parts = [(f"{c['week']} {c['command']}", c) for c in doc["commands"] if c["week"] == w["week"]]
+        parts = [
+            (f"{c['week']} {c['command']}", c) for c in doc["commands"] if c["week"] == w["week"]
+        ]
         groups.append((f"week {w['week']}", w, parts))
     for dimension, values in doc["breakdowns"].items():
         groups.append(("total", doc["total"], [(f"{dimension} {s['value']}", s) for s in values]))
@@ -355,7 +360,10 @@ def test_the_command_line_refuses_bad_usage_in_one_line(tmp_path: Path) -> None:
     assert both.returncode == 2 and "give one of --data DIR and --clickhouse URL" in both.stderr
     missing = sm("--data", str(tmp_path / "nope"))
     assert missing.returncode == 3
-    assert missing.stderr == f"send_metrics: --data {tmp_path / 'nope'}: no such folder (the collector's --data)\n"
+    assert (
+        missing.stderr
+        == f"send_metrics: --data {tmp_path / 'nope'}: no such folder (the collector's --data)\n"
+    )
     bad = sm("--clickhouse", "ftp://example.invalid/x")
     assert bad.returncode == 3 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     since = sm("--data", str(tmp_path), "--since", "yesterday")

@@ -38,7 +38,8 @@ READ_PAGE = """JSON.stringify({
   charts: [...document.querySelectorAll('#durations .small')].map(d => ({
     command: d.dataset.command,
     points: [...d.querySelectorAll('circle.point')].map(c =>
-      [c.dataset.week, Number(c.dataset.p50Ms), Number(c.dataset.p90Ms), Number(c.dataset.regression)]),
+      [c.dataset.week, Number(c.dataset.p50Ms), Number(c.dataset.p90Ms),
+       Number(c.dataset.regression)]),
     hidden: [...d.querySelectorAll('.suppressed-week')].map(r => r.dataset.week),
     lines: d.querySelectorAll('polyline').length,
   })),

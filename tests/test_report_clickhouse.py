@@ -75,7 +75,11 @@ def test_week_edges_and_odd_names_agree(tmp_path: Path, chdb: ChdbConnection) ->
 
     rng = random.Random(2)
     monday = report.monday(NOW) - timedelta(weeks=1)
-    edges = [monday, monday - timedelta(milliseconds=1), monday + timedelta(days=7, milliseconds=-1)]
+    edges = [
+        monday,
+        monday - timedelta(milliseconds=1),
+        monday + timedelta(days=7, milliseconds=-1),
+    ]
     people = [
         {"id": f"00000000-0000-4000-8000-{i:012d}", "os": ("linux", "6"), "arch": "arm64",
          "ci": i % 2 == 0, "tool_version": "0.1.0", "app_version": "it's"}

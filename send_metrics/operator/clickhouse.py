@@ -258,7 +258,9 @@ class ClickHouseBackend:
         return len(fresh)
 
     def _delete(self, where: str) -> int:
-        count = int(self.connection.rows(f"SELECT count() FROM {self.table} FINAL WHERE {where}")[0][0])
+        count = int(
+            self.connection.rows(f"SELECT count() FROM {self.table} FINAL WHERE {where}")[0][0]
+        )
         if count:
             self.connection.run(f"DELETE FROM {self.table} WHERE {where}")
         return count
@@ -302,7 +304,7 @@ def transpile(sql: str) -> str:
     import sqlglot
     from sqlglot import exp
 
-    def for_clickhouse(node: exp.Expression) -> exp.Expression:
+    def for_clickhouse(node: Any) -> Any:  # sqlglot's node classes vary across versions
         if isinstance(node, exp.PercentileDisc):  # nearest rank, as DuckDB's QUANTILE_DISC
             value = node.this.sql(dialect="clickhouse")
             rank = f"toUInt64(greatest(1, ceil(count({value}) * {node.expression.sql()})))"

@@ -394,7 +394,7 @@ def serve(options: Options, announce: Callable[[str], None]) -> None:
         server_header=False,
     )
     server = uvicorn.Server(config)
-    where = options.clickhouse and "ClickHouse" or str(options.data)
+    where = (options.clickhouse and "ClickHouse") or str(options.data)
     announce(f"send_metrics collect: listening on http://{options.host}:{options.port}, storing in {where}")
     if options.keys:
         announce(f"Accepting requests that present one of {len(options.keys)} keys.")

@@ -193,9 +193,7 @@ def build(read: Reader, opts: Options) -> Report:
     for week in weeks:
         group = [Member((w, c), d, r) for w, c, d, r, *_ in cells if w == week.week]
         hidden |= protect(group, k, week.counts.suppressed)
-    published = {
-        (w, c): (p50, r) for w, c, _, r, _, p50, _ in cells if (w, c) not in hidden
-    }
+    published = {(w, c): (p50, r) for w, c, _, r, _, p50, _ in cells if (w, c) not in hidden}
     commands = []
     for w, c, d, r, f, p50, p90 in cells:
         if (w, c) in hidden:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -51,7 +52,7 @@ def _ms(value: float | None) -> str:
     return SUPPRESSED_MARK if value is None else human(value)
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     return [
         "  ".join(
@@ -95,7 +96,12 @@ def text(report: Report, app: str = "") -> list[str]:
     lines += _table(
         ("week", "developers", "runs", "failed"),
         [
-            (iso_week(w.week), _n(w.counts.developers), _n(w.counts.runs), _pct(w.counts.failure_rate))
+            (
+                iso_week(w.week),
+                _n(w.counts.developers),
+                _n(w.counts.runs),
+                _pct(w.counts.failure_rate),
+            )
             for w in report.weeks
         ],
     )
@@ -120,11 +126,12 @@ def text(report: Report, app: str = "") -> list[str]:
     lines += [
         "",
         f"Regressions (p50 up by more than {opts.regression * 100:.0f}% on the week before, "
-        f"at least {opts.regression_runs} runs in both): "
-        + ("none." if not flagged else ""),
+        f"at least {opts.regression_runs} runs in both): " + ("none." if not flagged else ""),
     ]
     for c in flagged:
-        lines.append(f"  {iso_week(c.week)}  {c.command}  p50 {_ms(c.p50_ms)} ({c.change or 0:+.0%})")
+        lines.append(
+            f"  {iso_week(c.week)}  {c.command}  p50 {_ms(c.p50_ms)} ({c.change or 0:+.0%})"
+        )
     shown = sorted(
         (t for t in report.targets if not t.counts.suppressed),
         key=lambda t: (-(t.p50_ms or 0), t.name),

@@ -45,14 +45,13 @@ def protect(members: Sequence[Member], k: int, total_hidden: bool) -> set[Hashab
     any of them from being recovered from the group's total (see the module's rule)."""
     hidden = {m.key for m in members if primary(m.developers, k)}
     shown = sorted(
-        (m for m in members if m.key not in hidden), key=lambda m: (m.runs, m.developers, str(m.key))
+        (m for m in members if m.key not in hidden),
+        key=lambda m: (m.runs, m.developers, str(m.key)),
     )
     if total_hidden:
         needed = bool(members) and not hidden
     else:
-        needed = bool(hidden) and not any(
-            m.developers >= k for m in members if m.key in hidden
-        )
+        needed = bool(hidden) and not any(m.developers >= k for m in members if m.key in hidden)
     if needed and shown:
         hidden.add(shown[0].key)
     return hidden
