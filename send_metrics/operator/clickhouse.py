@@ -329,7 +329,7 @@ def transpile(sql: str) -> str:
         exp.DataType.Type.DATETIME,
     )
     tree = sqlglot.parse_one(sql, read="duckdb")
-    return tree.transform(for_clickhouse).sql(dialect="clickhouse")
+    return str(tree.transform(for_clickhouse).sql(dialect="clickhouse"))
 
 
 def reader(connection: Connection, table: str) -> Callable[[str], Sequence[Sequence[Any]]]:
