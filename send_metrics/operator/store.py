@@ -280,7 +280,7 @@ def _typed(source: str) -> str:
     parts.append("e.make_targets AS make_targets")
     return (
         f"SELECT {', '.join(parts)} FROM"
-        f" (SELECT *, json_transform_strict(event, '{_EVENT_STRUCT}') AS e FROM {source})"
+        f" (SELECT *, json_transform(event, '{_EVENT_STRUCT}') AS e FROM {source})"
     )
 
 
