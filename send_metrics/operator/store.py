@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -313,7 +314,7 @@ def _arrow(rows: list[tuple[Any, ...]]) -> pyarrow.Table:
 def _duck() -> duckdb.DuckDBPyConnection:
     import duckdb
 
-    con = duckdb.connect(config={"threads": 1, "memory_limit": "256MB"})
+    con = duckdb.connect(config={"threads": 2, "memory_limit": "256MB"})
     con.execute("SET TimeZone = 'UTC'")
     return con
 
@@ -354,6 +355,41 @@ def _durable(con: duckdb.DuckDBPyConnection, query: str, final: Path) -> None:
         with contextlib.suppress(OSError):
             temporary.unlink()
         raise
+
+
+def _durable_days(con: duckdb.DuckDBPyConnection, query: str, top: Path) -> dict[int, Path]:
+    """Write a query's rows as one Parquet file per `day` under `top/day=YYYY-MM-DD/`, each on
+    disk (fsynced, renamed, its folder fsynced) before this returns: {day: path}."""
+    from datetime import date
+
+    staging = top / f".tmp-{uuid.uuid4().hex}"
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    made: dict[int, Path] = {}
+    try:
+        con.execute(
+            f"COPY ({query}) TO {_quote(str(staging))} (FORMAT parquet, COMPRESSION zstd,"
+            " PARTITION_BY (day), WRITE_PARTITION_COLUMNS true, FILENAME_PATTERN 'p{uuid}')"
+        )
+        for written in sorted(staging.glob("day=*/*.parquet")):
+            day = (date.fromisoformat(written.parent.name[4:]) - date(1970, 1, 1)).days
+            final = top / written.parent.name / f"{uuid.uuid4().hex}.parquet"
+            final.parent.mkdir(exist_ok=True)
+            fd = os.open(written, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(written, final)
+            _fsync_dir(final.parent)
+            made[day] = final
+    except BaseException:
+        for path in made.values():
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return made
 
 
 class EmbeddedStore:
@@ -465,19 +501,29 @@ class Maintainer:
             return moved
 
     def _write_part(self, rows: list[tuple[Any, ...]], last_seq: int) -> None:
+        """One part per UTC day among `rows`, each day's events and targets files written in
+        one pass over the batch, then listed (and the rows left pending) in one transaction."""
         con = _duck()
         try:
             con.register("raw", _arrow(rows))
             con.execute(f"CREATE TEMP TABLE batch AS {_typed('raw')}")
-            days = [d for (d,) in con.execute("SELECT DISTINCT day - DATE '1970-01-01' FROM batch").fetchall()]
-            made: list[tuple[int, str, str, int]] = []
-            for day in days:
-                events, targets = self._new_paths(day)
+            counts = dict(
+                con.execute(
+                    "SELECT CAST(day - DATE '1970-01-01' AS INTEGER), count(*) FROM batch GROUP BY 1"
+                ).fetchall()
+            )
+            events = _durable_days(
+                con, "SELECT * EXCLUDE (make_targets) FROM batch", self.folder / "events"
+            )
+            targets = _durable_days(con, _targets_of("batch"), self.folder / "targets")
+            for day in set(counts) - set(targets):  # a day without any make target: empty file
+                targets[day] = self._new_paths(day)[1]
                 where = f"day = DATE '1970-01-01' + {int(day)}"
-                _durable(con, f"SELECT * EXCLUDE (make_targets) FROM batch WHERE {where}", events)
-                _durable(con, _targets_of("batch", where), targets)
-                (count,) = con.execute(f"SELECT count(*) FROM batch WHERE {where}").fetchone() or (0,)
-                made.append((day, self._rel(events), self._rel(targets), count))
+                _durable(con, _targets_of("batch", where), targets[day])
+            made = [
+                (day, self._rel(events[day]), self._rel(targets[day]), count)
+                for day, count in counts.items()
+            ]
         finally:
             con.close()
         with _transaction(self._maint_db):
@@ -612,6 +658,8 @@ class Maintainer:
         known = {p for part in self._parts() for p in (part[2], part[3])}
         known |= {p for (p,) in self._maint_db.execute("SELECT path FROM trash")}
         for top in ("events", "targets"):
+            for staging in (self.folder / top).glob(".tmp-*"):
+                shutil.rmtree(staging, ignore_errors=True)
             for path in (self.folder / top).glob("day=*/*"):
                 if self._rel(path) not in known:
                     with contextlib.suppress(OSError):
