@@ -34,8 +34,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from send_metrics import sinks  # noqa: E402
-from tests.operator_events import events  # noqa: E402
+from send_metrics import sinks
+from tests.operator_events import events
 
 KEY = "bench-key"
 
@@ -79,7 +79,9 @@ class Batches:
         return b'{"batch":[' + b",".join(items) + b'],"sentAt":"2026-12-04T00:00:00Z"}', len(items)
 
 
-def client(port: int, size: int, until: float, result: dict[str, list[float]], lock: threading.Lock) -> None:
+def client(
+    port: int, size: int, until: float, result: dict[str, list[float]], lock: threading.Lock
+) -> None:
     batches = Batches(size)
     auth = "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()
     headers = {"Content-Type": "application/json", "Authorization": auth}
@@ -163,7 +165,10 @@ def main() -> int:
     latency = sorted(result["latency"])
     size = sum(f.stat().st_size for f in data.rglob("*") if f.is_file())
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end")
-    print(f"clients: {args.clients} threads, Segment /v1/batch of {args.batch} events, {elapsed:.1f} s")
+    print(
+        f"clients: {args.clients} threads, Segment /v1/batch of {args.batch} events, "
+        f"{elapsed:.1f} s"
+    )
     print(f"acknowledged: {acked} events, {acked / elapsed:,.0f} events/s sustained")
     print(
         f"request latency: p50 {statistics.median(latency) * 1000:.1f} ms, "
@@ -175,8 +180,13 @@ def main() -> int:
         f"{max(acked, 1) / max(cpu, 1e-9):,.0f} events per CPU-second), clients {client_cpu:.1f} s"
     )
     print(f"refused requests: {len(result['refused'])} {sorted(set(result['refused']))}")
-    print(f"collector memory (PSS of main and workers): peak {peak / 1024:.0f} MiB, last {samples[-1] / 1024:.0f} MiB")
-    print(f"store after kill -9: {stored} events, {distinct} distinct, {size / 2**20:.0f} MiB on disk")
+    print(
+        f"collector memory (PSS of main and workers): peak {peak / 1024:.0f} MiB, "
+        f"last {samples[-1] / 1024:.0f} MiB"
+    )
+    print(
+        f"store after kill -9: {stored} events, {distinct} distinct, {size / 2**20:.0f} MiB on disk"
+    )
     ok = stored == distinct == acked
     print("every acknowledged event stored exactly once: " + ("yes" if ok else "NO"))
     import shutil

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from send_metrics.operator import store  # noqa: E402
-from tests.operator_events import events  # noqa: E402
+from send_metrics.operator import store
+from tests.operator_events import events
 
 QUERY = """
 SELECT date_trunc('week', start_time) AS week, command, count(*) AS runs,
@@ -54,7 +54,10 @@ def main() -> int:
     # 1. The embedded store as built: SQLite ingest, compacted into Parquet.
     kept = store.EmbeddedStore(folder / "embedded")
     print("SQLite ingest + Parquet (the choice):")
-    timed("ingest (100 a transaction, fsynced)", lambda: [kept.write(sample[i : i + 100]) for i in range(0, len(sample), 100)])
+    timed(
+        "ingest (100 a transaction, fsynced)",
+        lambda: [kept.write(sample[i : i + 100]) for i in range(0, len(sample), 100)],
+    )
     timed("compaction into Parquet", lambda: kept.compact(force=True))
     kept.close()
     con = None
@@ -90,8 +93,8 @@ def main() -> int:
         reader.execute(
             "CREATE TABLE events AS SELECT e.anonymous_id, e.command, e.duration_ms,"
             " CAST(CAST(e.start_time AS TIMESTAMPTZ) AS TIMESTAMP) AS start_time FROM"
-            " (SELECT json_transform(event, '{\"anonymous_id\":\"VARCHAR\",\"command\":\"VARCHAR\","
-            "\"duration_ms\":\"DOUBLE\",\"start_time\":\"VARCHAR\"}') AS e FROM raw)"
+            ' (SELECT json_transform(event, \'{"anonymous_id":"VARCHAR","command":"VARCHAR",'
+            '"duration_ms":"DOUBLE","start_time":"VARCHAR"}\') AS e FROM raw)'
         )
         reader.execute(QUERY.format(source="events")).fetchall()
 
@@ -126,7 +129,10 @@ def main() -> int:
         text=True,
     )
     said = (probe.stderr.strip().splitlines() or ["opened"])[-1][:150]
-    print(f"  a second process opening it read-only: {'refused' if probe.returncode else 'opened'} ({said})")
+    print(
+        "  a second process opening it read-only: "
+        f"{'refused' if probe.returncode else 'opened'} ({said})"
+    )
     writer.close()
     shutil.rmtree(folder, ignore_errors=True)
     return 0

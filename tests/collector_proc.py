@@ -74,7 +74,9 @@ class Running:
         try:
             conn.request("POST", path, body, sent)
             answer = conn.getresponse()
-            return Answer(answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read())
+            return Answer(
+                answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
+            )
         finally:
             conn.close()
 
@@ -83,7 +85,9 @@ class Running:
         try:
             conn.request("GET", path)
             answer = conn.getresponse()
-            return Answer(answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read())
+            return Answer(
+                answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
+            )
         finally:
             conn.close()
 

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from send_metrics import sinks
+from send_metrics.decision import read_decision
 from send_metrics.operator import ingest
 from send_metrics.operator.store import FIELDS, EmbeddedStore, open_for_report
 from tests.collector_proc import KEY, segment_batch, start, stored, stored_targets
-from send_metrics.decision import read_decision
 from tests.helpers import history, sm, state_file
 from tests.operator_events import event, events
 
@@ -220,7 +220,9 @@ def _new_form(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if isinstance(value, dict):
-        return {"kvlistValue": {"values": [{"key": k, "value": _new_form(v)} for k, v in value.items()]}}
+        return {
+            "kvlistValue": {"values": [{"key": k, "value": _new_form(v)} for k, v in value.items()]}
+        }
     if isinstance(value, list):
         return {"arrayValue": {"values": [_new_form(v) for v in value]}}
     if isinstance(value, bool):
@@ -452,7 +454,10 @@ def test_startup_says_when_any_sender_is_accepted(tmp_path: Path) -> None:
     collector = start(tmp_path / "data", ())
     try:
         assert "ANY sender" in collector.output()
-        assert collector.post("/", json.dumps(event(random.Random(1))).encode(), key=None).status == 200
+        assert (
+            collector.post("/", json.dumps(event(random.Random(1))).encode(), key=None).status
+            == 200
+        )
     finally:
         collector.stop()
     keyed = start(tmp_path / "data")

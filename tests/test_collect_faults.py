@@ -187,7 +187,11 @@ def test_mutated_events_are_refused_exactly_when_the_schema_refuses_them(running
 
 
 @settings(max_examples=300, deadline=None)
-@given(seed=st.integers(0, 10**6), field=st.sampled_from(sorted(event(random.Random(0)))), value=json_values)
+@given(
+    seed=st.integers(0, 10**6),
+    field=st.sampled_from(sorted(event(random.Random(0)))),
+    value=json_values,
+)
 def test_the_validator_agrees_with_jsonschema(seed: int, field: str, value: Any) -> None:
     """Our compiled checks against the reference implementation: never more lenient, and
     stricter only by the store's documented limits (32/64-bit integers, date-times with an
@@ -280,7 +284,9 @@ def test_wrong_keys_are_401_and_never_logged(running) -> None:
     assert running.post("/v1/logs", b"{}", key="canary-wrong-KEY-2").status == 401
     bad = {"Authorization": "Basic !!!not-base64"}
     assert running.post("/v1/batch", body, bad, key=None).status == 401
-    assert running.post("/v1/erase", b'{"anonymous_id": "x"}', key="canary-wrong-KEY-3").status == 401
+    assert (
+        running.post("/v1/erase", b'{"anonymous_id": "x"}', key="canary-wrong-KEY-3").status == 401
+    )
     assert stored(running.data) == []
     assert running.post("/v1/batch", body, scheme="Basic").status == 200
     assert "canary-wrong-KEY" not in running.output() and KEY not in running.output()
@@ -332,8 +338,14 @@ def test_over_the_keys_rate_is_429_with_retry_after(tmp_path: Path) -> None:
 
 def test_erase_takes_only_an_anonymous_id(running) -> None:
     assert running.get("/v1/erase").json["collector"] == "send_metrics"
-    for body in (b"{}", b'{"anonymous_id": "not-a-uuid"}', b"[]", b"nope",
-                 json.dumps({"anonymous_id": "0b7e3f6a-8c2d-4e1f-9a3b-5c6d7e8f9a0b", "x": 1}).encode()):  # fmt: skip
+    extra = {"anonymous_id": "0b7e3f6a-8c2d-4e1f-9a3b-5c6d7e8f9a0b", "x": 1}
+    for body in (
+        b"{}",
+        b'{"anonymous_id": "not-a-uuid"}',
+        b"[]",
+        b"nope",
+        json.dumps(extra).encode(),
+    ):
         assert running.post("/v1/erase", body).status == 400
     answer = running.post("/v1/erase", b'{"anonymous_id": "0b7e3f6a-8c2d-4e1f-9a3b-5c6d7e8f9a0b"}')
     assert answer.status == 200 and answer.json == {"erased": 0}

@@ -220,8 +220,10 @@ class Writer:
                 else:
                     self.backend.write(items)
             except Exception as exc:  # any failure to store: none of these is acknowledged
-                failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(
-                    f"cannot store events ({type(exc).__name__})"
+                failure = (
+                    exc
+                    if isinstance(exc, StoreUnavailable)
+                    else StoreUnavailable(f"cannot store events ({type(exc).__name__})")
                 )
                 for _, done in jobs:
                     done.set_exception(failure)
@@ -258,7 +260,9 @@ class Maintenance:
 
     def run(self, operation: str, *args: Any) -> int:
         if isinstance(self.backend, EmbeddedStore):
-            return self.pool.submit(maintain_job, str(self.backend.folder), operation, *args).result()
+            return self.pool.submit(
+                maintain_job, str(self.backend.folder), operation, *args
+            ).result()
         result: int = getattr(self.backend, operation)(*args)
         return result
 
@@ -275,7 +279,10 @@ class Maintenance:
                     last_expiry = time.monotonic()
                     gone = self.run("expire", self.retention_days)
                     if gone:
-                        self.log(f"retention: deleted {gone} events older than {self.retention_days} days")
+                        self.log(
+                            f"retention: deleted {gone} events older than "
+                            f"{self.retention_days} days"
+                        )
             except Exception as exc:  # a full disk, say: the events stay pending, tried again
                 self.log(f"maintenance postponed ({type(exc).__name__}: {str(exc)[:120]})")
 
@@ -314,7 +321,11 @@ class Collector:
     """The ASGI application's state and handlers."""
 
     def __init__(
-        self, backend: Backend, options: Options, pool: ProcessPoolExecutor, maintenance: Maintenance
+        self,
+        backend: Backend,
+        options: Options,
+        pool: ProcessPoolExecutor,
+        maintenance: Maintenance,
     ) -> None:
         self.options = options
         self.backend = backend
@@ -495,8 +506,11 @@ def serve(options: Options, announce: Callable[[str], None]) -> None:
         server_header=False,
     )
     server = uvicorn.Server(config)
-    where = options.clickhouse and "ClickHouse" or str(options.data)
-    announce(f"send_metrics collect: listening on http://{options.host}:{options.port}, storing in {where}")
+    where = (options.clickhouse and "ClickHouse") or str(options.data)
+    announce(
+        f"send_metrics collect: listening on http://{options.host}:{options.port}, "
+        f"storing in {where}"
+    )
     if options.keys:
         announce(f"Accepting requests that present one of {len(options.keys)} keys.")
     else:

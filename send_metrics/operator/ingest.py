@@ -155,9 +155,8 @@ def compile_schema(spec: Mapping[str, Any]) -> Check:
                     problem = item(element)
                     if problem:
                         return f"[{i}]{'' if problem.startswith('.') else ': '}{problem}"
-        elif kind is dict:
-            if fields is not None:
-                return fields(v)
+        elif kind is dict and fields is not None:
+            return fields(v)
         if has_const and (v != const or kind is bool):
             return "not the expected value"
         if choices is not None and (kind is not str or v not in choices):
@@ -239,7 +238,8 @@ class Validator:
             raise BadRequest(f"more than {MAX_EVENTS} events in one request", 413)
         for i, event in enumerate(events):
             if fill and type(event) is dict:
-                for name in self.fields.get(event.get("schema_version"), ()):  # type: ignore[call-overload]
+                version = event.get("schema_version")
+                for name in self.fields.get(version, ()) if type(version) is int else ():
                     event.setdefault(name, None)
             problem = self.problem(event)
             if problem:
@@ -482,10 +482,12 @@ def from_otlp_protobuf(body: bytes) -> list[Event]:
         raise BadRequest("an OTLP string is not UTF-8") from None
 
 
-def _otlp_events(records: Iterable[tuple[dict[str, Any], dict[str, Any], str | None]]) -> list[Event]:
+def _otlp_events(
+    records: Iterable[tuple[dict[str, Any], dict[str, Any], str | None]],
+) -> list[Event]:
     """Log records back to events: resource and record attributes by the names the otlp sink
     gives them; attributes that are not event fields (an SDK's own) are left out."""
-    events = []
+    events: list[Event] = []
     for resource, attributes, name in records:
         if len(events) >= MAX_EVENTS:
             raise BadRequest(f"more than {MAX_EVENTS} events in one request", 413)

@@ -179,7 +179,7 @@ _EVENT_STRUCT = (
     + '"exit_code":"INTEGER","lines":"INTEGER","critical":"BOOLEAN","depth":"INTEGER"}]}'
 )
 
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (message_id BLOB PRIMARY KEY, day INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending (
     seq INTEGER PRIMARY KEY,
@@ -509,7 +509,8 @@ class Maintainer:
             con.execute(f"CREATE TEMP TABLE batch AS {_typed('raw')}")
             counts = dict(
                 con.execute(
-                    "SELECT CAST(day - DATE '1970-01-01' AS INTEGER), count(*) FROM batch GROUP BY 1"
+                    "SELECT CAST(day - DATE '1970-01-01' AS INTEGER), count(*)"
+                    " FROM batch GROUP BY 1"
                 ).fetchall()
             )
             events = _durable_days(
@@ -539,7 +540,9 @@ class Maintainer:
     def _rel(self, path: Path) -> str:
         return str(path.relative_to(self.folder))
 
-    def _parts(self, where: str = "", args: tuple[Any, ...] = ()) -> list[tuple[int, int, str, str, int]]:
+    def _parts(
+        self, where: str = "", args: tuple[Any, ...] = ()
+    ) -> list[tuple[int, int, str, str, int]]:
         return self._maint_db.execute(
             f"SELECT id, day, events, targets, rows FROM parts {where} ORDER BY id", args
         ).fetchall()
@@ -565,7 +568,9 @@ class Maintainer:
             old_targets = _files(str(self.folder / p[3]) for p in parts)
             _durable(con, select(old_events), events)
             _durable(con, select(old_targets), targets)
-            (count,) = con.execute(f"SELECT count(*) FROM read_parquet({_quote(str(events))})").fetchone() or (0,)
+            (count,) = con.execute(
+                f"SELECT count(*) FROM read_parquet({_quote(str(events))})"
+            ).fetchone() or (0,)
         finally:
             con.close()
         now = time.time()
@@ -608,7 +613,10 @@ class Maintainer:
                     found = counts.get(str(self.folder / part[2]), 0)
                     if found:
                         keep = f"WHERE anonymous_id IS DISTINCT FROM {_quote(anonymous_id)}"
-                        self._replace([part], lambda rel, keep=keep: f"SELECT * FROM read_parquet({rel}) {keep}")
+                        self._replace(
+                            [part],
+                            lambda rel, keep=keep: f"SELECT * FROM read_parquet({rel}) {keep}",
+                        )
                         erased += found
             with _transaction(self._maint_db):
                 done = self._maint_db.execute(
