@@ -199,7 +199,7 @@ def opt_out(erase: bool) -> None:
 
         done = erasure.erase(settings, before)
         click.echo(done.line)
-        if done.count is None and before:
+        if done.deleted is None and before:
             click.echo(f"Your anonymous id was {before} (give it to the operator).")
 
 
@@ -407,9 +407,7 @@ def _width() -> int:
     help="A key senders must present (Basic user or Bearer); repeat for more. "
     "SEND_METRICS_WRITE_KEYS (space-separated) keeps them out of `ps`.",
 )
-@click.option(
-    "--retention-days", type=click.IntRange(min=1), help="Delete events older than this."
-)
+@click.option("--retention-days", type=click.IntRange(min=1), help="Delete events older than this.")
 @click.option("--clickhouse", metavar="URL", help="Store in ClickHouse instead.")
 @click.option(
     "--rate",

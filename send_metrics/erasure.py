@@ -23,10 +23,10 @@ TIMEOUT_S = 10.0
 
 
 class Erased(NamedTuple):
-    """What happened: `count` events deleted (None when no collector was asked or reached),
-    and a line that says so."""
+    """What happened: `deleted` events (None when no collector was asked or reached), and a
+    line that says so."""
 
-    count: int | None
+    deleted: int | None
     line: str
 
 

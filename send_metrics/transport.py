@@ -497,9 +497,9 @@ def _read_body(conn: _Conn, status: int, fields: Mapping[str, str]) -> tuple[byt
 def _request(
     parts: Url, way: _Way, given: Mapping[str, str], body: bytes, method: str = "POST"
 ) -> bytes:
-    """The bytes of a request (a POST unless said): its head, with the headers given over our defaults (any case), then
-    the body. Credentials in the URL become Basic auth; a forward proxy gets the absolute URL
-    and its own Proxy-Authorization."""
+    """The bytes of a request (a POST unless said): its head, with the headers given over our
+    defaults (any case), then the body. Credentials in the URL become Basic auth; a forward
+    proxy gets the absolute URL and its own Proxy-Authorization."""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     host = _ascii_host(parts.hostname or "")
     # Quoted as `requests` does (`requote_uri`): what is already escaped stays, a space or a

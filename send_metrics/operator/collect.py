@@ -23,12 +23,18 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from send_metrics.operator import ingest
-from send_metrics.operator.store import Backend, EmbeddedStore, StoreUnavailable
+from send_metrics.operator.store import (
+    Backend,
+    EmbeddedStore,
+    Maintainer,
+    StoreUnavailable,
+    to_row,
+)
 from send_metrics.output import warn
 
 DEFAULT_PORT = 4318  # the OTLP/HTTP port: an otlp sink's default endpoint finds us there
@@ -36,6 +42,7 @@ MAX_BODY = 8 << 20  # bytes of a request body, as sent and once decompressed
 BUFFER_BUDGET = 64 << 20  # bytes of bodies being read at once, across all requests
 BODY_SECONDS = 30.0  # a body must arrive within this
 WORKERS = 4  # requests decoded and waiting for storage at once (bounds parsed events in memory)
+DECODERS = 2  # worker processes that decode bodies and run maintenance (the GIL is per process)
 GROUP_EVENTS = 10_000  # events the writer stores in one transaction at most
 DEFAULT_RATE = 20_000.0  # events per second per key (burst: two seconds' worth)
 ERASE_PATH = "/v1/erase"
@@ -114,6 +121,63 @@ class Buckets:
         return 0.0
 
 
+# ---- decoding and maintenance in worker processes ----
+
+_VALIDATOR: ingest.Validator | None = None
+_MAINTAINERS: dict[str, Maintainer] = {}
+
+
+def _start_worker() -> None:
+    """A decoding process: dies with its parent (the forkserver, which dies with the collector),
+    leaves Ctrl-C to the collector."""
+    import ctypes
+    import signal
+
+    global _VALIDATOR
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PDEATHSIG
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _VALIDATOR = ingest.Validator()
+
+
+def decode_job(
+    path: str, content_type: str, encoding: str, raw: bytes, max_body: int, as_rows: bool
+) -> tuple[Any, ...]:
+    """Decompress, parse and validate one body (in a worker process): ("ok", count, rows or
+    events) or ("bad", status, message)."""
+    assert _VALIDATOR is not None
+    try:
+        body = ingest.inflate(raw, encoding, max_body)
+        events = ingest.decode(path, content_type, body, _VALIDATOR)
+    except ingest.BadRequest as exc:
+        return ("bad", exc.status, str(exc))
+    if as_rows:
+        now_us = time.time_ns() // 1000
+        return ("ok", len(events), [to_row(e, now_us) for e in events])
+    return ("ok", len(events), events)
+
+
+def maintain_job(folder: str, operation: str, *args: Any) -> int:
+    """One maintenance operation on a store folder (in a worker process)."""
+    maintainer = _MAINTAINERS.get(folder)
+    if maintainer is None:
+        maintainer = _MAINTAINERS[folder] = Maintainer(Path(folder))
+    result: int = getattr(maintainer, operation)(*args)
+    return result
+
+
+def worker_pool(count: int) -> ProcessPoolExecutor:
+    """The decoding processes, started now (before any thread of ours) and warmed up."""
+    import multiprocessing
+
+    pool = ProcessPoolExecutor(
+        count, multiprocessing.get_context("forkserver"), initializer=_start_worker
+    )
+    for done in [pool.submit(time.time) for _ in range(count)]:
+        done.result()
+    return pool
+
+
 # ---- the writer thread: group commit ----
 
 
@@ -122,13 +186,14 @@ class Writer:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self._jobs: queue.Queue[tuple[list[ingest.Event], Future[None]] | None] = queue.Queue()
+        self.rows = isinstance(backend, EmbeddedStore)  # jobs hold rows (to_row), not events
+        self._jobs: queue.Queue[tuple[list[Any], Future[None]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
         self._thread.start()
 
-    def submit(self, events: list[ingest.Event]) -> Future[None]:
+    def submit(self, items: list[Any]) -> Future[None]:
         done: Future[None] = Future()
-        self._jobs.put((events, done))
+        self._jobs.put((items, done))
         return done
 
     def _run(self) -> None:
@@ -148,11 +213,17 @@ class Writer:
                     break
                 jobs.append(more)
                 size += len(more[0])
+            items = [item for batch, _ in jobs for item in batch]
             try:
-                self.backend.write([e for events, _ in jobs for e in events])
+                if isinstance(self.backend, EmbeddedStore):
+                    self.backend.write_rows(items)
+                else:
+                    self.backend.write(items)
             except Exception as exc:  # any failure to store: none of these is acknowledged
-                failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(
-                    f"cannot store events ({type(exc).__name__})"
+                failure = (
+                    exc
+                    if isinstance(exc, StoreUnavailable)
+                    else StoreUnavailable(f"cannot store events ({type(exc).__name__})")
                 )
                 for _, done in jobs:
                     done.set_exception(failure)
@@ -169,30 +240,49 @@ class Writer:
 
 
 class Maintenance:
-    """Compaction (embedded store), retention and emptying the trash, in the background."""
+    """Compaction (embedded store), retention and emptying the trash, in the background: the
+    embedded store's run in a worker process, so the event loop never waits for them."""
 
-    def __init__(self, backend: Backend, retention_days: int | None, log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        pool: ProcessPoolExecutor,
+        retention_days: int | None,
+        log: Callable[[str], None],
+    ) -> None:
         self.backend = backend
+        self.pool = pool
         self.retention_days = retention_days
         self.log = log
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="maintenance", daemon=True)
         self._thread.start()
 
+    def run(self, operation: str, *args: Any) -> int:
+        if isinstance(self.backend, EmbeddedStore):
+            return self.pool.submit(
+                maintain_job, str(self.backend.folder), operation, *args
+            ).result()
+        result: int = getattr(self.backend, operation)(*args)
+        return result
+
     def _run(self) -> None:
         last_expiry = last_trash = 0.0
         while not self._stop.wait(1.0):
             try:
                 if isinstance(self.backend, EmbeddedStore):
-                    self.backend.compact()
+                    self.run("compact")
                     if time.monotonic() - last_trash > 60:
                         last_trash = time.monotonic()
-                        self.backend.empty_trash()
+                        self.run("empty_trash")
                 if self.retention_days is not None and time.monotonic() - last_expiry > 3600:
                     last_expiry = time.monotonic()
-                    gone = self.backend.expire(self.retention_days)
+                    gone = self.run("expire", self.retention_days)
                     if gone:
-                        self.log(f"retention: deleted {gone} events older than {self.retention_days} days")
+                        self.log(
+                            f"retention: deleted {gone} events older than "
+                            f"{self.retention_days} days"
+                        )
             except Exception as exc:  # a full disk, say: the events stay pending, tried again
                 self.log(f"maintenance postponed ({type(exc).__name__}: {str(exc)[:120]})")
 
@@ -230,9 +320,17 @@ class RefusalLog:
 class Collector:
     """The ASGI application's state and handlers."""
 
-    def __init__(self, backend: Backend, options: Options) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        options: Options,
+        pool: ProcessPoolExecutor,
+        maintenance: Maintenance,
+    ) -> None:
         self.options = options
         self.backend = backend
+        self.pool = pool
+        self.maintenance = maintenance
         self.validator = ingest.Validator()
         self.buckets = Buckets(options.rate)
         self.writer = Writer(backend)
@@ -281,31 +379,38 @@ class Collector:
 
         path = request.url.path
         who = self.who(request)
+        content_type = request.headers.get("content-type", "")
+        encoding = request.headers.get("content-encoding", "")
         async with self.slots:
             raw = await self.body(request)
-            try:
-                body = ingest.inflate(
-                    raw, request.headers.get("content-encoding", ""), self.options.max_body
-                )
-                del raw
-                content_type = request.headers.get("content-type", "")
-                events = ingest.decode(path, content_type, body, self.validator)
-                del body
-            except ingest.BadRequest as exc:
-                raise Refused(exc.status, str(exc)) from None
-            wait = self.buckets.take(who, len(events))
+            loop = asyncio.get_running_loop()
+            outcome = await loop.run_in_executor(
+                self.pool,
+                decode_job,
+                path,
+                content_type,
+                encoding,
+                raw,
+                self.options.max_body,
+                self.writer.rows,
+            )
+            del raw
+            if outcome[0] == "bad":
+                raise Refused(outcome[1], outcome[2])
+            _, count, items = outcome
+            wait = self.buckets.take(who, count)
             if wait:
                 raise Refused(429, "over this key's rate", retry_after=wait)
-            if events:
+            if items:
                 try:
-                    await asyncio.wrap_future(self.writer.submit(events))
+                    await asyncio.wrap_future(self.writer.submit(items))
                 except StoreUnavailable as exc:
                     raise Refused(503, str(exc), retry_after=5) from None
         if path == ingest.OTLP_PATH:
             if content_type.partition(";")[0].strip().lower() in ingest.PROTOBUF_TYPES:
                 return Response(b"", media_type="application/x-protobuf")
             return Response(b"{}", media_type="application/json")
-        return _json(200, {"success": True, "events": len(events)})
+        return _json(200, {"success": True, "events": count})
 
     async def erase(self, request: Any) -> Any:
         if request.method == "GET":  # how `opt-out --erase` knows this is our collector
@@ -323,7 +428,7 @@ class Collector:
         if type(doc) is not dict or set(doc) != {"anonymous_id"} or check(anonymous_id):
             raise Refused(400, 'the body must be {"anonymous_id": "<uuid>"} and nothing else')
         try:
-            erased = await asyncio.to_thread(self.backend.erase, anonymous_id)
+            erased = await asyncio.to_thread(self.maintenance.run, "erase", anonymous_id)
         except Exception as exc:
             raise Refused(503, f"cannot erase now ({type(exc).__name__})", retry_after=5) from None
         return _json(200, {"erased": erased})
@@ -379,9 +484,16 @@ def serve(options: Options, announce: Callable[[str], None]) -> None:
     """Run the collector until SIGINT or SIGTERM; everything acknowledged is stored by then."""
     import uvicorn
 
-    backend = open_backend(options)
-    collector = Collector(backend, options)
-    maintenance = Maintenance(backend, options.retention_days, collector.refusals)
+    pool = worker_pool(DECODERS)
+    try:
+        backend = open_backend(options)
+    except BaseException:
+        pool.shutdown(cancel_futures=True)
+        raise
+    refusals = RefusalLog()
+    maintenance = Maintenance(backend, pool, options.retention_days, refusals)
+    collector = Collector(backend, options, pool, maintenance)
+    collector.refusals = refusals
     config = uvicorn.Config(
         collector.app(),
         host=options.host,
@@ -395,7 +507,10 @@ def serve(options: Options, announce: Callable[[str], None]) -> None:
     )
     server = uvicorn.Server(config)
     where = (options.clickhouse and "ClickHouse") or str(options.data)
-    announce(f"send_metrics collect: listening on http://{options.host}:{options.port}, storing in {where}")
+    announce(
+        f"send_metrics collect: listening on http://{options.host}:{options.port}, "
+        f"storing in {where}"
+    )
     if options.keys:
         announce(f"Accepting requests that present one of {len(options.keys)} keys.")
     else:
@@ -407,3 +522,4 @@ def serve(options: Options, announce: Callable[[str], None]) -> None:
             maintenance.close()
             collector.close()
         backend.close()
+        pool.shutdown(cancel_futures=True)

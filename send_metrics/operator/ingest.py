@@ -97,18 +97,14 @@ def _utf8(value: str) -> bool:
     return True
 
 
-def _is_int(v: Any) -> bool:
-    return type(v) is int or (type(v) is float and v.is_integer())
-
-
-_TYPES: dict[str, Callable[[Any], bool]] = {
-    "null": lambda v: v is None,
-    "boolean": lambda v: v is True or v is False,
-    "integer": _is_int,
-    "number": lambda v: type(v) is int or (type(v) is float and math.isfinite(v)),
-    "string": lambda v: type(v) is str and (v.isascii() or _utf8(v)),
-    "array": lambda v: type(v) is list,
-    "object": lambda v: type(v) is dict,
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "null": (type(None),),
+    "boolean": (bool,),
+    "integer": (int, float),  # a float only when whole (2.0 is an integer in JSON Schema)
+    "number": (int, float),
+    "string": (str,),
+    "array": (list,),
+    "object": (dict,),
 }
 
 
@@ -118,64 +114,55 @@ def _pattern(text: str) -> re.Pattern[str]:
     return re.compile(text[:-1] + r"\Z" if text.endswith("$") else text)
 
 
-def compile_schema(spec: Mapping[str, Any], where: str = "") -> Check:
+def compile_schema(spec: Mapping[str, Any]) -> Check:
     """A check for the keywords our schemas use (type, const, enum, pattern, lengths, bounds,
     items, properties, required, additionalProperties): None when the value passes, else the
-    first problem, naming the field but never the value."""
-    checks: list[Check] = []
+    first problem, naming the field but never the value. One closure per schema node, the
+    keywords it lacks skipped by flags: about 30 µs an event."""
     types = spec.get("type")
-    if types is not None:
-        allowed = [_TYPES[t] for t in ([types] if isinstance(types, str) else types)]
-        names = types if isinstance(types, str) else " or ".join(types)
-        checks.append(lambda v: None if any(ok(v) for ok in allowed) else f"not {names}")
-    if "const" in spec:
-        const = spec["const"]
-        checks.append(
-            lambda v: None if v == const and type(v) is not bool else "not the expected value"
-        )
-    if "enum" in spec:
-        choices = spec["enum"]
-        checks.append(lambda v: None if v in choices and type(v) is str else "not an allowed value")
-    if "pattern" in spec:
-        pattern = _pattern(spec["pattern"])
-        checks.append(
-            lambda v: "does not match its pattern" if type(v) is str and not pattern.search(v) else None
-        )
-    if "maxLength" in spec:
-        most = spec["maxLength"]
-        checks.append(lambda v: f"longer than {most}" if type(v) is str and len(v) > most else None)
-    if "minimum" in spec:
-        least = spec["minimum"]
-        checks.append(
-            lambda v: f"below {least}"
-            if type(v) in (int, float) and v < least
-            else None
-        )
-    if "maxItems" in spec:
-        most_items = spec["maxItems"]
-        checks.append(
-            lambda v: f"more than {most_items} items" if type(v) is list and len(v) > most_items else None
-        )
-    if "items" in spec:
-        item = compile_schema(spec["items"])
+    names = [types] if isinstance(types, str) else list(types or ())
+    allowed = frozenset(t for n in names for t in _PYTHON_TYPES[n])
+    wrong_type = f"not {' or '.join(names)}"
+    floats = "number" in names  # finite floats; with only "integer", whole ones
+    has_const, const = "const" in spec, spec.get("const")
+    choices = spec.get("enum")
+    pattern = _pattern(spec["pattern"]) if "pattern" in spec else None
+    most_chars = spec.get("maxLength")
+    least = spec.get("minimum")
+    most_items = spec.get("maxItems")
+    item = compile_schema(spec["items"]) if "items" in spec else None
+    fields = _object(spec) if "properties" in spec else None
 
-        def items(v: Any) -> str | None:
-            if type(v) is list:
+    def check(v: Any) -> str | None:
+        kind = type(v)
+        if allowed and kind not in allowed:
+            return wrong_type
+        if kind is float:
+            if not (math.isfinite(v) if floats else v.is_integer()):
+                return wrong_type
+        elif kind is str:
+            if not v.isascii() and not _utf8(v):
+                return "not UTF-8 text"
+            if pattern is not None and not pattern.search(v):
+                return "does not match its pattern"
+            if most_chars is not None and len(v) > most_chars:
+                return f"longer than {most_chars}"
+        elif kind is list:
+            if most_items is not None and len(v) > most_items:
+                return f"more than {most_items} items"
+            if item is not None:
                 for i, element in enumerate(v):
                     problem = item(element)
                     if problem:
                         return f"[{i}]{'' if problem.startswith('.') else ': '}{problem}"
-            return None
-
-        checks.append(items)
-    if "properties" in spec:
-        checks.append(_object(spec))
-
-    def check(value: Any) -> str | None:
-        for one in checks:
-            problem = one(value)
-            if problem:
-                return problem
+        elif kind is dict and fields is not None:
+            return fields(v)
+        if has_const and (v != const or kind is bool):
+            return "not the expected value"
+        if choices is not None and (kind is not str or v not in choices):
+            return "not an allowed value"
+        if least is not None and kind in (int, float) and v < least:
+            return f"below {least}"
         return None
 
     return check
@@ -251,7 +238,8 @@ class Validator:
             raise BadRequest(f"more than {MAX_EVENTS} events in one request", 413)
         for i, event in enumerate(events):
             if fill and type(event) is dict:
-                for name in self.fields.get(event.get("schema_version"), ()):  # type: ignore[call-overload]
+                version = event.get("schema_version")
+                for name in self.fields.get(version, ()) if type(version) is int else ():
                     event.setdefault(name, None)
             problem = self.problem(event)
             if problem:
@@ -494,10 +482,12 @@ def from_otlp_protobuf(body: bytes) -> list[Event]:
         raise BadRequest("an OTLP string is not UTF-8") from None
 
 
-def _otlp_events(records: Iterable[tuple[dict[str, Any], dict[str, Any], str | None]]) -> list[Event]:
+def _otlp_events(
+    records: Iterable[tuple[dict[str, Any], dict[str, Any], str | None]],
+) -> list[Event]:
     """Log records back to events: resource and record attributes by the names the otlp sink
     gives them; attributes that are not event fields (an SDK's own) are left out."""
-    events = []
+    events: list[Event] = []
     for resource, attributes, name in records:
         if len(events) >= MAX_EVENTS:
             raise BadRequest(f"more than {MAX_EVENTS} events in one request", 413)

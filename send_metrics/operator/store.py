@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -60,9 +61,10 @@ class StoreUnavailable(MetricsError):
 
 DB_NAME = "ingest.sqlite3"
 LOCK_NAME = "collect.lock"
+MAINT_LOCK_NAME = "maintenance.lock"
 COMPACT_ROWS = 20_000  # pending rows that start a compaction
 COMPACT_AGE_S = 300.0  # or the age of the oldest pending row
-COMPACT_BATCH = 50_000  # at most this many rows per part (bounds the collector's memory)
+COMPACT_BATCH = 20_000  # at most this many rows per part (bounds the collector's memory)
 MERGE_AT = 8  # a day with this many parts is rewritten as one
 GRACE_S = 300.0  # replaced files stay this long for reports reading them
 DAY_US = 86_400_000_000
@@ -118,16 +120,6 @@ _FILE_TARGETS = (
     ("make_file_duration_ms", "duration_ms"),
     ("make_file_critical", "critical"),
 )
-_DERIVED = {"received_at", *(c for c, _ in _FILE_TARGETS)}
-_SQLITE_TYPE = {
-    "text": "TEXT",
-    "int": "INTEGER",
-    "long": "INTEGER",
-    "double": "REAL",
-    "bool": "INTEGER",
-    "time": "INTEGER",
-    "list": "TEXT",
-}
 _DUCK_TYPE = {
     "text": "VARCHAR",
     "int": "INTEGER",
@@ -167,21 +159,47 @@ TARGET_COLUMNS = (
     "critical",
     "depth",
 )
-_TARGET_STRUCT = (
-    '[{"name":"VARCHAR","start_ms":"DOUBLE","duration_ms":"DOUBLE","exit_code":"INTEGER",'
-    '"lines":"INTEGER","critical":"BOOLEAN","depth":"INTEGER"}]'
+# pending's columns (the event as validated, as JSON text; DuckDB gives it its types).
+_PENDING = ("message_id", "anonymous_id", "day", "start_us", "received_us", "event")
+_JSON_TYPE = {
+    "text": '"VARCHAR"',
+    "int": '"INTEGER"',
+    "long": '"BIGINT"',
+    "double": '"DOUBLE"',
+    "bool": '"BOOLEAN"',
+    "time": '"VARCHAR"',
+    "list": '["VARCHAR"]',
+}
+_COMPUTED = {"start_time", "received_at", *(c for c, _ in _FILE_TARGETS)}
+_EVENT_STRUCT = (
+    "{"
+    + ",".join(f'"{n}":{_JSON_TYPE[k]}' for n, k in FIELDS if n not in _COMPUTED)
+    + ',"make_file_targets":{"count":"INTEGER","duration_ms":"DOUBLE","critical":"INTEGER"}'
+    + ',"make_targets":[{"name":"VARCHAR","start_ms":"DOUBLE","duration_ms":"DOUBLE",'
+    + '"exit_code":"INTEGER","lines":"INTEGER","critical":"BOOLEAN","depth":"INTEGER"}]}'
 )
-# pending's columns: the fields, the breakdown as JSON text, and the UTC day (days since 1970).
-_PENDING = (*(name for name, _ in FIELDS), "make_targets", "day")
 
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (message_id BLOB PRIMARY KEY, day INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending (
     seq INTEGER PRIMARY KEY,
-    {", ".join(f"{name} {_SQLITE_TYPE[kind]}" for name, kind in FIELDS)},
-    make_targets TEXT,
-    day INTEGER NOT NULL
+    message_id BLOB NOT NULL,
+    anonymous_id TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    start_us INTEGER NOT NULL,
+    received_us INTEGER NOT NULL,
+    event TEXT NOT NULL
 );
+-- De-duplication in SQLite itself: a message_id seen before is skipped (RAISE(IGNORE) drops the
+-- row and the statement goes on), a new one is remembered for good.
+CREATE TRIGGER IF NOT EXISTS pending_once BEFORE INSERT ON pending
+BEGIN
+    SELECT RAISE(IGNORE) WHERE EXISTS (SELECT 1 FROM seen WHERE message_id = NEW.message_id);
+END;
+CREATE TRIGGER IF NOT EXISTS pending_seen AFTER INSERT ON pending
+BEGIN
+    INSERT INTO seen (message_id, day) VALUES (NEW.message_id, NEW.day);
+END;
 CREATE TABLE IF NOT EXISTS parts (
     id INTEGER PRIMARY KEY,
     day INTEGER NOT NULL,
@@ -231,46 +249,40 @@ def _micros(text: str | None) -> int | None:
 
 def to_row(event: Mapping[str, Any], received_us: int) -> tuple[Any, ...]:
     """A validated event as a pending row (the order of `_PENDING`)."""
-    files = event.get("make_file_targets") or {}
-    values: list[Any] = []
-    for name, kind in FIELDS:
-        if name == "received_at":
-            value: Any = received_us
-        elif name in _DERIVED:
-            value = None
-        else:
-            value = event.get(name)
-            if value is not None:
-                if kind == "time":
-                    value = _micros(value)
-                elif kind == "list":
-                    value = json.dumps(value)
-                elif kind == "bool":
-                    value = int(value)
-        values.append(value)
-    for column, key in _FILE_TARGETS:
-        values[_INDEX[column]] = files.get(key)
-    targets = event.get("make_targets")
-    start = values[_INDEX["start_time"]]
-    return (*values, json.dumps(targets) if targets else None, start // DAY_US)
-
-
-_INDEX = {name: i for i, (name, _) in enumerate(FIELDS)}
+    start = _micros(str(event["start_time"]))
+    assert start is not None
+    return (
+        bytes.fromhex(str(event["message_id"]).replace("-", "")),
+        event["anonymous_id"],
+        start // DAY_US,
+        start,
+        received_us,
+        json.dumps(event),
+    )
 
 
 def _typed(source: str) -> str:
-    """A SELECT that gives pending's raw columns (as read from SQLite) their DuckDB types."""
+    """A SELECT that gives pending's rows (as read from SQLite) their DuckDB types: the event's
+    JSON through json_transform, times in UTC."""
     parts = []
     for name, kind in FIELDS:
-        if kind == "time":
-            parts.append(f"make_timestamp({name}) AS {name}")
-        elif kind == "list":
-            parts.append(f"CAST(from_json({name}, '[\"VARCHAR\"]') AS VARCHAR[]) AS {name}")
+        if name == "start_time":
+            parts.append("make_timestamp(start_us) AS start_time")
+        elif name == "received_at":
+            parts.append("make_timestamp(received_us) AS received_at")
+        elif kind == "time":
+            parts.append(f"CAST(CAST(e.{name} AS TIMESTAMPTZ) AS TIMESTAMP) AS {name}")
+        elif name.startswith("make_file_"):
+            key = dict(_FILE_TARGETS)[name]
+            parts.append(f"e.make_file_targets.{key} AS {name}")
         else:
-            parts.append(f"CAST({name} AS {_DUCK_TYPE[kind]}) AS {name}")
+            parts.append(f"e.{name} AS {name}")
     parts.append("CAST(DATE '1970-01-01' + CAST(day AS INTEGER) AS DATE) AS day")
-    parts.append("make_targets")
-    return f"SELECT {', '.join(parts)} FROM {source}"
+    parts.append("e.make_targets AS make_targets")
+    return (
+        f"SELECT {', '.join(parts)} FROM"
+        f" (SELECT *, json_transform(event, '{_EVENT_STRUCT}') AS e FROM {source})"
+    )
 
 
 def _targets_of(source: str, where: str = "TRUE") -> str:
@@ -279,27 +291,22 @@ def _targets_of(source: str, where: str = "TRUE") -> str:
         "SELECT message_id, anonymous_id, start_time, command, t.name AS name,"
         " t.start_ms AS start_ms, t.duration_ms AS duration_ms, t.exit_code AS exit_code,"
         " t.lines AS lines, t.critical AS critical, t.depth AS depth, day FROM ("
-        " SELECT message_id, anonymous_id, start_time, command, day,"
-        f" unnest(from_json(make_targets, '{_TARGET_STRUCT}')) AS t"
+        " SELECT message_id, anonymous_id, start_time, command, day, unnest(make_targets) AS t"
         f" FROM {source} WHERE make_targets IS NOT NULL AND {where})"
     )
 
 
 def _arrow(rows: list[tuple[Any, ...]]) -> pyarrow.Table:
-    """Pending rows (without seq) as an Arrow table DuckDB can read without copying."""
+    """Pending rows (anonymous_id, day, start_us, received_us, event) as an Arrow table, which
+    DuckDB reads in place."""
     import pyarrow as pa
 
-    kinds = [*(kind for _, kind in FIELDS), "list", "int"]
-    arrow_type = {
-        "text": pa.string(),
-        "list": pa.string(),
-        "double": pa.float64(),
-    }
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in _PENDING]
+    kinds = (pa.string(), pa.int64(), pa.int64(), pa.int64(), pa.string())
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in kinds]
     return pa.table(
         {
-            name: pa.array(list(values), arrow_type.get(kind, pa.int64()))
-            for name, kind, values in zip(_PENDING, kinds, columns, strict=True)
+            name: pa.array(list(values), kind)
+            for name, kind, values in zip(_PENDING[1:], kinds, columns, strict=True)
         }
     )
 
@@ -307,7 +314,8 @@ def _arrow(rows: list[tuple[Any, ...]]) -> pyarrow.Table:
 def _duck() -> duckdb.DuckDBPyConnection:
     import duckdb
 
-    con = duckdb.connect(config={"threads": 1, "memory_limit": "512MB"})
+    con = duckdb.connect(config={"threads": 2, "memory_limit": "256MB"})
+    con.execute("SET TimeZone = 'UTC'")
     return con
 
 
@@ -349,8 +357,43 @@ def _durable(con: duckdb.DuckDBPyConnection, query: str, final: Path) -> None:
         raise
 
 
+def _durable_days(con: duckdb.DuckDBPyConnection, query: str, top: Path) -> dict[int, Path]:
+    """Write a query's rows as one Parquet file per `day` under `top/day=YYYY-MM-DD/`, each on
+    disk (fsynced, renamed, its folder fsynced) before this returns: {day: path}."""
+    from datetime import date
+
+    staging = top / f".tmp-{uuid.uuid4().hex}"
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    made: dict[int, Path] = {}
+    try:
+        con.execute(
+            f"COPY ({query}) TO {_quote(str(staging))} (FORMAT parquet, COMPRESSION zstd,"
+            " PARTITION_BY (day), WRITE_PARTITION_COLUMNS true, FILENAME_PATTERN 'p{uuid}')"
+        )
+        for written in sorted(staging.glob("day=*/*.parquet")):
+            day = (date.fromisoformat(written.parent.name[4:]) - date(1970, 1, 1)).days
+            final = top / written.parent.name / f"{uuid.uuid4().hex}.parquet"
+            final.parent.mkdir(exist_ok=True)
+            fd = os.open(written, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(written, final)
+            _fsync_dir(final.parent)
+            made[day] = final
+    except BaseException:
+        for path in made.values():
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return made
+
+
 class EmbeddedStore:
-    """The default Backend: SQLite ingest, Parquet parts, one folder."""
+    """The default Backend: SQLite ingest, Parquet parts, one folder, one collector."""
 
     def __init__(self, data_dir: Path | str, retention_days: int | None = None) -> None:
         self.folder = Path(data_dir)
@@ -360,45 +403,74 @@ class EmbeddedStore:
             self._lock_fd = _take_lock(self.folder / LOCK_NAME)
             self._db = _connect(self.folder / DB_NAME)
             self._db.executescript(_SCHEMA)
-            self._maint_db = _connect(self.folder / DB_NAME)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open the store in {self.folder} ({exc})") from None
         self._write_lock = threading.Lock()
-        self._maint_lock = threading.Lock()
-        self._remove_orphans()
-
-    # ---- ingest ----
+        self.maintainer = Maintainer(self.folder)
+        self.maintainer.remove_orphans()
 
     def write(self, events: Sequence[Mapping[str, object]]) -> int:
         """Store events (validated by the collector): one transaction, committed (fsynced)
         before this returns; duplicates of any message_id ever stored are skipped."""
         now_us = time.time_ns() // 1000
-        oldest = self._oldest_day(now_us)
-        rows = [to_row(e, now_us) for e in events]
-        keys = [bytes.fromhex(str(e["message_id"]).replace("-", "")) for e in events]
-        insert = f"INSERT INTO pending ({', '.join(_PENDING)}) VALUES ({', '.join('?' * len(_PENDING))})"
-        new = 0
+        return self.write_rows([to_row(e, now_us) for e in events])
+
+    def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> int:
+        """`write` for events already made rows (`to_row`, in the collector's decoding
+        processes)."""
+        oldest = _oldest_day(self.retention_days)
+        kept = [row for row in rows if row[2] >= oldest]  # beyond retention: as if expired
+        insert = f"INSERT INTO pending ({', '.join(_PENDING)}) VALUES (?, ?, ?, ?, ?, ?)"
         with self._write_lock:
             try:
                 with _transaction(self._db):
-                    for key, row in zip(keys, rows, strict=True):
-                        day = row[-1]
-                        if day < oldest:
-                            continue  # beyond retention: never stored, as if expired
-                        done = self._db.execute(
-                            "INSERT OR IGNORE INTO seen (message_id, day) VALUES (?, ?)", (key, day)
-                        )
-                        if done.rowcount == 1:
-                            self._db.execute(insert, row)
-                            new += 1
+                    done = self._db.executemany(insert, kept)
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"cannot store events ({_why(exc)})") from None
-        return new
+        return max(done.rowcount, 0)
 
-    def _oldest_day(self, now_us: int) -> int:
-        if self.retention_days is None:
-            return -(2**62)
-        return now_us // DAY_US - self.retention_days
+    def compact(self, force: bool = False) -> int:
+        return self.maintainer.compact(force)
+
+    def erase(self, anonymous_id: str) -> int:
+        return self.maintainer.erase(anonymous_id)
+
+    def expire(self, older_than_days: int) -> int:
+        return self.maintainer.expire(older_than_days)
+
+    def empty_trash(self, grace: float = GRACE_S) -> int:
+        return self.maintainer.empty_trash(grace)
+
+    def counts(self) -> tuple[int, int]:
+        return self.maintainer.counts()
+
+    def close(self) -> None:
+        with self._write_lock:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self.maintainer.close()
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+
+
+def _oldest_day(retention_days: int | None) -> int:
+    """The first UTC day (days since 1970) kept under `retention_days`."""
+    if retention_days is None:
+        return -(2**62)
+    return time.time_ns() // 1000 // DAY_US - retention_days
+
+
+class Maintainer:
+    """Compaction, merging, erasure, retention and the trash of one store folder. Any process
+    may hold one (the collector runs them in its worker processes, off the event loop); each
+    operation holds the folder's maintenance lock, so they never overlap."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._maint_db = _connect(folder / DB_NAME)
+        self._maint_db.executescript(_SCHEMA)
+        self._thread_lock = threading.Lock()
+        self._maint_lock = _FolderLock(folder / MAINT_LOCK_NAME, self._thread_lock)
 
     # ---- maintenance: compaction, merging, erasure, retention ----
 
@@ -407,7 +479,7 @@ class EmbeddedStore:
         number moved."""
         with self._maint_lock:
             db = self._maint_db
-            count, first = db.execute("SELECT count(*), min(received_at) FROM pending").fetchone()
+            count, first = db.execute("SELECT count(*), min(received_us) FROM pending").fetchone()
             if not count:
                 return 0
             old = first is not None and time.time() - first / 1e6 >= COMPACT_AGE_S
@@ -416,7 +488,7 @@ class EmbeddedStore:
             moved = 0
             while True:
                 rows = db.execute(
-                    f"SELECT seq, {', '.join(_PENDING)} FROM pending ORDER BY seq LIMIT ?",
+                    f"SELECT seq, {', '.join(_PENDING[1:])} FROM pending ORDER BY seq LIMIT ?",
                     (COMPACT_BATCH,),
                 ).fetchall()
                 if not rows:
@@ -429,19 +501,30 @@ class EmbeddedStore:
             return moved
 
     def _write_part(self, rows: list[tuple[Any, ...]], last_seq: int) -> None:
+        """One part per UTC day among `rows`, each day's events and targets files written in
+        one pass over the batch, then listed (and the rows left pending) in one transaction."""
         con = _duck()
         try:
             con.register("raw", _arrow(rows))
             con.execute(f"CREATE TEMP TABLE batch AS {_typed('raw')}")
-            days = [d for (d,) in con.execute("SELECT DISTINCT day - DATE '1970-01-01' FROM batch").fetchall()]
-            made: list[tuple[int, str, str, int]] = []
-            for day in days:
-                events, targets = self._new_paths(day)
+            counts = dict(
+                con.execute(
+                    "SELECT CAST(day - DATE '1970-01-01' AS INTEGER), count(*)"
+                    " FROM batch GROUP BY 1"
+                ).fetchall()
+            )
+            events = _durable_days(
+                con, "SELECT * EXCLUDE (make_targets) FROM batch", self.folder / "events"
+            )
+            targets = _durable_days(con, _targets_of("batch"), self.folder / "targets")
+            for day in set(counts) - set(targets):  # a day without any make target: empty file
+                targets[day] = self._new_paths(day)[1]
                 where = f"day = DATE '1970-01-01' + {int(day)}"
-                _durable(con, f"SELECT * EXCLUDE (make_targets) FROM batch WHERE {where}", events)
-                _durable(con, _targets_of("batch", where), targets)
-                (count,) = con.execute(f"SELECT count(*) FROM batch WHERE {where}").fetchone() or (0,)
-                made.append((day, self._rel(events), self._rel(targets), count))
+                _durable(con, _targets_of("batch", where), targets[day])
+            made = [
+                (day, self._rel(events[day]), self._rel(targets[day]), count)
+                for day, count in counts.items()
+            ]
         finally:
             con.close()
         with _transaction(self._maint_db):
@@ -457,7 +540,9 @@ class EmbeddedStore:
     def _rel(self, path: Path) -> str:
         return str(path.relative_to(self.folder))
 
-    def _parts(self, where: str = "", args: tuple[Any, ...] = ()) -> list[tuple[int, int, str, str, int]]:
+    def _parts(
+        self, where: str = "", args: tuple[Any, ...] = ()
+    ) -> list[tuple[int, int, str, str, int]]:
         return self._maint_db.execute(
             f"SELECT id, day, events, targets, rows FROM parts {where} ORDER BY id", args
         ).fetchall()
@@ -483,7 +568,9 @@ class EmbeddedStore:
             old_targets = _files(str(self.folder / p[3]) for p in parts)
             _durable(con, select(old_events), events)
             _durable(con, select(old_targets), targets)
-            (count,) = con.execute(f"SELECT count(*) FROM read_parquet({_quote(str(events))})").fetchone() or (0,)
+            (count,) = con.execute(
+                f"SELECT count(*) FROM read_parquet({_quote(str(events))})"
+            ).fetchone() or (0,)
         finally:
             con.close()
         now = time.time()
@@ -526,7 +613,10 @@ class EmbeddedStore:
                     found = counts.get(str(self.folder / part[2]), 0)
                     if found:
                         keep = f"WHERE anonymous_id IS DISTINCT FROM {_quote(anonymous_id)}"
-                        self._replace([part], lambda rel, keep=keep: f"SELECT * FROM read_parquet({rel}) {keep}")
+                        self._replace(
+                            [part],
+                            lambda rel, keep=keep: f"SELECT * FROM read_parquet({rel}) {keep}",
+                        )
                         erased += found
             with _transaction(self._maint_db):
                 done = self._maint_db.execute(
@@ -566,12 +656,18 @@ class EmbeddedStore:
                 self._maint_db.executemany("DELETE FROM trash WHERE path = ?", due)
             return len(due)
 
-    def _remove_orphans(self) -> None:
+    def remove_orphans(self) -> None:
         """Files a crash left between writing a part and listing it: never listed, so never
-        read; removed."""
+        read; removed (at the collector's start, before anything is written)."""
+        with self._maint_lock:
+            self._remove_orphans()
+
+    def _remove_orphans(self) -> None:
         known = {p for part in self._parts() for p in (part[2], part[3])}
         known |= {p for (p,) in self._maint_db.execute("SELECT path FROM trash")}
         for top in ("events", "targets"):
+            for staging in (self.folder / top).glob(".tmp-*"):
+                shutil.rmtree(staging, ignore_errors=True)
             for path in (self.folder / top).glob("day=*/*"):
                 if self._rel(path) not in known:
                     with contextlib.suppress(OSError):
@@ -584,17 +680,40 @@ class EmbeddedStore:
         return int(pending), int(parts)
 
     def close(self) -> None:
-        with self._write_lock, self._maint_lock:
-            for db in (self._db, self._maint_db):
-                with contextlib.suppress(sqlite3.Error):
-                    db.close()
-            with contextlib.suppress(OSError):
-                os.close(self._lock_fd)
+        with self._thread_lock, contextlib.suppress(sqlite3.Error):
+            self._maint_db.close()
 
 
 def _why(exc: sqlite3.Error) -> str:
     text = str(exc)
     return text if len(text) < 80 else type(exc).__name__
+
+
+class _FolderLock:
+    """A lock across threads (`thread_lock`) and processes (flock on `path`)."""
+
+    def __init__(self, path: Path, thread_lock: threading.Lock) -> None:
+        self.path = path
+        self.thread_lock = thread_lock
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        self.thread_lock.acquire()
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            if self._fd >= 0:
+                os.close(self._fd)
+            self.thread_lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._fd)  # closing releases the flock
+        self._fd = -1
+        self.thread_lock.release()
 
 
 def _take_lock(path: Path) -> int:
@@ -641,12 +760,13 @@ def open_for_report(data_dir: Path) -> duckdb.DuckDBPyConnection:
             try:
                 with _transaction(db, "DEFERRED"):  # one snapshot: parts and pending agree
                     parts = db.execute("SELECT events, targets FROM parts ORDER BY id").fetchall()
-                    rows = db.execute(f"SELECT {', '.join(_PENDING)} FROM pending").fetchall()
+                    rows = db.execute(f"SELECT {', '.join(_PENDING[1:])} FROM pending").fetchall()
             finally:
                 db.close()
         except sqlite3.Error as exc:
             raise MetricsError(f"cannot read the store in {folder} ({_why(exc)})") from None
     con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
     con.register("pending_raw", _arrow(rows))
     con.execute(f"CREATE TEMP TABLE pending_events AS {_typed('pending_raw')}")
     con.execute(f"CREATE TEMP TABLE pending_targets AS {_targets_of('pending_events')}")
