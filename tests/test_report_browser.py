@@ -10,17 +10,13 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from send_metrics.operator import report, report_html, report_text
-from tests.browser import Browser, chromium
+from tests.browser import Browser
 from tests.team_events import in_duckdb, team
 
-IN_CI = bool(os.environ.get("CI"))
 SCREENSHOT = (
     Path(os.environ["REPORT_SCREENSHOT"]).resolve() if "REPORT_SCREENSHOT" in os.environ else None
 )
@@ -51,20 +47,6 @@ READ_PAGE = """JSON.stringify({
   commandRows: [...document.querySelectorAll('#command-table tr[data-command]')].map(r =>
     [r.dataset.week, r.dataset.command, r.querySelector('td:nth-child(3)').textContent]),
 })"""
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
-    binary = chromium()
-    if binary is None:
-        if IN_CI:
-            pytest.fail("chromium is missing: .ci/run installs it")
-        pytest.skip("chromium is not installed here (apt-get install chromium)")
-    opened = Browser(binary, tmp_path / "profile")
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _at_width(browser: Browser, width: int) -> None:

@@ -8,15 +8,13 @@ suppressed cell reads `suppressed` (class `suppressed`)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from html import escape
 
 from send_metrics.operator.report import CommandWeek, Counts, Report
 from send_metrics.operator.report_text import TOP_TARGETS, iso_week, summary_line
-from send_metrics.report_html import PALETTE, Scale, duration_ticks
+from send_metrics.report_html import PALETTE, Scale, document, duration_ticks
 from send_metrics.stats_text import human
 
 _W, _H = 320, 170  # one small chart's drawing box: about its size on screen, phone or desktop
@@ -288,14 +286,8 @@ def page(report: Report, title: str = "Team report") -> str:
         f"Made {made} by send_metrics report --html."
     )
     content = "".join(_sections(report)) if report.weeks else '<p id="empty">No runs.</p>'
-    digest = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
-    policy = f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{digest}'"
-    return (
-        "<!DOCTYPE html>\n"
-        f'<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head>"
-        f'<body><h1>{escape(title)}</h1><p class="sub">{summary}</p>'
-        f'<p class="note">{escape(note)}</p>{content}<script>{_SCRIPT}</script></body></html>\n'
+    body = (
+        f'<h1>{escape(title)}</h1><p class="sub">{summary}</p>'
+        f'<p class="note">{escape(note)}</p>{content}'
     )
+    return document(title, _CSS, body, _SCRIPT)
