@@ -46,11 +46,14 @@ def event(
     duration_ms: float,
     exit_code: int | None,
     traced: bool,
+    steps: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One schema-valid event of `developer`'s run of `command`."""
+    """One schema-valid event of `developer`'s run of `command`; a traced run ran some of
+    `steps` (its Makefile's targets; any of TARGETS without them)."""
     targets = None
     if traced:
-        names = rng.sample(TARGETS, rng.randint(1, 5))
+        pool = steps or TARGETS
+        names = rng.sample(pool, rng.randint(1, min(5, len(pool))))
         offset = 0.0
         targets = []
         for i, name in enumerate(names):
@@ -136,6 +139,9 @@ def team(
     ]
     popularity = [1 / (i + 1) ** 1.1 for i in range(len(names))]
     typical = {name: 500 * 3 ** (i % 6) for i, name in enumerate(names)}
+    # Each command's Makefile runs its own few of the targets (some shared between commands).
+    steps = {name: [TARGETS[(i + j * 3) % len(TARGETS)] for j in range(2 + i % 4)]
+             for i, name in enumerate(names)}  # fmt: skip
     span = timedelta(weeks=weeks).total_seconds()
     out = []
     for _ in range(runs):
@@ -146,7 +152,7 @@ def team(
         roll = rng.random()
         exit_code = 0 if roll < 0.85 else (None if roll < 0.88 else rng.choice([1, 2]))
         traced = command != "bench" and rng.random() < 0.5
-        out.append(event(rng, person, command, start, duration, exit_code, traced))
+        out.append(event(rng, person, command, start, duration, exit_code, traced, steps[command]))
     return out
 
 

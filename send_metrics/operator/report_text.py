@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import textwrap
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -80,19 +81,19 @@ def summary_line(report: Report, app: str = "") -> str:
     )
 
 
-def text(report: Report, app: str = "") -> list[str]:
+def text(report: Report, app: str = "", width: int = 80) -> list[str]:
     """The terminal report: weeks, the latest week's commands, regressions, slowest targets,
     idle commands, breakdowns; and what `supp` means."""
     k = report.options.min_developers
-    lines = [summary_line(report, app)]
+    lines = textwrap.wrap(summary_line(report, app), width)
     if not report.weeks:
         return lines
-    lines += [
-        f"Cells drawn from fewer than {k} developers are shown as {SUPPRESSED_MARK!r}, and so are "
-        "the cells that would let them be worked out from a total.",
-        "",
-        "Per ISO week (UTC):",
-    ]
+    lines += textwrap.wrap(
+        f"Cells drawn from fewer than {k} developers are shown as {SUPPRESSED_MARK!r}, and so "
+        "are the cells that would let them be worked out from a total.",
+        width,
+    )
+    lines += ["", "Per ISO week (UTC):"]
     lines += _table(
         ("week", "developers", "runs", "failed"),
         [
@@ -114,7 +115,7 @@ def text(report: Report, app: str = "") -> list[str]:
             _pct(c.counts.failure_rate),
             _ms(c.p50_ms),
             _ms(c.p90_ms),
-            "" if c.change is None else f"{c.change * 100:+.0f}%" + (" !" * c.regression),
+            "" if c.change is None else f"{round(c.change * 100) or 0:+d}%" + (" !" * c.regression),
         )
         for c in report.commands
         if c.week == latest

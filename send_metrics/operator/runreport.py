@@ -59,4 +59,8 @@ def run(
         if html_file != "-":
             yield f"Wrote {html_file} ({made.suppressed} cells suppressed)."
     else:
-        yield from report_text.text(made)
+        import shutil
+
+        yield from report_text.text(
+            made, width=max(40, shutil.get_terminal_size((100, 24)).columns)
+        )
