@@ -356,3 +356,21 @@ def test_segment_basic_auth_takes_the_write_key_as_user(running) -> None:
     token = base64.b64encode(f"{KEY}:ignored-password".encode()).decode()
     answer = running.post("/v1/batch", body, {"Authorization": f"Basic {token}"}, key=None)
     assert answer.status == 200
+
+
+def test_decompression_stops_at_the_limit_whatever_the_ratio() -> None:
+    """A 256 MiB gzip bomb costs the limit's worth of memory, not its own size."""
+    import tracemalloc
+
+    packer = zlib.compressobj(wbits=31)
+    block = b"\0" * (1 << 20)
+    bomb = b"".join(packer.compress(block) for _ in range(256)) + packer.flush()
+    tracemalloc.start()
+    try:
+        with pytest.raises(ingest.BadRequest) as refused:
+            ingest.inflate(bomb, "gzip", 8 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert refused.value.status == 413
+    assert peak < 32 << 20, peak
