@@ -95,6 +95,10 @@ class Running:
         return self.proc.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop it, then wait until its workers are gone too (they die with it)."""
+        import psutil
+
+        workers = children(self.proc.pid)
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -102,19 +106,18 @@ class Running:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        _reap_workers(self.proc.pid)
+        _gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, f"workers outlived the collector: {alive}"
 
 
-def _reap_workers(pid: int) -> None:
-    """Worker processes die with the collector (PDEATHSIG); wait until they have."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        left = subprocess.run(
-            ["pgrep", "-P", str(pid)], capture_output=True, text=True
-        ).stdout.split()
-        if not left:
-            return
-        time.sleep(0.1)
+def children(pid: int) -> list[Any]:
+    """The collector's worker processes (and the forkserver that starts them)."""
+    import psutil
+
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.NoSuchProcess:
+        return []
 
 
 def start(

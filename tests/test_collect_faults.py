@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from send_metrics import sinks
 from send_metrics.operator import ingest
-from tests.collector_proc import KEY, Running, segment_batch, start, stored
+from tests.collector_proc import KEY, Running, children, segment_batch, start, stored
 from tests.operator_events import event, events
 
 pytestmark = pytest.mark.stress
@@ -70,8 +71,11 @@ def test_kill_9_mid_ingest_loses_no_acknowledged_event(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while len(acked) < 3000 and time.monotonic() < deadline:
             time.sleep(0.05)
+        workers = children(collector.proc.pid)
         collector.proc.send_signal(signal.SIGKILL)  # in the middle of requests in flight
         collector.proc.wait()
+        _gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert workers and not alive  # its decoding processes do not outlive it
     finally:
         stop.set()
         for sender in senders:

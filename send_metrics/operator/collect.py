@@ -128,8 +128,8 @@ _MAINTAINERS: dict[str, Maintainer] = {}
 
 
 def _start_worker() -> None:
-    """A decoding process: dies with its parent (the forkserver, which dies with the collector),
-    leaves Ctrl-C to the collector."""
+    """A decoding process: dies with its parent, the collector (even by kill -9), leaves Ctrl-C
+    to the collector."""
     import ctypes
     import signal
 
@@ -167,11 +167,13 @@ def maintain_job(folder: str, operation: str, *args: Any) -> int:
 
 
 def worker_pool(count: int) -> ProcessPoolExecutor:
-    """The decoding processes, started now (before any thread of ours) and warmed up."""
+    """The decoding processes, started now and warmed up. Spawned, not forked: the collector
+    has threads, and a spawned worker is the collector's own child, so PDEATHSIG ties it to
+    the collector itself (a forkserver in between would outlive a kill -9)."""
     import multiprocessing
 
     pool = ProcessPoolExecutor(
-        count, multiprocessing.get_context("forkserver"), initializer=_start_worker
+        count, multiprocessing.get_context("spawn"), initializer=_start_worker
     )
     for done in [pool.submit(time.time) for _ in range(count)]:
         done.result()
