@@ -278,18 +278,25 @@ def test_huge_and_compressed_huge_bodies_are_413(running) -> None:
     assert running.alive()
 
 
-def test_a_body_sent_too_slowly_does_not_hold_the_collector(running) -> None:
-    """A sender that stops mid-body is cut off later; others are served meanwhile."""
-    sock = socket.create_connection(("127.0.0.1", running.port))
-    sock.sendall(
+def test_bodies_sent_too_slowly_do_not_hold_the_collector(running) -> None:
+    """Senders that stop mid-body (more of them than requests decoded at once) are cut off
+    later; others are served meanwhile."""
+    stalled = []
+    head = (
         b"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode()
         + b"\r\nContent-Length: 100000\r\n\r\n{"
     )  # fmt: skip
+    for _ in range(12):
+        sock = socket.create_connection(("127.0.0.1", running.port))
+        sock.sendall(head)
+        stalled.append(sock)
     try:
+        time.sleep(0.5)
         one = event(random.Random(2), days=1)
-        assert running.post("/v1/events", json.dumps(one).encode()).status == 200
+        assert running.post("/v1/events", json.dumps(one).encode(), timeout=20).status == 200
     finally:
-        sock.close()
+        for sock in stalled:
+            sock.close()
 
 
 def test_wrong_keys_are_401_and_never_logged(running) -> None:
