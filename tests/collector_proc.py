@@ -147,29 +147,25 @@ def start(
     raise AssertionError(f"collect did not listen in time: {running.output()}")
 
 
-def stored(data: Path) -> list[dict[str, Any]]:
-    """Every stored event (all fields) as dicts, read as `report` reads them."""
+def _rows(data: Path, query: str) -> list[dict[str, Any]]:
     from send_metrics.operator.store import open_for_report
 
     con = open_for_report(data)
     try:
-        cursor = con.execute("SELECT * FROM events_all ORDER BY message_id")
+        cursor = con.execute(query)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
         con.close()
+
+
+def stored(data: Path) -> list[dict[str, Any]]:
+    """Every stored event (all fields) as dicts, read as `report` reads them."""
+    return _rows(data, "SELECT * FROM events_all ORDER BY message_id")
 
 
 def stored_targets(data: Path) -> list[dict[str, Any]]:
-    from send_metrics.operator.store import open_for_report
-
-    con = open_for_report(data)
-    try:
-        cursor = con.execute("SELECT * FROM targets_all ORDER BY message_id, name")
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        con.close()
+    return _rows(data, "SELECT * FROM targets_all ORDER BY message_id, name")
 
 
 def segment_batch(events: list[dict[str, Any]]) -> bytes:
