@@ -95,6 +95,10 @@ class Running:
         return self.proc.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop it, then wait until its workers are gone too (they die with it)."""
+        import psutil
+
+        workers = children(self.proc.pid)
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -102,19 +106,18 @@ class Running:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        _reap_workers(self.proc.pid)
+        _gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, f"workers outlived the collector: {alive}"
 
 
-def _reap_workers(pid: int) -> None:
-    """Worker processes die with the collector (PDEATHSIG); wait until they have."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        left = subprocess.run(
-            ["pgrep", "-P", str(pid)], capture_output=True, text=True
-        ).stdout.split()
-        if not left:
-            return
-        time.sleep(0.1)
+def children(pid: int) -> list[Any]:
+    """The collector's worker processes (and the forkserver that starts them)."""
+    import psutil
+
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.NoSuchProcess:
+        return []
 
 
 def start(
@@ -144,29 +147,25 @@ def start(
     raise AssertionError(f"collect did not listen in time: {running.output()}")
 
 
-def stored(data: Path) -> list[dict[str, Any]]:
-    """Every stored event (all fields) as dicts, read as `report` reads them."""
+def _rows(data: Path, query: str) -> list[dict[str, Any]]:
     from send_metrics.operator.store import open_for_report
 
     con = open_for_report(data)
     try:
-        cursor = con.execute("SELECT * FROM events_all ORDER BY message_id")
+        cursor = con.execute(query)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
         con.close()
+
+
+def stored(data: Path) -> list[dict[str, Any]]:
+    """Every stored event (all fields) as dicts, read as `report` reads them."""
+    return _rows(data, "SELECT * FROM events_all ORDER BY message_id")
 
 
 def stored_targets(data: Path) -> list[dict[str, Any]]:
-    from send_metrics.operator.store import open_for_report
-
-    con = open_for_report(data)
-    try:
-        cursor = con.execute("SELECT * FROM targets_all ORDER BY message_id, name")
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        con.close()
+    return _rows(data, "SELECT * FROM targets_all ORDER BY message_id, name")
 
 
 def segment_batch(events: list[dict[str, Any]]) -> bytes:

@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from send_metrics import sinks
 from send_metrics.operator import ingest
-from tests.collector_proc import KEY, Running, segment_batch, start, stored
+from tests.collector_proc import KEY, Running, children, segment_batch, start, stored
 from tests.operator_events import event, events
 
 pytestmark = pytest.mark.stress
@@ -70,8 +71,11 @@ def test_kill_9_mid_ingest_loses_no_acknowledged_event(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while len(acked) < 3000 and time.monotonic() < deadline:
             time.sleep(0.05)
+        workers = children(collector.proc.pid)
         collector.proc.send_signal(signal.SIGKILL)  # in the middle of requests in flight
         collector.proc.wait()
+        _gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert workers and not alive  # its decoding processes do not outlive it
     finally:
         stop.set()
         for sender in senders:
@@ -137,11 +141,22 @@ def test_a_full_disk_answers_503_and_loses_nothing_acknowledged(small_disk: Path
 # ---- bad input ----
 
 PATHS = ["/v1/track", "/v1/batch", "/v1/logs", "/", "/v1/events"]
+# Values near the schema's edges: patterns with a final newline or the wrong case, times
+# without an offset, bounds, whole floats, booleans where numbers go, lone surrogates.
+NEAR_MISSES = [
+    "", "x", "SIGINT", "SIGINT\n", "SIGint", "command_run", "make", "MAKE",
+    "0b7e3f6a-8c2d-4e1f-9a3b-5c6d7e8f9a0b", "0b7e3f6a-8c2d-4e1f-9a3b-5c6d7e8f9a0b\n",
+    "0B7E3F6A-8C2D-4E1F-9A3B-5C6D7E8F9A0B", "0b7e3f6a-8c2d-1e1f-9a3b-5c6d7e8f9a0b",
+    "9c1d2e3f4a5b6c7d", "9c1d2e3f4a5b6c7", "2026-11-20T09:30:00+00:00", "2026-11-20T09:30:00",
+    "x" * 201, "\ud800", -1, 0, 1, 2, 2.0, 2.5, -0.5, 2**31, 2**63, 1e308, True, False, None,
+    [], {}, ["a"], [1], [{}],
+]  # fmt: skip
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
     max_leaves=30,
 )
+edge_values = json_values | st.sampled_from(NEAR_MISSES)
 
 
 def test_fuzzed_json_is_a_4xx_never_a_crash(running) -> None:
@@ -171,7 +186,7 @@ def test_mutated_events_are_refused_exactly_when_the_schema_refuses_them(running
     @settings(
         max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
     )
-    @given(seed=st.integers(0, 10**6), field=st.sampled_from(fields), value=json_values)
+    @given(seed=st.integers(0, 10**6), field=st.sampled_from(fields), value=edge_values)
     def check(seed: int, field: str, value: Any) -> None:
         one = event(random.Random(seed), days=1)
         one[field] = value
@@ -186,11 +201,11 @@ def test_mutated_events_are_refused_exactly_when_the_schema_refuses_them(running
     assert len(rows) == len({r["message_id"] for r in rows})
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(
     seed=st.integers(0, 10**6),
     field=st.sampled_from(sorted(event(random.Random(0)))),
-    value=json_values,
+    value=edge_values,
 )
 def test_the_validator_agrees_with_jsonschema(seed: int, field: str, value: Any) -> None:
     """Our compiled checks against the reference implementation: never more lenient, and
@@ -263,18 +278,25 @@ def test_huge_and_compressed_huge_bodies_are_413(running) -> None:
     assert running.alive()
 
 
-def test_a_body_sent_too_slowly_does_not_hold_the_collector(running) -> None:
-    """A sender that stops mid-body is cut off later; others are served meanwhile."""
-    sock = socket.create_connection(("127.0.0.1", running.port))
-    sock.sendall(
+def test_bodies_sent_too_slowly_do_not_hold_the_collector(running) -> None:
+    """Senders that stop mid-body (more of them than requests decoded at once) are cut off
+    later; others are served meanwhile."""
+    stalled = []
+    head = (
         b"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode()
         + b"\r\nContent-Length: 100000\r\n\r\n{"
     )  # fmt: skip
+    for _ in range(12):
+        sock = socket.create_connection(("127.0.0.1", running.port))
+        sock.sendall(head)
+        stalled.append(sock)
     try:
+        time.sleep(0.5)
         one = event(random.Random(2), days=1)
-        assert running.post("/v1/events", json.dumps(one).encode()).status == 200
+        assert running.post("/v1/events", json.dumps(one).encode(), timeout=20).status == 200
     finally:
-        sock.close()
+        for sock in stalled:
+            sock.close()
 
 
 def test_wrong_keys_are_401_and_never_logged(running) -> None:
@@ -356,3 +378,21 @@ def test_segment_basic_auth_takes_the_write_key_as_user(running) -> None:
     token = base64.b64encode(f"{KEY}:ignored-password".encode()).decode()
     answer = running.post("/v1/batch", body, {"Authorization": f"Basic {token}"}, key=None)
     assert answer.status == 200
+
+
+def test_decompression_stops_at_the_limit_whatever_the_ratio() -> None:
+    """A 256 MiB gzip bomb costs the limit's worth of memory, not its own size."""
+    import tracemalloc
+
+    packer = zlib.compressobj(wbits=31)
+    block = b"\0" * (1 << 20)
+    bomb = b"".join(packer.compress(block) for _ in range(256)) + packer.flush()
+    tracemalloc.start()
+    try:
+        with pytest.raises(ingest.BadRequest) as refused:
+            ingest.inflate(bomb, "gzip", 8 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert refused.value.status == 413
+    assert peak < 32 << 20, peak

@@ -112,9 +112,10 @@ class Buckets:
         now = time.monotonic()
         tokens, then = self._state.get(who, (self.burst, now))
         tokens = min(self.burst, tokens + (now - then) * self.rate)
-        if count > tokens:
+        need = min(count, self.burst)  # a request larger than a burst passes on a full bucket
+        if need > tokens:
             self._state[who] = (tokens, now)
-            return (min(count, self.burst) - tokens) / self.rate
+            return (need - tokens) / self.rate
         self._state[who] = (tokens - count, now)
         if len(self._state) > 10_000:  # forget the idlest senders: the table stays small
             self._state = dict(sorted(self._state.items(), key=lambda kv: kv[1][1])[-5_000:])
@@ -128,8 +129,8 @@ _MAINTAINERS: dict[str, Maintainer] = {}
 
 
 def _start_worker() -> None:
-    """A decoding process: dies with its parent (the forkserver, which dies with the collector),
-    leaves Ctrl-C to the collector."""
+    """A decoding process: dies with its parent, the collector (even by kill -9), leaves Ctrl-C
+    to the collector."""
     import ctypes
     import signal
 
@@ -167,11 +168,13 @@ def maintain_job(folder: str, operation: str, *args: Any) -> int:
 
 
 def worker_pool(count: int) -> ProcessPoolExecutor:
-    """The decoding processes, started now (before any thread of ours) and warmed up."""
+    """The decoding processes, started now and warmed up. Spawned, not forked: the collector
+    has threads, and a spawned worker is the collector's own child, so PDEATHSIG ties it to
+    the collector itself (a forkserver in between would outlive a kill -9)."""
     import multiprocessing
 
     pool = ProcessPoolExecutor(
-        count, multiprocessing.get_context("forkserver"), initializer=_start_worker
+        count, multiprocessing.get_context("spawn"), initializer=_start_worker
     )
     for done in [pool.submit(time.time) for _ in range(count)]:
         done.result()
@@ -351,28 +354,33 @@ class Collector:
 
     async def body(self, request: Any) -> bytes:
         """The raw body: at most max_body bytes, within BODY_SECONDS, and only while all the
-        bodies being read fit in BUFFER_BUDGET (else 503: try again shortly)."""
+        bodies read and not yet decoded fit in BUFFER_BUDGET (else 503: try again shortly).
+        The caller gives its share back (`release`) once the body is decoded."""
         limit = self.options.max_body
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             raise Refused(413 if length.isdigit() else 400, f"body over {limit} bytes")
         chunks: list[bytes] = []
-        size = 0
+        held = 0  # bytes of this body counted in self.buffered
         try:
             async with asyncio.timeout(BODY_SECONDS):
                 async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:
+                    if held + len(chunk) > limit:
                         raise Refused(413, f"body over {limit} bytes")
                     if self.buffered + len(chunk) > BUFFER_BUDGET:
                         raise Refused(503, "collector busy", retry_after=1)
                     self.buffered += len(chunk)
+                    held += len(chunk)
                     chunks.append(chunk)
-        except TimeoutError:
-            raise Refused(408, f"body not received within {BODY_SECONDS:g} s") from None
-        finally:
-            self.buffered -= sum(len(c) for c in chunks)
+        except BaseException as exc:
+            self.buffered -= held
+            if isinstance(exc, TimeoutError):
+                raise Refused(408, f"body not received within {BODY_SECONDS:g} s") from None
+            raise
         return b"".join(chunks)
+
+    def release(self, raw: bytes) -> None:
+        self.buffered -= len(raw)
 
     async def ingest(self, request: Any) -> Any:
         from starlette.responses import Response
@@ -381,20 +389,23 @@ class Collector:
         who = self.who(request)
         content_type = request.headers.get("content-type", "")
         encoding = request.headers.get("content-encoding", "")
+        raw = await self.body(request)  # outside the slots: a slow sender holds none of them
         async with self.slots:
-            raw = await self.body(request)
             loop = asyncio.get_running_loop()
-            outcome = await loop.run_in_executor(
-                self.pool,
-                decode_job,
-                path,
-                content_type,
-                encoding,
-                raw,
-                self.options.max_body,
-                self.writer.rows,
-            )
-            del raw
+            try:
+                outcome = await loop.run_in_executor(
+                    self.pool,
+                    decode_job,
+                    path,
+                    content_type,
+                    encoding,
+                    raw,
+                    self.options.max_body,
+                    self.writer.rows,
+                )
+            finally:
+                self.release(raw)
+                del raw
             if outcome[0] == "bad":
                 raise Refused(outcome[1], outcome[2])
             _, count, items = outcome
@@ -416,12 +427,13 @@ class Collector:
         if request.method == "GET":  # how `opt-out --erase` knows this is our collector
             return _json(200, {"collector": "send_metrics", "erase": "POST {anonymous_id}"})
         self.who(request)
-        async with self.slots:
-            raw = await self.body(request)
+        raw = await self.body(request)
         try:
             doc = ingest.parse_json(raw)
         except ingest.BadRequest as exc:
             raise Refused(400, str(exc)) from None
+        finally:
+            self.release(raw)
         anonymous_id = doc.get("anonymous_id") if type(doc) is dict else None
         pattern = self.validator.schemas[max(self.validator.versions)]["properties"]
         check = ingest.compile_schema(pattern["anonymous_id"])

@@ -335,6 +335,18 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _settle(written: Path, final: Path) -> None:
+    """Give a written file its final name once its bytes are on disk, and make the name
+    durable too."""
+    fd = os.open(written, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(written, final)
+    _fsync_dir(final.parent)
+
+
 def _durable(con: duckdb.DuckDBPyConnection, query: str, final: Path) -> None:
     """Write a query's rows to a Parquet file at `final`, all of it on disk before it has the
     name (a crash leaves a temporary file, removed at the next start)."""
@@ -344,13 +356,7 @@ def _durable(con: duckdb.DuckDBPyConnection, query: str, final: Path) -> None:
         con.execute(
             f"COPY ({query}) TO {_quote(str(temporary))} (FORMAT parquet, COMPRESSION zstd)"
         )
-        fd = os.open(temporary, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, final)
-        _fsync_dir(final.parent)
+        _settle(temporary, final)
     except BaseException:
         with contextlib.suppress(OSError):
             temporary.unlink()
@@ -374,13 +380,7 @@ def _durable_days(con: duckdb.DuckDBPyConnection, query: str, top: Path) -> dict
             day = (date.fromisoformat(written.parent.name[4:]) - date(1970, 1, 1)).days
             final = top / written.parent.name / f"{uuid.uuid4().hex}.parquet"
             final.parent.mkdir(exist_ok=True)
-            fd = os.open(written, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(written, final)
-            _fsync_dir(final.parent)
+            _settle(written, final)
             made[day] = final
     except BaseException:
         for path in made.values():
