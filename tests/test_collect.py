@@ -471,3 +471,57 @@ def test_a_second_collector_on_the_same_folder_is_refused(running) -> None:
     second = sm("collect", "--port", "0", "--data", str(running.data))
     assert second.returncode != 0 and "another collector" in second.stderr
     assert "Traceback" not in second.stderr
+
+
+def test_collect_with_clickhouse_takes_each_sink_once(tmp_path: Path) -> None:
+    """The collector's HTTP side over the ClickHouse Backend (on chDB, ClickHouse's engine
+    in-process): events land once, replays included, and erasure reaches them."""
+    import uvicorn
+
+    from send_metrics.operator import clickhouse, collect
+    from tests.collector_proc import free_port
+    from tests.team_events import ChdbConnection
+
+    chdb = ChdbConnection(tmp_path / "clickhouse")
+    pool = collect.worker_pool(1)
+    backend = clickhouse.ClickHouseBackend(chdb)
+    maintenance = collect.Maintenance(backend, pool, None, lambda line: None)
+    port = free_port()
+    options = collect.Options(port=port, keys=(KEY,))
+    receiver = collect.Collector(backend, options, pool, maintenance)
+    config = uvicorn.Config(receiver.app(), host="127.0.0.1", port=port, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        from tests.collector_proc import Running
+
+        running = Running(tmp_path, port, None, tmp_path / "none")  # type: ignore[arg-type]
+        sent = events(40, seed=51)
+        body = segment_batch(sent[:20])
+        assert running.post("/v1/batch", body, scheme="Basic").status == 200
+        assert running.post("/v1/batch", body, scheme="Basic").status == 200
+        otlp = json.dumps(sinks.otlp_request(sent[20:])).encode()
+        assert running.post("/v1/logs", otlp).status == 200
+        table = clickhouse.DEFAULT_TABLE
+        count = f"SELECT count(), uniqExact(message_id) FROM {table}"
+        assert chdb.rows(count) == [(40, 40)]
+        gone = sent[0]["anonymous_id"]
+        answer = running.post("/v1/erase", json.dumps({"anonymous_id": gone}).encode())
+        expected = sum(e["anonymous_id"] == gone for e in sent)
+        assert answer.status == 200 and answer.json == {"erased": expected}
+    finally:
+        server.should_exit = True
+        thread.join()
+        maintenance.close()
+        receiver.close()
+        pool.shutdown()
+        chdb.close()
+
+
+def test_collect_with_an_unreachable_clickhouse_says_so_in_one_line() -> None:
+    done = sm("collect", "--port", "0", "--clickhouse", "http://127.0.0.1:9/")
+    assert done.returncode != 0 and "ClickHouse" in done.stderr
+    assert "Traceback" not in done.stderr
