@@ -505,7 +505,7 @@ def test_collect_with_clickhouse_takes_each_sink_once(tmp_path: Path) -> None:
         assert running.post("/v1/batch", body, scheme="Basic").status == 200
         otlp = json.dumps(sinks.otlp_request(sent[20:])).encode()
         assert running.post("/v1/logs", otlp).status == 200
-        count = "SELECT count(), uniqExact(message_id) FROM " + clickhouse.DEFAULT_TABLE
+        count = "SELECT count(), uniqExact(message_id) FROM " + clickhouse.DEFAULT_TABLE  # noqa: S608
         assert chdb.rows(count) == [(40, 40)]
         gone = sent[0]["anonymous_id"]
         answer = running.post("/v1/erase", json.dumps({"anonymous_id": gone}).encode())
