@@ -12,7 +12,11 @@ HOME (opted in) with the send_metrics next to this Python; nothing is asserted:
   after make's exit the event is in the history.
 - wrap: `send_metrics wrap` of the same one-line target (the Makefile pattern), traced.
 
-    python scripts/bench_make.py [--pairs 5] [--json]
+    python scripts/bench_make.py [--pairs 5] [--json] [--shell /bin/bash] [--snippet OLD.mk]
+
+`--shell` puts `SHELL := ...` in every Makefile (the shim then runs in that shell); `--snippet`
+measures another send_metrics.mk (e.g. `git show main:send_metrics/send_metrics.mk`) with the
+same send_metrics, so two versions compare in one session.
 """
 
 from __future__ import annotations
@@ -103,6 +107,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--shell", help="SHELL for every Makefile (default: make's /bin/sh)")
+    parser.add_argument("--snippet", type=Path, default=SNIPPET, help="the send_metrics.mk to use")
     args = parser.parse_args()
     if not shutil.which("make"):
         sys.exit("make is needed")
@@ -130,7 +136,8 @@ def main() -> None:
         ):
             folder = base / name
             folder.mkdir()
-            text = body + (f"-include {SNIPPET}\n" if include else "")
+            text = (f"SHELL := {args.shell}\n" if args.shell else "") + body
+            text += f"-include {args.snippet.resolve()}\n" if include else ""
             (folder / "Makefile").write_text(text)
             folders[name] = folder
         rows: dict[str, dict[str, object]] = {}
@@ -175,6 +182,7 @@ def main() -> None:
             "wrap_ms": round(statistics.median(wrap_ms), 1),
             "wrap_added_ms": round(statistics.median(wrap_ms) - statistics.median(impl_ms), 1),
         }
+        rows["setup"] = {"shell": args.shell or "/bin/sh", "snippet": str(args.snippet)}
         rows["machine"] = {
             "cpus": os.cpu_count(),
             "make": subprocess.run(
@@ -186,6 +194,7 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     lines, goal = rows["lines"], rows["goal"]
+    print(f"{args.snippet} under SHELL={args.shell or '/bin/sh'}")
     print(f"{LINES} trivial recipe lines ({args.pairs} runs each, medians):")
     print(f"  bare make                 {lines['bare_ms']:>8} ms")
     print(f"  include, no yes (untraced){lines['untraced_ms']:>8} ms")

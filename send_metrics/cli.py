@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from send_metrics import __version__, config, consent, delivery, reports, wrapper
 from send_metrics.config import Settings
-from send_metrics.errors import ExitCode, MetricsError
+from send_metrics.errors import ExitCode, MetricsError, NoMatch
 from send_metrics.files import state_path
 from send_metrics.output import closed_pipe, say, warn
 
@@ -51,6 +53,23 @@ def _settings() -> Settings:
     return loaded.settings
 
 
+_ON = "To turn usage metrics on: `send_metrics opt-in`."
+_OFF = "To turn usage metrics off: `send_metrics opt-out` (deletes your id and data)."
+_HINTS = {
+    "enable": _ON,
+    "on": _ON,
+    "optin": _ON,
+    "opt_in": _ON,
+    "consent": _ON,
+    "disable": _OFF,
+    "off": _OFF,
+    "optout": _OFF,
+    "opt_out": _OFF,
+    "telemetry": "What is collected and where it goes: `send_metrics status`; "
+    "`send_metrics opt-in` or `opt-out` change it.",
+}
+
+
 class _Group(click.Group):
     """The one error boundary: our expected failures end as one line and a documented code."""
 
@@ -66,11 +85,22 @@ class _Group(click.Group):
         except BrokenPipeError:
             closed_pipe()
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """What other tools' users type (`disable`, `off`, `telemetry`...) gets our command's
+        name in the error, never a guess that runs: opting out deletes data."""
+        name = args[0] if args else ""
+        hint = _HINTS.get(name.lower()) if name not in self.commands else None
+        if hint:
+            ctx.fail(f"No such command {name!r}. {hint}")
+        return super().resolve_command(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MetricsError as exc:
-            warn(str(exc))
+            _tell(str(exc))
             sys.exit(exc.exit_code)
         except BrokenPipeError:
             closed_pipe()  # click itself would exit 1
@@ -86,26 +116,39 @@ def cli() -> None:
 
     Nothing is collected until you say yes; `send_metrics status` shows what is set,
     `send_metrics preview -- CMD` shows exactly what would be sent.
+
+    \b
+    Example: send_metrics run -- make test
     """
 
 
-@cli.command(context_settings=_PASS_THROUGH)
+@cli.command(
+    context_settings=_PASS_THROUGH, short_help="Run any command and record one event for it."
+)
 @click.option(
     "--name",
+    metavar="NAME",
     callback=_value,
     help="Name recorded for the command instead of its program's basename.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the event instead of recording it.")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.argument(
+    "command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD [ARG]..."
+)
 def run(name: str | None, dry_run: bool, command: tuple[str, ...]) -> None:
-    """Run a command as if directly and record one event for it.
+    """Run a command as if directly and record one event for it (`make GOALS`: named by its
+    goals).
 
-    Usage: send_metrics run [--name NAME] -- CMD [ARG ...]
+    \b
+    Example: send_metrics run -- make test
     """
     wrapper.execute(wrapper.command_spec(_strip_dashes(command), name, dry_run))
 
 
-@cli.command(context_settings=_PASS_THROUGH)
+@cli.command(
+    context_settings=_PASS_THROUGH,
+    short_help="Run `make impl-TARGET`; record one event for TARGET.",
+)
 @click.option(
     "--make", "make", metavar="PATH", callback=_value, help="The calling make: pass '$(MAKE)'."
 )
@@ -122,17 +165,29 @@ def run(name: str | None, dry_run: bool, command: tuple[str, ...]) -> None:
 def wrap(
     make: str | None, makefile: str | None, dry_run: bool, target: str, variables: tuple[str, ...]
 ) -> None:
-    """Run `make impl-TARGET` and record one event for TARGET (Makefile indirection)."""
+    """Run `make impl-TARGET` and record one event for TARGET (Makefile indirection).
+
+    \b
+    Example (in a Makefile): dev.%: ; +@send_metrics wrap --make='$(MAKE)' $@
+    """
     bad = [v for v in variables if "=" not in v or v.startswith("=")]
     if bad:
         raise click.UsageError(f"expected VAR=value after the target, got {bad[0]!r}")
     wrapper.execute(wrapper.make_spec(target, list(variables), make, makefile, dry_run))
 
 
-@cli.command(context_settings=_PASS_THROUGH)
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@cli.command(
+    context_settings=_PASS_THROUGH, short_help="Run CMD and print the event it would make."
+)
+@click.argument(
+    "command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD [ARG]..."
+)
 def preview(command: tuple[str, ...]) -> None:
-    """Run CMD and print the exact event that would be sent; nothing is stored or sent."""
+    """Run CMD and print the exact event that would be sent; nothing is stored or sent.
+
+    \b
+    Example: send_metrics preview -- make test
+    """
     wrapper.execute(wrapper.command_spec(_strip_dashes(command), None, True))
 
 
@@ -143,50 +198,92 @@ def _strip_dashes(command: tuple[str, ...]) -> list[str]:
     return argv
 
 
-@cli.command()
-def status() -> None:
-    """Show the decision, id, files, sink, queue and environment overrides."""
+@cli.command(short_help="Show the decision, files, sink, queue and overrides.")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts: one key per line.")
+def status(as_json: bool) -> None:
+    """Show the decision, id, files, sink, queue and environment overrides.
+
+    \b
+    Example: send_metrics status --json
+    """
     loaded = config.load_settings()
     lines = reports.status(loaded.settings, loaded.problems)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(reports.status_json(loaded.settings, lines), indent=2))
+        return
     width = max(len(label) for label, _ in lines)
+    # Wrapped at word boundaries on a terminal; whole lines for scripts and pipes.
+    columns = _width() if sys.stdout.isatty() else 0
     for label, value in lines:
-        click.echo(f"{label + ':':<{width + 1}} {value}")
+        head = f"{label + ':':<{width + 1}} "
+        if columns - len(head) < 20:
+            click.echo(head + value)
+            continue
+        wrapped = textwrap.wrap(
+            value,
+            columns - 1,
+            initial_indent=head,
+            subsequent_indent=" " * len(head),
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        click.echo("\n".join(wrapped) if wrapped else head.rstrip())
 
 
-@cli.command("opt-in")
+@cli.command("opt-in", short_help="Show what is collected and ask for your yes.")
 @click.option("--yes", "-y", is_flag=True, help="Agree without being asked (for scripts).")
-def opt_in(yes: bool) -> None:
-    """Show what is collected and record your consent."""
+@click.option("--details", is_flag=True, help="Show every field collected before asking.")
+def opt_in(yes: bool, details: bool) -> None:
+    """Show what is collected and ask for your consent (once: a yes stands).
+
+    \b
+    Example: send_metrics opt-in --details
+    """
     settings = _settings()
+    state = consent.current(settings)
+    if consent.collecting(state, settings):  # asking again could only lose what it recorded
+        if details:
+            click.echo(consent.disclosure(settings), err=True)
+        click.echo(consent.already_on(state))
+        _disabled_note()
+        return
     if not yes:
         if not sys.stdin.isatty():
             click.echo(consent.disclosure(settings), err=True)
             raise click.UsageError(
                 "no terminal to ask on; run `send_metrics opt-in --yes` to agree to the text above"
             )
-        click.echo(consent.disclosure(settings), err=True)
-        if not click.confirm(consent.question(settings), default=False, err=True):
-            consent.record(settings, granted=False)
-            click.echo(
-                "Nothing is recorded; your answer is kept, any local data deleted.", err=True
-            )
+        state, line = consent.ask_once(settings, details=details, command=True)
+        if not consent.collecting(state, settings):
+            told = line.removeprefix("send_metrics: ").rstrip("\n")
+            click.echo(click.wrap_text(told[:1].upper() + told[1:], 79), err=True)
             return
-    state = consent.record(settings, granted=True)
+    else:
+        state = consent.record(settings, granted=True)
     click.echo(f"Thank you: usage metrics are on (anonymous id {state.anonymous_id}).")
     click.echo("`send_metrics opt-out` turns them off and deletes your id and local data.")
+    _disabled_note()
+
+
+def _disabled_note() -> None:
     if config.metrics_disabled():
         click.echo(
-            "Note: DO_NOT_TRACK or SEND_METRICS_DISABLED is set here, and wins: nothing "
-            "is collected while it is."
+            f"Note: {config.disabled_by()} is set here, and wins: nothing is collected while it is."
         )
 
 
-@cli.command("opt-out")
+@cli.command("opt-out", short_help="Stop; delete your id, local queue and history.")
 @click.option(
     "--erase", is_flag=True, help="Also ask the operator's collector to delete your events."
 )
 def opt_out(erase: bool) -> None:
-    """Stop collecting; delete the anonymous id, the local queue and history."""
+    """Stop collecting; delete the anonymous id, the local queue and history.
+
+    \b
+    Example: send_metrics opt-out --erase
+    """
     settings = _settings()
     before = consent.current(settings).anonymous_id if erase else ""
     _state, deleted = consent.opt_out(settings)
@@ -203,14 +300,20 @@ def opt_out(erase: bool) -> None:
             click.echo(f"Your anonymous id was {before} (give it to the operator).")
 
 
-@cli.command()
+@cli.command(short_help="Forget the decision; the next run asks again.")
 def reset() -> None:
-    """Forget the decision (and repair a broken state file); the next run asks again."""
+    """Forget the decision (and repair a broken state file); the next run asks again.
+
+    \b
+    Example: send_metrics reset
+    """
     settings = _settings()
-    consent.reset(settings)
-    click.echo(
-        f"Decision forgotten ({state_path(settings.app)}); the next interactive run asks again."
-    )
+    if consent.reset(settings):
+        click.echo(
+            f"Decision forgotten ({state_path(settings.app)}); the next interactive run asks again."
+        )
+    else:
+        click.echo("There was no decision to forget; the next interactive run asks.")
 
 
 @cli.command()
@@ -222,7 +325,11 @@ def reset() -> None:
     help="Seconds to spend at most (above 0, at most a day, or inf).",
 )
 def flush(timeout: float) -> None:
-    """Send the queued events now; exit 4 while any stay queued."""
+    """Send the queued events now; exit 4 while any stay queued.
+
+    \b
+    Example: send_metrics flush --timeout 60
+    """
     settings = _settings()
     done = delivery.flush_now(settings, timeout)
     if not done.shown:
@@ -230,8 +337,11 @@ def flush(timeout: float) -> None:
     elif not done.before:
         click.echo("Nothing queued.")
     else:
-        sent = done.before - done.left
-        click.echo(f"Sent {sent} of {done.before} queued events to {done.shown}; {done.left} left.")
+        refused = f" ({done.refused} of them refused by the collector)" if done.refused else ""
+        click.echo(
+            f"Sent {done.accepted} of {done.before} queued events to {done.shown}{refused}; "
+            f"{done.dropped} dropped, {done.left} left."
+        )
     left = done.left if done.shown else reports.queued(settings)
     why = done.error or done.reason.rstrip(".") or f"--timeout {timeout:g} s ran out"
     if done.error or left:
@@ -241,13 +351,17 @@ def flush(timeout: float) -> None:
 
 @cli.command()
 def schema() -> None:
-    """Print the JSON Schema of the events."""
+    """Print the JSON Schema of the events.
+
+    \b
+    Example: send_metrics schema > event.schema.json
+    """
     from send_metrics.event import schema_text
 
     click.echo(schema_text(), nl=False)
 
 
-@cli.command()
+@cli.command(short_help="Your own history: runs, failures, durations, trends.")
 @click.option(
     "--since",
     metavar="7d|30d|DATE",
@@ -260,7 +374,11 @@ def schema() -> None:
 def stats(
     since: str | None, command: str | None, as_json: bool, as_csv: bool, html_file: str | None
 ) -> None:
-    """Your own local history: per command, runs, failures, durations, time spent, trends."""
+    """Your own local history: per command, runs, failures, durations, time spent, trends.
+
+    \b
+    Example: send_metrics stats --since 7d --html report.html
+    """
     from send_metrics import stats as numbers
     from send_metrics import stats_text
 
@@ -278,11 +396,12 @@ def stats(
         report = numbers.report(
             [r for r in runs if r.command == command] if command else runs, window
         )
+        traced = report_html.most_informative(numbers.traced_events(settings, window, command))
         slowest = report_html.slowest_command(report)
         found = None
-        if slowest is not None:
+        if slowest is not None and traced is None:
             found = numbers.detail(report, slowest, numbers.command_events(settings, slowest))
-        report_html.write(html_file, report_html.page(report, found, settings.app))
+        report_html.write(html_file, report_html.page(report, found, settings.app, traced))
         if html_file != "-":
             click.echo(f"Wrote {html_file} ({len(report.runs)} runs).")
         return
@@ -295,22 +414,30 @@ def stats(
         else:
             for line in stats_text.table(report, _style(), len(runs)):
                 click.echo(line)
+            if not runs:
+                _echo_wrapped(reports.first_steps(settings, "runs"))
         return
     found = numbers.detail(report, command, numbers.command_events(settings, command))
     if as_json:
         click.echo(stats_text.detail_json(found, command, window))
     elif as_csv:
         click.echo(stats_text.runs_csv(found.runs), nl=False)
-    else:
-        known = sorted({r.command for r in runs})
-        close = numbers.suggestions(command, known) if found.stats is None else []
-        for line in stats_text.detail_text(found, command, window, _style(), close):
+    elif found.stats is not None:
+        for line in stats_text.detail_text(found, command, window, _style()):
             click.echo(line)
+    if found.stats is None:
+        known = sorted({r.command for r in runs})
+        since = "" if window.since is None else f" since {stats_text.when(window.since)} UTC"
+        hint = (
+            f"{len(runs)} runs of other commands are recorded (`send_metrics stats`)."
+            if runs
+            else reports.first_steps(settings, "runs")
+        )
+        raise NoMatch(numbers.no_match(f"no runs recorded{since} of", command, known, hint))
 
 
 def _style() -> stats_text.Style:
     """The terminal's width (COLUMNS wins), colour only on a terminal and never with NO_COLOR."""
-    import os
     import shutil
 
     from send_metrics.stats_text import Style
@@ -329,31 +456,42 @@ def _style() -> stats_text.Style:
     return Style(max(20, shutil.get_terminal_size().columns), color, unicode)
 
 
-@cli.command()
+@cli.command(short_help="Print the snippet for the `-include send_metrics.mk` line.")
 @click.option("--path", "show_path", is_flag=True, help="Print the shipped file's path instead.")
 def makefile(show_path: bool) -> None:
-    """Print the snippet that records every target of a Makefile with one include line.
+    """Print the snippet that records every target of a Makefile with one include line: save
+    it next to your Makefile and add `-include send_metrics.mk` as its last line.
 
-    Save it next to your Makefile and add `-include send_metrics.mk` as its last line:
-    send_metrics makefile > send_metrics.mk
+    \b
+    Example: send_metrics makefile > send_metrics.mk
     """
     from send_metrics import maketrace
 
     if show_path:
         click.echo(str(maketrace.snippet_path()))
         return
-    click.echo(maketrace.snippet_text(_settings().app), nl=False)
+    settings = _settings()
+    click.echo(maketrace.snippet_text(settings.app), nl=False)
+    # The next step, on stderr: standard output is the snippet, redirected into a file.
+    step = "next: `-include send_metrics.mk` as the Makefile's last line"
+    if not consent.collecting(consent.current(settings), settings):
+        step += "; make never asks, so say yes once: `send_metrics opt-in`"
+    _tell(step)
 
 
-@cli.command()
+@cli.command(short_help="Show where the time went in the last make run.")
 @click.argument("target", required=False)
 @click.option("--chrome", metavar="FILE", help="Write Chrome trace-event JSON (for Perfetto).")
 def trace(target: str | None, chrome: str | None) -> None:
-    """Show where the time went in the last recorded make run (of TARGET)."""
+    """Show where the time went in the last recorded make run (of TARGET).
+
+    \b
+    Example: send_metrics trace dev.provision --chrome trace.json
+    """
     import json
-    import os
 
     from send_metrics import maketrace, store
+    from send_metrics import stats as numbers
     from send_metrics.errors import ConfigError
     from send_metrics.files import data_dir
 
@@ -368,8 +506,17 @@ def trace(target: str | None, chrome: str | None) -> None:
             db.close()
     event = maketrace.last_event(events, target)
     if event is None:
-        what = f"of {target} " if target else ""
-        click.echo(f"No make run {what}with a breakdown recorded yet: see `send_metrics makefile`.")
+        if target:
+            known = maketrace.goals(events)
+            hint = (
+                reports.first_steps(settings, "make")
+                if not known
+                else "Recorded goals: "
+                + (", ".join(known[:5]) + (", ..." if len(known) > 5 else "") + ".")
+            )
+            raise NoMatch(numbers.no_match("no recorded make run of", target, known, hint))
+        click.echo("No make run with a breakdown recorded yet.")
+        _echo_wrapped(reports.first_steps(settings, "make"))
         return
     if chrome:
         try:
@@ -382,6 +529,29 @@ def trace(target: str | None, chrome: str | None) -> None:
     click.echo(maketrace.render(event, _width()))
 
 
+def _tell(message: str) -> None:
+    """`send_metrics: message` on stderr: one line for scripts, wrapped at word boundaries on
+    a terminal (never cut mid-word by it)."""
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns  # stdout may be a file
+    except (OSError, ValueError):
+        warn(message)
+        return
+    text = textwrap.fill(
+        f"send_metrics: {message}",
+        max(40, columns - 1),
+        subsequent_indent="  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    say(text + "\n")
+
+
+def _echo_wrapped(text: str) -> None:
+    """A sentence on standard output, wrapped at word boundaries to fit the terminal."""
+    click.echo(click.wrap_text(text, min(_width(), 100) - 1, preserve_paragraphs=True))
+
+
 def _width() -> int:
     """The terminal's width (100 when not a terminal), for the trace's timeline."""
     import shutil
@@ -389,7 +559,7 @@ def _width() -> int:
     return shutil.get_terminal_size((100, 24)).columns
 
 
-@cli.command()
+@cli.command(short_help="The operator's receiver: every sink's events into one store.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=4318, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
@@ -427,6 +597,7 @@ def collect(
 ) -> None:
     """The operator's receiver: Segment, OTLP/HTTP and http-sink events into one store.
 
+    \b
     Example: send_metrics collect --port 4318 --write-key "$KEY" --retention-days 365
     """
     from pathlib import Path
@@ -446,7 +617,7 @@ def collect(
     receiver.serve(options, click.echo)
 
 
-@cli.command()
+@cli.command(short_help="The team's report over the collected events.")
 @click.option(
     "--data",
     "data",
@@ -512,7 +683,11 @@ def report(
     html_file: str | None,
 ) -> None:
     """The team's numbers per ISO week, from the collector's store or ClickHouse; numbers drawn
-    from fewer than --min-developers developers are suppressed."""
+    from fewer than --min-developers developers are suppressed.
+
+    \b
+    Example: send_metrics report --data /srv/metrics --html team.html
+    """
     from datetime import UTC, datetime
 
     from send_metrics.operator import runreport
@@ -535,3 +710,19 @@ def report(
         regression_runs=regression_runs,
     ):  # fmt: skip
         click.echo(line)
+
+
+@cli.command(short_help="Print the shell completion script (bash, zsh or fish).")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the completion script for SHELL (click's completion): evaluate it at start-up.
+
+    \b
+    Example (in ~/.bashrc): eval "$(send_metrics completion bash)"
+    """
+    from click.shell_completion import get_completion_class
+
+    found = get_completion_class(shell)
+    if found is None:  # every choice has a class; kept for the type checker
+        raise click.UsageError(f"no completion for {shell}")
+    click.echo(found(cli, {}, "send_metrics", "_SEND_METRICS_COMPLETE").source())

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from send_metrics.errors import ConfigError
 from send_metrics.fastpath import DEFAULT_IMPL_PREFIX, config_file
+from send_metrics.fastpath import disabled_by as disabled_by
 from send_metrics.fastpath import env_flag as env_flag  # the off switches are read before
 from send_metrics.fastpath import metrics_disabled as metrics_disabled  # the child starts
 from send_metrics.records import NamedTuple
@@ -46,6 +49,8 @@ _KEYS: dict[str, tuple[type, str, Any, str]] = {
     "report.write_key": (str, "write_key", None, ""),
     "report.headers": (dict, "headers", None, ""),
     "report.ca_bundle": (str, "ca_bundle", None, ""),
+    "report.client_cert": (str, "client_cert", None, ""),
+    "report.client_key": (str, "client_key", None, ""),
     "report.deadline": (float, "deadline", lambda v: 0 < v <= 60, "between 0 and 60 seconds"),
     "report.queue_max_events": (int, "queue_max_events", lambda v: v >= 1, "1 or more"),
     "report.queue_max_age_days": (float, "queue_max_age_days", lambda v: v > 0, "above 0"),
@@ -63,6 +68,7 @@ _KEYS: dict[str, tuple[type, str, Any, str]] = {
     "collect.git_remote_hash": (bool, "git_remote_hash", None, ""),
 }
 _TABLES = {key.partition(".")[0] for key in _KEYS if "." in key}
+_FILES = ("ca_bundle", "client_cert", "client_key")  # paths, relative to the config file
 
 
 # Data crossing modules is immutable NamedTuples (`records`) rather than frozen dataclasses:
@@ -85,6 +91,8 @@ class Settings(NamedTuple):
     write_key: str = ""
     headers: dict[str, str] = {}  # noqa: RUF012 - a shared default, never mutated
     ca_bundle: str = ""  # certificates (a PEM file or a directory) trusted for the endpoint
+    client_cert: str = ""  # our certificate (PEM) for an endpoint that asks for one (mutual TLS)
+    client_key: str = ""  # its private key (PEM); empty when client_cert holds it
     deadline: float = 2.0
     queue_max_events: int = 1000
     queue_max_age_days: float = 30.0
@@ -99,6 +107,15 @@ class Loaded(NamedTuple):
 
     settings: Settings
     problems: tuple[str, ...] = ()
+
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def header_ok(name: str, value: str) -> bool:
+    """A header that can be sent as it is: a token for a name (RFC 9110), and no CR, LF or NUL
+    in the value (they would let a setting write headers of its own)."""
+    return bool(name) and _TOKEN.issuperset(name) and not any(c in value for c in "\r\n\0")
 
 
 def find_config(start: str | PathLike[str] | None = None) -> str | None:
@@ -153,6 +170,13 @@ def _check(dotted: str, value: Any, path: str) -> tuple[Any, str | None]:
     if ok and kind is dict:
         ok = all(isinstance(item, str) for item in value.values())
         value = dict(value)
+        bad = next((k for k, v in value.items() if ok and not header_ok(k, v)), None)
+        if bad is not None:
+            shown = bad.encode("unicode_escape").decode("ascii")
+            return None, (
+                f"{path}: '{dotted}.{shown}' is not a valid HTTP header (a name of letters, "
+                "digits and !#$%&'*+-.^_`|~; a value without line breaks); ignored"
+            )
     if not ok:
         return None, (
             f"{path}: '{dotted}' must be {_expected(kind)}, not {type(value).__name__}; ignored"
@@ -195,4 +219,7 @@ def load_settings(where: str | PathLike[str] | None = None) -> Loaded:
             problems.append(problem)
         else:
             fields[_KEYS[dotted][1]] = checked
+    for name in _FILES:  # the operator's certificate files: from the config's folder, not cwd
+        if fields.get(name):
+            fields[name] = os.path.join(os.path.dirname(path), os.path.expanduser(fields[name]))
     return Loaded(Settings(**fields, path=path), tuple(problems))

@@ -12,7 +12,14 @@ import os
 import sys
 
 from send_metrics.config import Settings
-from send_metrics.decision import Decision, Scope, read_decision, remove_decision, write_decision
+from send_metrics.decision import (
+    Decision,
+    Scope,
+    purpose_hash,
+    read_decision,
+    remove_decision,
+    write_decision,
+)
 from send_metrics.errors import ConfigError, MetricsError
 from send_metrics.files import data_dir, state_path
 
@@ -108,13 +115,14 @@ def _scope(settings: Settings) -> Scope:
         tuple(sorted(set(settings.allow_args))),
         settings.privacy_url,
         settings.retention,
+        purpose_hash(settings.consent_message),
     )
 
 
 def where(covered: Scope) -> str:
     """Where events go, as the disclosure and `status` say it."""
     if covered.sink == "local":
-        return "nowhere: kept on this machine only"
+        return "this machine only (nothing is sent)"
     host = covered.host or "(no endpoint set)"
     if covered.sink == "segment":
         return f"{host} (Segment)"
@@ -140,6 +148,8 @@ def gap(accepted: Scope | None, current: Scope) -> str:
         return "the privacy URL changed"
     if current.retention != accepted.retention:
         return "the retention changed"
+    if current.purpose != accepted.purpose:
+        return "the purpose shown (consent.message) changed"
     return ""
 
 
@@ -156,6 +166,11 @@ def collecting(decision: Decision, settings: Settings) -> bool:
     return decision.granted and not needs_asking(decision, settings)
 
 
+def current_grants(settings: Settings) -> bool:
+    """Whether the decision on disk, read now without the lock, lets this config collect."""
+    return collecting(_current(state_path(settings.app)), settings)
+
+
 def why_not(decision: Decision, settings: Settings) -> str:
     """Why nothing is collected under this decision, in a few words; empty when collecting."""
     if decision.answer is None:
@@ -170,7 +185,7 @@ def why_not(decision: Decision, settings: Settings) -> str:
 
 def why_not_sending(settings: Settings) -> str:
     """`why_not` for the recorded decision (an unreadable one is no decision)."""
-    return why_not(_current(state_path(settings.app)), settings)
+    return why_not(current(settings), settings)
 
 
 def question(settings: Settings) -> str:
@@ -180,70 +195,122 @@ def question(settings: Settings) -> str:
     return "Share usage metrics?"
 
 
-def disclosure(settings: Settings, why: str = "") -> str:
-    """The full text shown before asking, built from the shipped schema's field list and the
-    destination; `why` says what changed since an earlier yes."""
+# The question in plain words, per group of the schema (`x-group`); a group without words here
+# (a new one) is shown by its field names, so the short text never promises less than the list.
+_PLAIN = {
+    "identity": "a random id",
+    "run": "command name, duration, outcome, CPU time, memory",
+    "make": "make target names and times",
+    "git": "git state (no branch names)",
+    "environment": "OS, hardware, CI",
+}
+WIDTH = 79  # our lines, so that nothing wraps in an 80-column terminal
+SCREEN = 12  # the question's lines at most: the blank line before and its own line included
+
+
+def _lines(text: str, most: int = 0) -> list[str]:
+    """`text` wrapped at WIDTH; a `command` in backquotes and a URL are never split. Cut to
+    `most` lines (0: all), the cut marked with "..."."""
     import textwrap
 
+    parts = text.split("`")
+    glued = "`".join(p.replace(" ", "\0") if i % 2 else p for i, p in enumerate(parts))
+    wrapper = textwrap.TextWrapper(WIDTH, break_long_words=False, break_on_hyphens=False)
+    if most:
+        wrapper.max_lines, wrapper.placeholder = most, " ..."
+    return [line.replace("\0", " ") for line in wrapper.wrap(glued)]
+
+
+def _intro(settings: Settings, covered: Scope) -> str:
+    """Who asks, and where the events go."""
+    if settings.consent_message:
+        return settings.consent_message
+    if covered.sink == "local":
+        return (
+            f"{settings.app} would like to keep usage metrics of the commands you run on this "
+            "machine, for your own `send_metrics stats`; nothing is sent anywhere."
+        )
+    return (
+        f"{settings.app} would like to send usage metrics of the commands you run to "
+        f"{where(covered)}, to learn which are used, how long they take and how often they fail."
+    )
+
+
+def _never(covered: Scope, short: bool = False) -> str:
+    text = "arguments"
+    if short and len(covered.allow_args) > 3:
+        text += f" (except those of {len(covered.allow_args)} commands the operator chose)"
+    elif covered.allow_args:
+        text += f" (except those of: {', '.join(covered.allow_args)})"
+    return f"Never: {text}, paths, output, environment, user, host or branch names."
+
+
+def _kept(settings: Settings, covered: Scope) -> str:
+    if covered.sink == "local":
+        kept = "Kept: the newest 10,000 runs, until you opt out."
+    else:
+        kept = f"Retention: {settings.retention or 'not stated'}."
+    return kept + (f" Privacy: {settings.privacy_url}" if settings.privacy_url else "")
+
+
+def summary(settings: Settings, why: str = "") -> str:
+    """The text above the question: with it, at most SCREEN lines of WIDTH. Who asks, what is
+    collected in plain groups, where it goes, how long it is kept, how to say no or change
+    one's mind, and where the full list is. A yes covers the full list (`disclosure`), which
+    this names group by group; a long operator message or reason is cut to fit."""
     from send_metrics.event import field_groups
 
     covered = scope(settings)
-    if settings.consent_message:
-        intro = settings.consent_message
-    elif covered.sink == "local":
-        intro = (
-            f"{settings.app} would like to record anonymous usage metrics on this machine when "
-            "you run its commands (which ones you run, how long they take, how often they "
-            "fail), for your own `send_metrics stats`. Nothing is shared: the events stay in a "
-            "local file."
-        )
-    else:
-        intro = (
-            f"{settings.app} would like to record anonymous usage metrics when you run its "
-            "commands, to learn which ones are used, how long they take and how often they "
-            f"fail, and to send them to {where(covered)}."
-        )
-    lines = []
-    if why:
-        lines += [*textwrap.wrap(f"Asking again: {why}.", 78), ""]
-    lines += [*textwrap.wrap(intro, 78), "", "Each run records exactly these fields:"]
+    groups = []
+    for group, fields in field_groups():
+        names = [name for name, _ in fields if name in covered.fields]
+        if names:
+            groups.append(_PLAIN.get(group) or ", ".join(names))
+    if "git_remote_hash" in covered.fields:
+        groups.append("a guessable hash of the origin URL")
+    body = _lines("Each run: " + "; ".join(groups) + ". " + _never(covered, short=True))
+    body += _lines(_kept(settings, covered), 2)
+    body += _lines(
+        "Fields: `send_metrics opt-in --details`; example: `send_metrics preview -- CMD`"
+    )
+    body += _lines("Change your mind: `send_metrics opt-out` (deletes your data); DO_NOT_TRACK=1.")
+    intro = (f"Asking again: {why}. " if why else "") + _intro(settings, covered)
+    return "\n".join(_lines(intro, max(1, SCREEN - 2 - len(body))) + body)
+
+
+def disclosure(settings: Settings, why: str = "") -> str:
+    """The full text (`opt-in --details`): every field collected, built from the shipped
+    schema's field list, and the destination; `why` says what changed since an earlier yes."""
+    from send_metrics.event import field_groups
+
+    covered = scope(settings)
+    lines = [*_lines(f"Asking again: {why}."), ""] if why else []
+    lines += [*_lines(_intro(settings, covered)), "", "Each run records exactly these fields:"]
+    import textwrap
+
     for group, fields in field_groups():
         names = ", ".join(name for name, _ in fields if name in covered.fields)
         lines.extend(
-            textwrap.wrap(f"{group}: {names}", 78, initial_indent="  ", subsequent_indent="    ")
+            textwrap.wrap(f"{group}: {names}", WIDTH, initial_indent="  ", subsequent_indent="    ")
         )
-    never = (
-        "Never: environment variables, paths, user or host names, branch names, remote "
-        "URLs, the command's output, or command arguments"
-    )
-    if covered.allow_args:
-        never += f" (except those of: {', '.join(covered.allow_args)})"
-    tail = [never + "."]
+    tail = [_never(covered)]
     if settings.git_remote_hash:
         tail.append(
             "git_remote_hash is a salted hash of the repository's origin URL: pseudonymous, "
             "and anyone who can guess the URL (any public repository) can confirm it."
         )
     else:
-        tail.append("git_remote_hash is not collected (always null): the operator left it off.")
-    tail.append(f"Where the events go: {where(covered)}.")
-    if covered.sink == "local":
-        tail.append(
-            "Kept: the newest 10,000 runs, on this machine only, until you opt out "
-            "(which deletes them)."
-        )
-    elif settings.retention:
-        tail.append(f"Retention: {settings.retention}")
-    if settings.privacy_url:
-        tail.append(f"Privacy: {settings.privacy_url}")
+        tail.append("git_remote_hash is not collected (always null): it is off in this setup.")
     tail += [
+        f"Where the events go: {where(covered)}.",
+        _kept(settings, covered),
         "`send_metrics schema` explains every field; `send_metrics preview -- CMD` shows "
         "the exact event.",
         "Change your mind any time: `send_metrics opt-out` (deletes your id and data) or "
-        "`send_metrics opt-in`. DO_NOT_TRACK=1 silences send_metrics everywhere.",
+        "`send_metrics opt-in`. DO_NOT_TRACK=1 turns send_metrics off everywhere.",
     ]
     for paragraph in tail:
-        lines.extend(textwrap.wrap(paragraph, 78))
+        lines.extend(_lines(paragraph))
     return "\n".join(lines)
 
 
@@ -266,9 +333,15 @@ def _pending_keys(fd: int) -> int:
     return count
 
 
-def ask(settings: Settings, why: str = "") -> bool | None:
-    """Show the disclosure on stderr and read one answer: only `y` or `yes` grants. None when not
-    asked: keys typed while the command ran are waiting, and they belong to the shell."""
+def ask(
+    settings: Settings, why: str = "", details: bool = False, command: bool = False
+) -> str | None:
+    """Show the question (the full list with `details`) on stderr and read one answer: "yes"
+    (`y`, `yes`), "no" (an explicit `n`, `no`) or "" (anything else, an empty line, end of
+    input, Ctrl-C: not a yes, and never a reason to delete what an earlier yes recorded).
+    None when not asked (keys typed while the command ran are waiting: they belong to the
+    shell), or when a hangup or a kill ended the wait. `command` (`opt-in`): keys typed ahead
+    are dropped rather than waited on, and Ctrl-C stops the command (KeyboardInterrupt)."""
     import termios
 
     from send_metrics.output import say
@@ -276,29 +349,32 @@ def ask(settings: Settings, why: str = "") -> bool | None:
 
     fd = sys.stdin.fileno()
     try:
-        if _pending_keys(fd):
+        if not command and _pending_keys(fd):
             return None
         termios.tcflush(fd, termios.TCIFLUSH)  # whatever slipped in since: never an answer
         restore = _cooked(fd)
     except (OSError, termios.error):
         return None  # a terminal we cannot inspect: no question rather than a doubtful answer
-    text = f"\n{disclosure(settings, why)}\n{question(settings)} [y/N] "
+    shown = disclosure(settings, why) if details else summary(settings, why)
     try:  # Ctrl-C from the moment the question starts showing declines
-        say(text)
+        say(f"\n{shown}\n{question(settings)} [y/N] ")
         answer = sys.stdin.readline()
     except (Interrupted, KeyboardInterrupt) as exc:
+        if command:
+            raise
         say("\n")
-        # Ctrl-C is an answer (no); a hangup or a kill is not: nothing is recorded then.
+        # Ctrl-C is an answer (not a yes); a hangup or a kill is not: nothing is recorded then.
         signum = exc.args[0] if isinstance(exc, Interrupted) and exc.args else 2
-        return False if signum == 2 else None
+        return "" if signum == 2 else None
     except (OSError, ValueError):
         say("\n")
-        return False
+        return ""
     finally:
         restore()
     if not answer.endswith("\n"):
         say("\n")
-    return answer.strip().lower() in ("y", "yes")
+    word = answer.strip().lower()
+    return "yes" if word in ("y", "yes") else "no" if word in ("n", "no") else ""
 
 
 def _cooked(fd: int) -> Callable[[], None]:
@@ -379,9 +455,11 @@ class _locked:  # a class (no contextlib), used as `with _locked(path):` like a 
                 return
             except BlockingIOError:
                 if time.monotonic() >= self.until:
-                    raise ConfigError(
+                    from send_metrics.errors import StoreBusy
+
+                    raise StoreBusy(
                         "another send_metrics holds the state lock (an opt-out or opt-in in "
-                        "progress); this run's event is not recorded"
+                        "progress)"
                     ) from None
                 time.sleep(0.005)
 
@@ -420,6 +498,8 @@ def _write(settings: Settings, path: str, granted: bool, previous: Decision) -> 
 
     if not granted:
         wipe(settings)  # first: the data goes even when the decision cannot be written
+        if os.path.islink(path):  # a dotfile manager's link: removed itself, never followed
+            remove_decision(path)
         state = Decision("declined", _now(), settings.consent_version)
         write_decision(path, state)
         return state
@@ -465,38 +545,49 @@ def record(settings: Settings, granted: bool) -> Decision:
         raise ConfigError(f"cannot write {path} ({exc.strerror or exc})") from None
 
 
-def ask_once(settings: Settings) -> tuple[Decision, str]:
+def ask_once(
+    settings: Settings, details: bool = False, command: bool = False
+) -> tuple[Decision, str]:
     """Ask, then record the answer; returns the decision and a line to show ("" for none).
 
     The lock is taken briefly before (an answer that cannot be kept is not asked for) and
     after, never while the person thinks. If a decision was recorded elsewhere meanwhile
     (another terminal, `opt-out`), a no wins: ours is recorded if it is a no, theirs kept if not.
+    An answer that is neither yes nor an explicit no never deletes what an earlier yes
+    recorded: the earlier decision stands (it covers no more than it did), asked again later.
+    `command`: asked by `opt-in` itself (typed-ahead keys are not the shell's; Ctrl-C stops it).
     """
     path = state_path(settings.app)
     with _locked(path):
         seen = _current(path)
-    if not needs_asking(seen, settings):
-        return seen, ""
+    if collecting(seen, settings) or not (command or needs_asking(seen, settings)):
+        return seen, ""  # `opt-in` asks after a no too: changing one's mind is why it is run
     from send_metrics import store
 
     had_data = bool(store.copies(data_dir(settings.app)))
     why = ""
     if seen.granted:
         why = gap(seen.scope, scope(settings))
-    answer = ask(settings, why)
+    answer = ask(settings, why, details, command)
     if answer is None:
         return seen, (
             "send_metrics: keys typed during the command are left for your shell; the usage "
             "metrics question waits for a later run (nothing recorded).\n"
         )
+    if answer == "" and (seen.granted or had_data):
+        return seen, (
+            "send_metrics: not a yes, so nothing more is collected; what your earlier yes "
+            "recorded is kept (`send_metrics opt-out` deletes it), and you will be asked "
+            "again.\n"
+        )
     with _locked(path):
         now = _current(path)
-        if now != seen and answer:
+        if now != seen and answer == "yes":
             return now, (
                 "send_metrics: a decision was recorded elsewhere meanwhile; it stands "
                 f"(`send_metrics status`). Settings: {path}\n"
             )
-        state = _write(settings, path, answer, now)
+        state = _write(settings, path, answer == "yes", now)
     if state.granted:
         return state, "send_metrics: thank you; `send_metrics opt-out` stops it any time.\n"
     return state, (
@@ -504,6 +595,25 @@ def ask_once(settings: Settings) -> tuple[Decision, str]:
         + (" and your earlier data deleted" if had_data else "")
         + f"; `send_metrics opt-in` to change your mind. Settings: {path}\n"
     )
+
+
+def already_on(state: Decision) -> str:
+    """What `opt-in` says under a yes that covers the current disclosure: since when, what it
+    covers, and that nothing was asked or changed."""
+    from send_metrics.reports import covers_text
+
+    since = state.decided_at.replace("T", " ").replace("+00:00", " UTC")
+    text = (
+        f"Usage metrics are already on, since {since}: nothing to do. Your yes covers "
+        f"{covers_text(state)}. `send_metrics opt-out` turns them off and deletes your id "
+        "and local data."
+    )
+    return "\n".join(_lines(text))
+
+
+def current(settings: Settings) -> Decision:
+    """The recorded decision (an unreadable one is no decision)."""
+    return _current(state_path(settings.app))
 
 
 class _Checked:
@@ -591,13 +701,11 @@ def opt_out(settings: Settings) -> tuple[Decision, bool]:
     return state, existed
 
 
-def current(settings: Settings) -> Decision:
-    """The recorded decision (an empty one when there is none or it cannot be read)."""
-    return _current(state_path(settings.app))
-
-
-def reset(settings: Settings) -> None:
-    """Forget the decision (and repair a broken state file) so the next interactive run asks."""
+def reset(settings: Settings) -> bool:
+    """Forget the decision (and repair a broken state file) so the next interactive run asks;
+    False when there was none to forget."""
     path = state_path(settings.app)
     with _locked(path):
+        existed = os.path.lexists(path)
         remove_decision(path)
+    return existed

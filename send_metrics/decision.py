@@ -32,6 +32,11 @@ except ImportError:  # before Python 3.12
         from hashlib import sha256 as _sha256  # type: ignore[assignment,unused-ignore]
 
 
+def purpose_hash(message: str) -> str:
+    """What a yes keeps of the purpose the operator wrote: enough to see that it changed."""
+    return _sha256(message.encode("utf-8")).hexdigest()[:16] if message else ""
+
+
 class Scope(NamedTuple):
     """What a disclosure covers: enough to tell a narrower disclosure from a wider one, not only
     a hash of it (a hash could only say "different")."""
@@ -44,13 +49,16 @@ class Scope(NamedTuple):
     allow_args: tuple[str, ...] = ()  # commands whose arguments are collected (sorted)
     privacy_url: str = ""
     retention: str = ""
+    purpose: str = ""  # a hash of the operator's `[consent] message`; empty for ours
 
     @property
     def fingerprint(self) -> str:
-        """A stable hash of everything above, stored with a yes and shown by `status`."""
+        """A stable hash of everything above, stored with a yes and shown by `status`. Without
+        a purpose, the hash of the fields before it: a yes recorded before it was kept holds."""
         from send_metrics.jsontext import dumps
 
-        text = dumps(list(self), separators=(",", ":"))
+        values = list(self) if self.purpose else list(self)[:-1]
+        text = dumps(values, separators=(",", ":"))
         digest: str = _sha256(text.encode("utf-8")).hexdigest()
         return digest[:16]
 
@@ -81,7 +89,7 @@ def _read_scope(raw: Any, path: AnyPath) -> Scope | None:
     bad = ConfigError(f"{path} does not hold a valid decision (its [disclosure] table)")
     if not isinstance(raw, dict):
         raise bad
-    texts = ("app", "sink", "host", "privacy_url", "retention")
+    texts = ("app", "sink", "host", "privacy_url", "retention", "purpose")
     if not all(isinstance(raw.get(k, ""), str) for k in (*texts, "fingerprint")):
         raise bad
     if not (_strings(raw.get("fields", [])) and _strings(raw.get("allow_args", []))):
@@ -98,6 +106,7 @@ def _read_scope(raw: Any, path: AnyPath) -> Scope | None:
         tuple(sorted(raw.get("allow_args", []))),
         raw.get("privacy_url", ""),
         raw.get("retention", ""),
+        raw.get("purpose", ""),
     )
     if raw.get("fingerprint") != scope.fingerprint:
         raise bad

@@ -7,11 +7,13 @@ import sys
 import time
 
 from send_metrics import config, runner
-from send_metrics.errors import DeliveryError, MetricsError
+from send_metrics.errors import DeliveryError, MetricsError, StoreBusy
 from send_metrics.output import warn
 from send_metrics.records import NamedTuple
 
 MAX_LEASE_S = 300.0  # a claimed event goes back to the queue after this, whatever happened
+# How long a run waits for other processes holding the store before its event is given up.
+RECORD_WAIT_S = 30.0
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,29 +69,45 @@ def report(
 
     target, error = destination(settings)
     networked = target is not None or error is not None  # an incomplete config keeps events
-    # The lock is held briefly by others, but for a writer waiting its turn behind a send in
-    # flight (an opt-out, which would delete the event anyway): waited for until the deadline,
-    # or a second from now if that is later, so that a run whose facts took their time under
-    # load still records its event.
-    until = max(deadline, time.monotonic() + 1.0)
-    with consent.recording(settings, event["anonymous_id"], until=until) as allowed:
-        if not allowed:
-            return  # an opt-out (or a changed disclosure) since the run began: nothing is kept
-        # Not closed: the process ends right after, and an abandoned sender may still use it.
-        # Waiting for other wrappers' writes has the same bound as the lock above: an event
-        # is never lost because the facts used the deadline up on a busy machine.
-        db = _open_store(settings, busy_timeout=max(0.05, until - time.monotonic()))
-        db.record(
-            event,
-            queue=networked,
-            max_events=settings.queue_max_events,
-            max_age_days=settings.queue_max_age_days,
-        )
+    # Other wrappers hold the store for moments (the state lock to read the decision, SQLite's
+    # write lock to record), which on a loaded machine can stretch to seconds: a run waits for
+    # them up to RECORD_WAIT_S, far past its deadline, so no event is lost to a busy machine.
+    # Only a holder that is stuck (a stopped process) makes a run give up, counted in `status`.
+    until = max(deadline, time.monotonic() + RECORD_WAIT_S)
+    # One connection, opened once and kept for every try: SQLite's locks are POSIX locks, which
+    # a process loses on closing any descriptor of the file, and another process would then
+    # take itself for the last one and delete the WAL this one is about to commit to. Not
+    # closed: the process ends right after, and an abandoned sender may still use it.
+    db: Store | None = None
+    while True:
+        try:
+            with consent.recording(settings, event["anonymous_id"], until=until) as allowed:
+                if not allowed:
+                    return  # an opt-out (or a changed disclosure) since the run began
+                if db is None:  # SQLite waits a moment at a time: a Ctrl-C acts between two
+                    db = _open_store(settings, busy_timeout=0.25)
+                db.record(
+                    event,
+                    queue=networked,
+                    max_events=settings.queue_max_events,
+                    max_age_days=settings.queue_max_age_days,
+                )
+            break
+        except StoreBusy as exc:
+            if time.monotonic() >= until:
+                _count_unrecorded(settings)
+                raise StoreBusy(
+                    f"{exc}: still busy after {RECORD_WAIT_S:g} s; this run's event is not "
+                    "recorded (counted in `send_metrics status`)"
+                ) from None
+            time.sleep(0.01)
     if config.env_flag("SEND_METRICS_DEBUG"):
         import json
 
         sys.stderr.write("send_metrics debug: " + json.dumps(event) + "\n")
     if target is not None:
+        for note in target.notes:
+            warn(note)
         error = flush(db, target, deadline, client=client, check=consent.sending(settings, db))
     if error and error.endswith("(event dropped)"):
         warn(error)  # refused for good: counted in `status`, never queued again
@@ -97,14 +115,37 @@ def report(
         warn(f"{error}; the event is queued for a later run or `send_metrics flush`")
 
 
+def _count_unrecorded(settings: Settings) -> None:
+    """Count a run the busy store cost its event, unless the data is gone meanwhile: without
+    the lock, an opt-out may have deleted the count just now, so it is checked after too."""
+    from send_metrics import consent, store
+    from send_metrics.files import data_dir
+
+    folder = data_dir(settings.app)
+    if consent.current_grants(settings):
+        store.count_unrecorded(folder)
+        if not consent.current_grants(settings):
+            store.count_unrecorded(folder, forget=True)
+
+
 class FlushOutcome(NamedTuple):
-    """What `send_metrics flush` did: where to, how many were queued and left, the last error."""
+    """What `send_metrics flush` did: where to, how many were queued, accepted, dropped (refused
+    for good, or recorded under an older id) and left, and the last error."""
 
     shown: str  # the endpoint as it may be printed; empty when nothing is sent from here
     reason: str  # why nothing is sent (local sink, debug), when `shown` is empty
     before: int
     left: int
     error: str | None
+    accepted: int = 0
+    dropped: int = 0
+    refused: int = 0  # records an OTLP collector refused in a partial success (of the accepted)
+
+
+def _gone(db: Store) -> tuple[int, int]:
+    """(events dropped from the queue so far, records refused in partial successes so far)."""
+    c = db.counts()
+    return c.dropped_rejected + c.dropped_old_id + c.dropped_expired, c.partial_rejected
 
 
 def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
@@ -125,6 +166,8 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
         elif settings.sink != "local":
             reason = "OTEL_SDK_DISABLED=true: nothing is sent"
         return FlushOutcome("", reason, 0, 0, None)
+    for note in target.notes:
+        warn(note)
     if not os.path.exists(_store_path(settings)):
         return FlushOutcome(target.shown, "", 0, 0, None)
     why = consent.why_not_sending(settings)
@@ -132,6 +175,8 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
         return FlushOutcome("", f"Nothing is sent: {why}.", 0, 0, None)
     db = _open_store(settings)
     before = db.counts().queued
+    gone = _gone(db)
+    sent: list[str] = []
     error = flush(
         db,
         target,
@@ -139,12 +184,16 @@ def flush_now(settings: Settings, timeout: float) -> FlushOutcome:
         batch=400,
         force=True,
         check=consent.sending(settings, db),
+        limit=f"the flush timeout (--timeout {timeout:g})",
+        accepted=sent,
     )
     stopped = consent.why_not_sending(settings)
     if stopped:  # an opt-out (or a reset) while it ran: the rest was deleted, or stays unsent
         return FlushOutcome("", f"Stopped: {stopped}.", before, 0, None)
     left = db.counts().queued
-    return FlushOutcome(target.shown, "", before, left, error)
+    dropped, refused = (now - then for now, then in zip(_gone(db), gone, strict=True))
+    dropped = max(0, min(dropped, before - len(sent)))  # a run's overflow meanwhile is not ours
+    return FlushOutcome(target.shown, "", before, left, error, len(sent), dropped, refused)
 
 
 def backing_off(settings: Settings, target: Target) -> bool:
@@ -177,11 +226,14 @@ def flush(
     client: HttpClient | None = None,
     force: bool = False,
     check: Callable[[list[Event]], AbstractContextManager[list[Event] | None]] | None = None,
+    limit: str = "report.deadline",
+    accepted: list[str] | None = None,
 ) -> str | None:
     """Deliver queued events oldest first until done or the deadline; the last error, if any.
     While the endpoint asked to wait or is backed off, nothing is tried unless `force` (the
     `flush` command always tries). `check` is entered around each send: it yields the events
-    that may leave, None to stop."""
+    that may leave, None to stop. `limit` names what set the deadline, for messages;
+    `accepted` gets the ids the endpoint accepted."""
     outcome: dict[str, str | None] = {"error": None}
     claimed: list[str] = []  # appended by the sender thread, read here
     if target.sink == "http":
@@ -222,6 +274,8 @@ def flush(
                     settled.update(ids)
                     if exc is None:
                         db.delivered(ids, refused)
+                        if accepted is not None:
+                            accepted.extend(ids)
                     elif exc.retry:
                         db.failed(ids, str(exc), exc.retry_after, exc.backs_off, target.fingerprint)
                         outcome["error"] = str(exc)
@@ -235,7 +289,7 @@ def flush(
                 if allowed is None:
                     return
                 try:
-                    sinks.deliver(target, allowed, deadline, on_result, client)
+                    sinks.deliver(target, allowed, deadline, on_result, client, limit)
                 except MetricsError as exc:
                     with writing:
                         if not verdict["abandoned"]:
@@ -266,7 +320,7 @@ def flush(
             failed = verdict["failed"]
         if failed:  # the sender's own timeout, at the deadline: recorded once, by it
             return outcome["error"]
-        error = "the endpoint did not answer within report.deadline"
+        error = f"the endpoint did not answer within {limit}"
         # The sender is abandoned mid-request; free its claims so the next run or flush can
         # send them at once. A separate connection: the sender may be inside a transaction.
         from send_metrics import store

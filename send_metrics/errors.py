@@ -17,6 +17,7 @@ class ExitCode:
     USAGE = 2  # bad usage: unknown option, missing command, no terminal to ask on
     FILES = 3  # a file we need cannot be read or written
     UNDELIVERED = 4  # `flush` left events in the queue
+    NO_MATCH = 5  # a look-up (`stats --command NAME`, `trace TARGET`) matched nothing
     NOT_EXECUTABLE = 126  # the wrapped program exists but cannot be run
     NOT_FOUND = 127  # the wrapped program does not exist
     INTERRUPTED = 130  # Ctrl-C before the child started, or in a command of our own
@@ -38,8 +39,19 @@ class ConfigError(MetricsError):
     """An operator config or developer state file that cannot be used as it is."""
 
 
+class NoMatch(MetricsError):
+    """A name looked up (`stats --command NAME`, `trace TARGET`) matches no recorded run."""
+
+    exit_code = ExitCode.NO_MATCH
+
+
 class StoreError(MetricsError):
     """The local history and queue cannot be read or written."""
+
+
+class StoreBusy(StoreError):
+    """Other send_metrics processes hold the store (SQLite's write lock, or the state lock) for
+    longer than this process waits: busy, not broken."""
 
 
 # What a failed delivery means for the queue: kept and retried by a later run ("busy"); kept

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 2
 EVENT_NAME = "command_run"
 MAX_TEXT = 200  # characters kept of a command name or an allow-listed argument
+FILE_PLACEHOLDER = "(file)"  # sent instead of a name that could be a path
 # Bytes of allow-listed arguments in all, counted as serialised JSON (a character may take 12
 # bytes as `\ud83d\ude00`): with every other field at its longest, an event stays under 32 KB.
 MAX_ARGS_BYTES = 12_000
@@ -130,6 +131,12 @@ def clean_text(text: str, limit: int = MAX_TEXT) -> str:
     return text[:limit]
 
 
+def path_like(name: str) -> bool:
+    """A name that could be a path, never sent as it is: it contains a slash or a backslash,
+    or starts with `.` or `~` (`--name /home/carol/x`, `wrap ../out.o`)."""
+    return "/" in name or "\\" in name or name.startswith((".", "~"))
+
+
 def _bounded_args(args: list[str]) -> list[str]:
     """Arguments kept whole, in order, while their serialised size fits MAX_ARGS_BYTES."""
     from send_metrics.jsontext import dumps
@@ -191,7 +198,7 @@ def build_event(
         app_version=clean_text(identity.app_version),
         tool_version=__version__,
         consent_version=identity.consent_version,
-        command=clean_text(command) or "?",
+        command=FILE_PLACEHOLDER if path_like(command) else (clean_text(command) or "?"),
         command_args=_bounded_args(args) if args is not None else None,
         command_type=command_type,
         start_time=iso_utc(result.start_epoch),

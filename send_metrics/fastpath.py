@@ -46,6 +46,11 @@ def metrics_disabled() -> bool:
     return env_flag("DO_NOT_TRACK") or env_flag("SEND_METRICS_DISABLED")
 
 
+def disabled_by() -> str:
+    """The off switches actually set, named as the user would type them ("" for none)."""
+    return " and ".join(n for n in ("DO_NOT_TRACK", "SEND_METRICS_DISABLED") if env_flag(n))
+
+
 def config_file(start: str | None = None) -> str | None:
     """The operator config: `SEND_METRICS_CONFIG`, else the nearest `send_metrics.toml` upward.
     The search stops at the first name that exists in any form (a FIFO, a directory, a link to
@@ -157,11 +162,17 @@ def config_home(app: str) -> str | None:
 
 
 def trace_make(
-    argv: list[str], env: dict[str, str], makefile: str | None, dry_run: bool, app: str | None
+    argv: list[str],
+    env: dict[str, str],
+    makefile: str | None,
+    dry_run: bool,
+    app: str | None,
+    add: bool = True,
 ) -> str | None:
     """Before a wrapped make starts: under a recorded yes (a quick look here, the full check
-    after) or for a dry run, have it read send_metrics.mk after its makefile and trace each
-    recipe line into a fresh private file. Edits argv and env; the file's path, or None."""
+    after) or for a dry run, have it read send_metrics.mk after its makefile (unless not `add`:
+    `run -- make` is traced only by a Makefile's own include line) and trace each recipe line
+    into a fresh private file. Edits argv and env; the file's path, or None."""
     if app is None or sys.platform == "win32":
         return None
     home = config_home(app)
@@ -172,7 +183,9 @@ def trace_make(
         if decision is None or b'decision = "granted"' not in decision:
             return None
     extra = ["-f", os.path.join(os.path.dirname(os.path.abspath(__file__)), "send_metrics.mk")]
-    if makefile is None:
+    if not add:
+        extra = []
+    elif makefile is None:
         found = next((name for name in _MAKEFILES if os.path.isfile(name)), None)
         if found is None:
             return None
@@ -185,8 +198,9 @@ def trace_make(
         os.close(os.open(path, flags, 0o600))
     except OSError:
         return None
-    at = argv.index("--no-print-directory") + 1 + (2 if makefile else 0)
-    argv[at:at] = extra
+    if extra:
+        at = argv.index("--no-print-directory") + 1 + (2 if makefile else 0)
+        argv[at:at] = extra
     env[MAKE_RUN_VAR] = path
     return path
 

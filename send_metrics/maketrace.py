@@ -4,8 +4,11 @@ includes the snippet, the background watcher that records one event when the mak
 
 The trace is tab-separated text, one record per line, appended by the shell shim:
 `H root_pid start_ticks flags goals` (include mode, first line), `S shim_pid time make_pid
-makelevel dir target prerequisites` when a recipe line starts and `E shim_pid time status` when
-it ends (lists are joined by commas; `-` is an empty list).
+makelevel dir target prerequisites` when a recipe line starts and `E shim_pid time status
+signal` when it ends (signal: the one that killed the line, else empty). Names and the directory
+are %XX-encoded by the snippet (every character a shell could read, `%`, `,` and white space);
+lists are joined by commas, `-` is an empty list. Each line also has a file `TRACE.<shim_pid>`
+that holds what its shell said about a line killed by a signal; all go with the trace.
 Times are seconds of the boot clock (/proc/uptime, 10 ms steps) on Linux, else epoch seconds.
 """
 
@@ -28,7 +31,6 @@ if TYPE_CHECKING:
 # use (the event, consent, delivery), after make has ended or in our own commands.
 
 MAX_TARGETS = 100  # named targets kept in an event; the rest are counted, not named
-FILE_PLACEHOLDER = "(file)"  # a goal that names a file, in `command`
 SNIPPET = "send_metrics.mk"
 _MAX_TRACE = 32 << 20  # bytes of trace read at most
 
@@ -101,7 +103,42 @@ def snippet_text(app: str) -> str:
     """The snippet, with the operator's app name as its default, ready to vendor."""
     with open(snippet_path(), encoding="utf-8") as handle:
         text = handle.read()
-    return text.replace("SEND_METRICS_APP ?= send_metrics", f"SEND_METRICS_APP ?= {app}", 1)
+    return text.replace("_sm.app := send_metrics", f"_sm.app := {app}", 1)
+
+
+def decode(word: str) -> str:
+    """A name as the snippet wrote it (%XX for a byte), as make knew it."""
+    if "%" not in word:
+        return word
+    head, *parts = word.split("%")
+    out = bytearray(head.encode("utf-8", "surrogateescape"))
+    for part in parts:
+        code = part[:2]
+        if len(code) == 2 and all(c in "0123456789ABCDEFabcdef" for c in code):
+            out.append(int(code, 16))
+            part = part[2:]
+        else:
+            out += b"%"
+        out += part.encode("utf-8", "surrogateescape")
+    return out.decode("utf-8", "replace")
+
+
+def _names(field: str) -> list[str]:
+    return [] if field in ("", "-") else [decode(word) for word in field.split(",") if word]
+
+
+def remove_trace(path: str) -> None:
+    """Delete a trace and its lines' side files (`TRACE.<pid>`)."""
+    folder, name = os.path.split(path)
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        names = []
+    for other in [name] + [n for n in names if n.startswith(name + ".")]:
+        try:
+            os.unlink(os.path.join(folder, other))
+        except OSError:
+            pass
 
 
 def read_trace(path: str) -> Trace:
@@ -118,23 +155,23 @@ def read_trace(path: str) -> Trace:
     starts: dict[str, int] = {}  # shim pid -> index of its open line
     lines: list[Line] = []
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    for seq, record in enumerate(raw.decode("utf-8", "replace").splitlines()):
+    for seq, record in enumerate(raw.decode("utf-8", "surrogateescape").split("\n")):
         fields = record.split("\t")
         try:
             if fields[0] == "H" and len(fields) >= 5:
                 root_pid = int(fields[1])
                 root_start = int(fields[2]) / tick if fields[2] else None
                 flags = "" if fields[3].startswith("-") else fields[3]  # letters only
-                goals = [g for g in fields[4].split(",") if g and g != "-"]
+                goals = _names(fields[4])
             elif fields[0] == "S" and len(fields) >= 8:
                 level = int(fields[4]) if fields[4].isdigit() else 0
-                prereqs = tuple(p for p in fields[7].split(",") if p and p != "-")
+                prereqs = tuple(_names(fields[7]))
                 line = Line(
                     seq,
                     fields[3],
                     level,
-                    fields[5],
-                    fields[6],
+                    decode(fields[5]),
+                    decode(fields[6]),
                     prereqs,
                     float(fields[2]),
                     None,
@@ -156,7 +193,9 @@ def read_trace(path: str) -> Trace:
 def is_file_target(name: str, cwd: str) -> bool:
     """A target whose name could be a path is never sent: it contains a slash or backslash,
     starts with `.` or `~`, or names a file or directory that exists in its make's directory."""
-    if not name or "/" in name or "\\" in name or name.startswith((".", "~")):
+    from send_metrics.event import path_like
+
+    if not name or path_like(name):
         return True
     try:
         return os.path.lexists(os.path.join(cwd, name))
@@ -295,6 +334,8 @@ def _ms(seconds: float) -> float:
 def command_of(goals: list[str], cwd: str) -> str:
     """The event's `command` for an included make: its goals, a goal that could be a path
     replaced by `(file)`."""
+    from send_metrics.event import FILE_PLACEHOLDER
+
     return " ".join(FILE_PLACEHOLDER if is_file_target(g, cwd) else g for g in goals) or "make"
 
 
@@ -305,10 +346,7 @@ def take_wrapped(path: str, result: ChildResult) -> Breakdown | None:
     """After a wrapped make (see `fastpath.trace_make`): its breakdown, None when no recipe
     line was traced; the trace file is deleted either way."""
     trace = read_trace(path)
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+    remove_trace(path)
     if not trace.lines:
         return None
     ago = time.time() - result.start_epoch
@@ -368,11 +406,12 @@ def _exit_status(fd: int) -> int | bool:
     return status
 
 
-def _wait_exit(pid: int, start_ticks: str | None) -> int | None:
-    """Wait until the root make has ended (a pidfd where Linux has one, else polling); its
-    wait status when the kernel keeps it for us, else None."""
+def _wait_exit(pid: int, start_ticks: str | None) -> tuple[int | None, float | None]:
+    """Wait until the root make has ended (a pidfd where Linux has one, else polling): its
+    wait status when the kernel keeps it for us, else None; and when it ended on `clock()`,
+    None when that was not seen as it happened (it had ended already, or polling)."""
     if not _alive(pid, start_ticks):
-        return None
+        return None, None
     if hasattr(os, "pidfd_open"):
         try:
             fd = os.pidfd_open(pid)
@@ -383,19 +422,26 @@ def _wait_exit(pid: int, start_ticks: str | None) -> int | None:
 
             try:
                 if not _alive(pid, start_ticks):  # the pid is a newer process's, not make's
-                    return None
+                    return None, None
                 select.select([fd], [], [])
+                ended = clock()
                 for _ in range(20):  # bounded: the kernel records it as the process exits
                     status = _exit_status(fd)
                     if status is not True:
-                        return None if status is False else int(status)
+                        return (None if status is False else int(status)), ended
                     time.sleep(0.005)
-                return None
+                return None, ended
             finally:
                 os.close(fd)
     while _alive(pid, start_ticks):
         time.sleep(0.1)
-    return None
+    return None, None
+
+
+def _last_record(trace: Trace) -> float | None:
+    """When the trace's last line ended: make ends right after it (within the clock's step)."""
+    times = [t for line in trace.lines for t in (line.start, line.end) if t is not None]
+    return max(times) if times else None
 
 
 def _root_ticks(path: str) -> tuple[int | None, str | None]:
@@ -417,9 +463,11 @@ def _sweep(directory: str, keep: str) -> None:
         return
     for name in names:
         entry = os.path.join(directory, name)
-        stem, _dot, suffix = name.rpartition(".")
+        stem = name.partition(".")[0]
         try:
-            if os.path.normpath(entry) == os.path.normpath(keep) or not stem or suffix != "trace":
+            if name.partition(".")[2].partition(".")[0] != "trace" or not stem:
+                continue
+            if entry.startswith(os.path.normpath(keep)):
                 continue
             if now - os.stat(entry).st_mtime < 60:
                 continue
@@ -435,16 +483,18 @@ def watch(argv: list[str]) -> None:
     _detach()
     if len(argv) != 1:
         return
+    import sys
+
+    # The prefetch thread runs Python while this one waits for make: a short switch interval
+    # lets this one take the end time as soon as make exits, not a GIL turn (5 ms+) later.
+    sys.setswitchinterval(0.0005)
     path = argv[0]
     try:
         _record_when_done(path)
     except Exception:  # noqa: S110 - a background helper has nowhere to report, must not linger
         pass
     finally:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+        remove_trace(path)
         _sweep(os.path.dirname(path) or ".", path)
     os._exit(0)
 
@@ -461,10 +511,11 @@ def _record_when_done(path: str) -> None:
     prefetch = None
     if not config.metrics_disabled() and consent.collecting(decision, settings):
         prefetch = wrapper._Prefetch(settings)  # git and machine facts while make runs
-    status = _wait_exit(pid, ticks)
-    end = clock()
-    wall_end = time.time()
+    status, ended = _wait_exit(pid, ticks)
+    now, wall_now = clock(), time.time()
     trace = read_trace(path)
+    end = ended if ended is not None else _last_record(trace) or now
+    wall_end = wall_now - (now - end)
     if prefetch is None or not trace.lines:
         return
     # Asked again now: an opt-out or DO_NOT_TRACK while make ran wins.
@@ -486,9 +537,9 @@ def _record_when_done(path: str) -> None:
         interrupted=interrupted,
         start_epoch=wall_end - (end - origin),
         duration_ms=_ms(end - origin),
-        cpu_user_s=0.0,
-        cpu_system_s=0.0,
-        peak_memory_bytes=0,
+        cpu_user_s=None,  # make's own accounting is not visible from outside it
+        cpu_system_s=None,
+        peak_memory_bytes=None,
     )
     cwd = os.getcwd()
     spec = wrapper.RunSpec(command_of(trace.goals, cwd), "make")
@@ -522,6 +573,16 @@ def last_event(events: Sequence[Mapping[str, Any]], target: str | None) -> Mappi
         ):
             return event
     return None
+
+
+def goals(events: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The names `trace TARGET` can find: each recorded make run's command and its goals."""
+    found: set[str] = set()
+    for event in events:
+        if event.get("make_targets") or event.get("make_file_targets"):
+            command = str(event.get("command", ""))
+            found.update([command, *command.split()])
+    return sorted(found)
 
 
 def _seconds(ms: float) -> str:

@@ -52,6 +52,15 @@ OVERRIDES = (
     "XDG_DATA_HOME",
 )
 _SECRET_VARS = ("HEADERS",)
+# What still matters with the local sink: the off switches, the config and the folders.
+_LOCAL_OVERRIDES = (
+    "DO_NOT_TRACK",
+    "SEND_METRICS_DISABLED",
+    "SEND_METRICS_CONFIG",
+    "SEND_METRICS_DEBUG",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+)
 
 
 def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str, str]]:
@@ -68,7 +77,7 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
         if state.decided_at:
             decision += f" on {state.decided_at}"
         if state.granted:
-            covers = _covers(state, settings)
+            covers = covers_text(state)
         elif state.answer and consent.needs_asking(state, settings):
             decision += f" (consent version {state.consent_version} is older than "
             decision += f"{settings.consent_version}: you will be asked again)"
@@ -76,7 +85,7 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
         state = Decision()
         decision = f"unreadable: {exc} (`send_metrics reset` repairs it)"
     if config.metrics_disabled():
-        decision += "; overridden: disabled by DO_NOT_TRACK or SEND_METRICS_DISABLED"
+        decision += f"; overridden: disabled by {config.disabled_by()}"
     elif ci_vendor()[0]:
         decision += "; CI detected: never asks here"
     lines.append(("app", " ".join(filter(None, (settings.app, settings.app_version)))))
@@ -119,7 +128,9 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
     lines.append(("endpoint", endpoint))
     if settings.sink == "segment":
         lines.append(("write key", "set (hidden)" if settings.write_key else "(not set)"))
-    lines.append(("deadline", f"{settings.deadline:g} s"))
+    local = settings.sink == "local"
+    if not local:  # the local sink never waits for a network
+        lines.append(("deadline", f"{settings.deadline:g} s"))
     if os.path.exists(store.db_path(data)):  # False, not an error, for an unreadable folder
         try:
             db = store.Store(store.db_path(data))
@@ -129,15 +140,29 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
             db.close()
             lines.append(("runs recorded", str(counts.runs)))
             lines.append(("queued events", str(counts.queued)))
-            lines.append(
-                (
-                    "dropped events",
-                    f"{counts.dropped_rejected} rejected by the endpoint, "
-                    f"{counts.dropped_overflow} over the queue bound, "
-                    f"{counts.dropped_expired} too old, "
-                    f"{counts.dropped_old_id} from an earlier yes (never sent under a new id)",
-                )
+            dropped = (
+                counts.dropped_rejected,
+                counts.dropped_overflow,
+                counts.dropped_expired,
+                counts.dropped_old_id,
             )
+            if not local or any(dropped):
+                lines.append(
+                    (
+                        "dropped events",
+                        f"{dropped[0]} rejected by the endpoint, {dropped[1]} over the queue "
+                        f"bound, {dropped[2]} too old, {dropped[3]} from an earlier yes "
+                        "(never sent under a new id)",
+                    )
+                )
+            lost = store.unrecorded(data)
+            if lost:
+                lines.append(
+                    (
+                        "runs not recorded",
+                        f"{lost} (the store stayed busy for {delivery.RECORD_WAIT_S:g} s)",
+                    )
+                )
             if counts.last_delivery:
                 lines.append(("last delivery", counts.last_delivery))
             if counts.last_error:
@@ -169,6 +194,8 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
         lines.append(("queued events", "0 (no local data)"))
     in_force = []
     for name in OVERRIDES:
+        if local and name not in _LOCAL_OVERRIDES:
+            continue  # endpoints, proxies and certificates change nothing for the local sink
         if os.environ.get(name):
             shown = "***" if any(s in name for s in _SECRET_VARS) else os.environ[name]
             if name.endswith("ENDPOINT"):
@@ -180,7 +207,25 @@ def status(settings: Settings, problems: tuple[str, ...] = ()) -> list[tuple[str
     return lines
 
 
-def _covers(state: Decision, settings: Settings) -> str:
+def status_json(settings: Settings, lines: list[tuple[str, str]]) -> dict[str, object]:
+    """`status --json`: `format` (1), `collecting` (a yes covering the current disclosure, and
+    no off switch), `disabled_by` (the off switches set), then each line of `status` under its
+    label in snake_case; `config_problems` is a list."""
+    from send_metrics import consent
+
+    problems = [value for label, value in lines if label == "config problem"]
+    doc: dict[str, object] = {
+        "format": 1,
+        "collecting": not config.metrics_disabled()
+        and consent.collecting(consent.current(settings), settings),
+        "disabled_by": config.disabled_by().split(" and ") if config.metrics_disabled() else [],
+        "config_problems": problems,
+    }
+    doc.update((label.replace(" ", "_"), v) for label, v in lines if label != "config problem")
+    return doc
+
+
+def covers_text(state: Decision) -> str:
     """What a recorded yes covered, in one line."""
     from send_metrics import consent
 
@@ -211,3 +256,25 @@ def queued(settings: Settings) -> int:
         return db.counts().queued
     finally:
         db.close()
+
+
+def first_steps(settings: Settings, wanted: str) -> str:
+    """Why nothing is recorded yet and the next step, in one line: the off switch that is set,
+    the missing yes (make never asks: `opt-in` does), or, under a yes, how `wanted` (runs, or
+    make runs with a breakdown) get recorded."""
+    from send_metrics import consent
+
+    if config.metrics_disabled():
+        return f"{config.disabled_by()} is set here: nothing is recorded while it is."
+    why = consent.why_not_sending(settings)
+    if why:
+        return f"Nothing is recorded: {why}."
+    if wanted == "make":
+        return (
+            "Your yes is recorded; a make run gets a breakdown through `send_metrics wrap` or "
+            "the `-include send_metrics.mk` line (`send_metrics makefile`)."
+        )
+    return (
+        "Your yes is recorded; runs appear once you run `send_metrics run -- CMD`, a wrapped "
+        "target, or make with the `-include send_metrics.mk` line."
+    )

@@ -46,9 +46,18 @@ _CORE_SIGNALS = {
     signal.SIGXCPU,
     signal.SIGXFSZ,
 }
-# Python ignores these at start-up; a directly run command would see them at their default.
+# Python ignores these at start-up, before any code of ours runs, whatever the caller gave it
+# (`caller_ignores` tells what the command would have got).
 _RESTORED = tuple(
     getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(signal, name)
+)
+# Programs that pass every disposition they have on to the commands they start, and ignore
+# SIGPIPE and SIGXFSZ only when their own caller did (`trap '' PIPE` included): the POSIX shells,
+# make, and the tools that start a command for a shell, by the kernel's name for them (comm, as
+# /proc/PID/status shows it).
+_PASSERS = frozenset(
+    b"sh bash dash ash ksh ksh93 mksh posh yash zsh busybox make gmake timeout xargs find flock "
+    b"time".split()
 )
 
 
@@ -78,9 +87,9 @@ class ChildResult:
         interrupted: bool,
         start_epoch: float,
         duration_ms: float,
-        cpu_user_s: float,
-        cpu_system_s: float,
-        peak_memory_bytes: int,
+        cpu_user_s: float | None,  # None: not known (an included make's, seen from outside)
+        cpu_system_s: float | None,
+        peak_memory_bytes: int | None,
     ) -> None:
         self.exit_code = exit_code
         self.signal = signal
@@ -117,17 +126,23 @@ class Child:
         self._start = time.monotonic()
         self._ended: float | None = None  # when we first saw it had ended, before reaping
         environ = os.environ if env is None else env
+        # A caller that ignores SIGCHLD (the kernel then reaps children at once) gives the
+        # command that disposition; the wrapper itself needs the default to wait for it.
+        ignore: tuple[int, ...] = ()
+        if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            ignore = (signal.SIGCHLD,)
         # The witness is in the group before the child, so no group signal can miss it.
         self._witness = _Witness.start() if self._use_sigwait and sys.platform == "linux" else None
         try:
             try:
-                self.pid = _start(argv, environ, self._old_mask)
+                self.pid = _start(argv, environ, self._old_mask, ignore)
             except BlockingIOError:  # no process left (ulimit -u): the command comes first
                 if self._witness is None:
                     raise
                 self._witness.end(now=True)
                 self._witness = None
-                self.pid = _start(argv, environ, self._old_mask)
+                self.pid = _start(argv, environ, self._old_mask, ignore)
         except OSError as exc:
             if self._witness is not None:
                 self._witness.end(now=True)  # we exit without `exit_like`
@@ -347,16 +362,93 @@ class _Witness:
 _UNREAPED: list[int] = []  # stopped witnesses, reaped just before we exit
 
 
-def _start(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) -> int:
-    """Start the program as a shell would: a script without a `#!` line runs with /bin/sh."""
+class _Signals:
+    """The child's signals: `mask` blocked, `restore` at their default, `ignore` ignored (Linux);
+    every other disposition as ours (ignored stays ignored, handled is reset by exec)."""
+
+    __slots__ = ("ignore", "mask", "restore")
+
+    def __init__(self, mask: Iterable[int], restore: tuple[int, ...], ignore: tuple[int, ...]):
+        self.mask = mask
+        self.restore = restore
+        self.ignore = ignore
+
+
+def _start(
+    argv: list[str], env: Mapping[str, str], mask: Iterable[int], ignore: tuple[int, ...] = ()
+) -> int:
+    """Start the program as a shell would: a script without a `#!` line runs with /bin/sh.
+    Its signals: `mask` blocked, `ignore` ignored, and those `defaults` names at their default
+    (see `_Signals`)."""
     spawn = _spawn_tied if sys.platform == "linux" else _spawn
+    signals = _Signals(mask, defaults(), ignore)
     try:
-        return spawn(argv, env, mask)
+        return spawn(argv, env, signals)
     except OSError as exc:
         path = find_program(argv[0], env)
         if exc.errno != errno.ENOEXEC or path is None:
             raise
-        return spawn(["/bin/sh", path, *argv[1:]], env, mask)
+        return spawn(["/bin/sh", path, *argv[1:]], env, signals)
+
+
+def caller_environ() -> dict[str, str]:
+    """The environment this process was given, byte for byte (as str, the way os.environ holds
+    bytes). On Linux it is read from the kernel's copy of the initial block, so nothing the
+    interpreter set for itself at start-up (PEP 538's LC_CTYPE=C.UTF-8 under a C or POSIX
+    locale) reaches the command; where there is no /proc, os.environ. Entries that are not
+    NAME=value are left out, and a repeated name keeps its first value, as getenv reads it."""
+    try:
+        fd = os.open("/proc/self/environ", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return dict(os.environ)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    except OSError:
+        return dict(os.environ)
+    finally:
+        os.close(fd)
+    env: dict[str, str] = {}
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # fsdecode's
+    for entry in b"".join(chunks).split(b"\0"):
+        name, eq, value = entry.partition(b"=")
+        if eq and name:
+            key = name.decode(encoding, errors)
+            if key not in env:
+                env[key] = value.decode(encoding, errors)
+    return env
+
+
+def defaults() -> tuple[int, ...]:
+    """Of the signals Python ignores at start-up (SIGPIPE, SIGXFSZ), those the command gets at
+    their default. Python keeps no trace of what it found, so this is inferred: on Linux a
+    parent that is a shell or make passes its own dispositions on, and its SigIgn is what we
+    were given; under any other parent, and where /proc is missing, the default (what Python,
+    Node and Rust, which ignore SIGPIPE for themselves, give the commands they start)."""
+    if sys.platform != "linux":
+        return _RESTORED
+    try:  # stat, not status: a third of the kernel's time to make it
+        fd = os.open(f"/proc/{os.getppid()}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            text = os.read(fd, 1 << 12)
+        finally:
+            os.close(fd)
+    except OSError:
+        return _RESTORED
+    # "PID (COMM) STATE ...": COMM may hold spaces and parentheses; field 33 is sigignore.
+    name = text[text.find(b"(") + 1 : text.rfind(b")")]
+    fields = text[text.rfind(b")") + 2 :].split()
+    if name not in _PASSERS or len(fields) < 31 or not fields[30].isdigit():
+        return _RESTORED
+    mask = int(fields[30])
+    return tuple(sig for sig in _RESTORED if not mask >> (sig - 1) & 1)
+
+
+def restore_defaults(restore: Iterable[int]) -> None:
+    """Give these signals back their default disposition (in the process about to exec)."""
+    for sig in restore:
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def _exec_path(env: Mapping[str, str]) -> list[str]:
@@ -378,29 +470,58 @@ def find_program(name: str, env: Mapping[str, str]) -> str | None:
 
 
 def execvpe(argv: list[str], env: Mapping[str, str]) -> NoReturn:
-    """`os.execvpe` without its imports: each PATH folder in turn; on failure the first error
-    that is not "no such file" (EACCES, ENOEXEC...), else the last, as execvp reports it."""
+    """`os.execvpe` without its imports, answering as the shells do: each PATH folder in turn,
+    a directory skipped (execve says EACCES for one, where bash and dash go on and answer
+    "command not found"); on failure the first error that is not "no such file" (EACCES for
+    a file that is not executable, ENOEXEC...), else "no such file". A path to a directory
+    says so (bash's "Is a directory")."""
     if "/" in argv[0]:
-        os.execve(argv[0], argv, env)
-    first: OSError | None = None
-    last: OSError = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
-    for folder in _exec_path(env):
         try:
-            os.execve(os.path.join(folder, argv[0]), argv, env)
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            last = exc
+            os.execve(argv[0], argv, env)
+        except PermissionError:
+            if os.path.isdir(argv[0]):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)) from None
+            raise
+    first: OSError | None = None
+    for folder in _exec_path(env):
+        candidate = os.path.join(folder, argv[0])
+        try:
+            os.execve(candidate, argv, env)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
         except OSError as exc:
-            last = exc
-            first = first or exc
-    raise first or last
+            if not (isinstance(exc, PermissionError) and os.path.isdir(candidate)):
+                first = first or exc
+    raise first or FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
 
 
-def _spawn(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) -> int:
-    """posix_spawn: the child gets the signal mask and dispositions a shell would give it."""
-    return os.posix_spawnp(argv[0], argv, env, setsigmask=mask, setsigdef=_RESTORED)
+def _spawn(argv: list[str], env: Mapping[str, str], signals: _Signals) -> int:
+    """posix_spawn: the child gets the signal mask and dispositions a shell would give it, and
+    the program the shells would find (posix_spawnp stops at a directory on PATH). It cannot
+    ignore a signal: a caller's ignored SIGCHLD is not passed on here."""
+    return os.posix_spawn(
+        _resolve(argv[0], env),
+        argv,
+        env,
+        setsigmask=signals.mask,
+        setsigdef=signals.restore,
+    )
 
 
-def _spawn_tied(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) -> int:
+def _resolve(name: str, env: Mapping[str, str]) -> str:
+    """The file the shells run for `name`: the first executable regular file on PATH, else the
+    first regular file (whose exec then fails with EACCES, 126); raise FileNotFoundError."""
+    found = find_program(name, env)
+    if found is not None:
+        return found
+    for folder in _exec_path(env):
+        candidate = os.path.join(folder or ".", name)
+        if os.path.isfile(candidate):
+            return candidate
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+
+
+def _spawn_tied(argv: list[str], env: Mapping[str, str], signals: _Signals) -> int:
     """Linux: like _spawn, and the kernel sends the child SIGTERM should the wrapper die, even
     by SIGKILL (PR_SET_PDEATHSIG), so killing the wrapper never leaves the command running."""
     prctl = _prctl()
@@ -413,14 +534,15 @@ def _spawn_tied(argv: list[str], env: Mapping[str, str], mask: Iterable[int]) ->
             prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
             if os.getppid() != parent:
                 os._exit(128 + signal.SIGTERM)  # the wrapper died before the tie was made
-            for sig in _RESTORED:
-                signal.signal(sig, signal.SIG_DFL)
+            restore_defaults(signals.restore)
+            for sig in signals.ignore:
+                signal.signal(sig, signal.SIG_IGN)
             # A Ctrl-C pending since the fork must act on the command as it would on any
             # program (die by SIGINT), not raise KeyboardInterrupt in this copy of Python.
             for sig in FORWARDED:
                 if callable(signal.getsignal(sig)):
                     signal.signal(sig, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            signal.pthread_sigmask(signal.SIG_SETMASK, signals.mask)
             execvpe(argv, env)
         except OSError as exc:
             os.write(report_w, str(exc.errno or 0).encode())

@@ -8,12 +8,12 @@ import os
 import time
 
 from send_metrics import __version__
-from send_metrics.config import Settings
+from send_metrics.config import Settings, header_ok
 from send_metrics.errors import DeliveryError
 from send_metrics.jsontext import dumps, loads
 from send_metrics.records import NamedTuple
-from send_metrics.transport import HttpClient, Response, check_url, mask_url
-from send_metrics.urls import unquote
+from send_metrics.transport import ClientCert, HttpClient, Response, check_url, mask_url
+from send_metrics.urls import quote, unquote, urlsplit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,8 +37,9 @@ SEGMENT_MAX_BATCH_EVENTS = 2_500
 OTLP_MAX_RECORDS = 500
 # What a status means, per sink; the rest of 4xx drops the event (counted) unless listed here.
 _RETRY = {
-    # Segment's HTTP API documentation: retry 408, 429 and 5xx except 501 and 505.
-    "segment": {408, 429, *(s for s in range(500, 600) if s not in (501, 505))},
+    # Segment's HTTP API documentation (and its Python client 2.4): retry 408, 410, 429, 460
+    # and 5xx except 501 and 505.
+    "segment": {408, 410, 429, 460, *(s for s in range(500, 600) if s not in (501, 505))},
     # OTLP/HTTP: only these are retryable; any other failure is final for the data.
     "otlp": {429, 502, 503, 504},
     "http": {408, 429, *range(500, 600)},
@@ -105,7 +106,8 @@ class Target(NamedTuple):
     auth_setting: str = "report.headers"  # named when the endpoint says 401 or 403
     protobuf: bool = False  # OTLP/HTTP binary encoding instead of JSON
     gzip: bool = False
-    resource: tuple[tuple[str, str], ...] = ()  # OTLP resource attributes from OTEL_* variables
+    client_cert: ClientCert | None = None  # for an endpoint that asks for one (mutual TLS)
+    notes: tuple[str, ...] = ()  # settings problems that do not stop sending, said after a run
 
     def __repr__(self) -> str:
         return f"Target({self.sink!r}, {self.shown!r}, headers=***)"
@@ -132,14 +134,53 @@ def _otel(name: str, environ: Environ) -> tuple[str, str]:
     return f"OTEL_EXPORTER_OTLP_{name}", ""
 
 
-def _otel_pairs(text: str) -> dict[str, str]:
-    """`key=value,key2=value2` with percent-encoded parts (OTEL headers, resource attributes)."""
+def _otel_headers(var: str, text: str) -> tuple[dict[str, str], str]:
+    """OTEL_EXPORTER_OTLP_HEADERS: `key=value,key2=value2`, percent-encoded. An entry that is
+    not a valid header once decoded is skipped, as the OpenTelemetry SDK skips it; the others
+    are kept. Also returned: a line naming the variable (never the value, which may hold a
+    token) when one was skipped, said once the command has ended (see `Target.notes`)."""
     pairs = {}
+    note = ""
     for item in text.split(","):
         key, sep, value = item.partition("=")
-        if sep and key.strip():
-            pairs[unquote(key.strip())] = unquote(value.strip())
-    return pairs
+        if not item.strip():
+            continue
+        name, value = unquote(key.strip()), unquote(value.strip())
+        if sep and header_ok(name, value):
+            pairs[name] = value
+        else:
+            note = f"{var}: an entry is not a valid header (name=value, percent-encoded); skipped"
+    return pairs, note
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, parts.hostname or "", port
+
+
+def _operators(settings: Settings, url: str, default: str) -> bool:
+    """Whether `url` is the operator's endpoint (the configured one, or the sink's default):
+    only there do the operator's secrets (report.headers, write_key, client certificate) go,
+    never to an endpoint a developer's environment named."""
+    try:
+        return _origin(url) == _origin(settings.endpoint or default)
+    except ValueError:
+        return False
+
+
+def _client_cert(settings: Settings, env: Environ, otlp: bool) -> ClientCert | None:
+    """The client certificate for mutual TLS: OTEL_EXPORTER_OTLP_(LOGS_)CLIENT_CERTIFICATE and
+    _CLIENT_KEY for otlp (the logs-specific one first), else report.client_cert/client_key."""
+    if otlp:
+        cvar, cert = _otel("CLIENT_CERTIFICATE", env)
+        kvar, key = _otel("CLIENT_KEY", env)
+        if cert:
+            return ClientCert(f"{cvar} / {kvar}" if key else cvar, cert, key)
+    if settings.client_cert:
+        setting = "report.client_cert" + (" / report.client_key" if settings.client_key else "")
+        return ClientCert(setting, settings.client_cert, settings.client_key)
+    return None
 
 
 def otel_disabled(environ: Environ | None = None) -> bool:
@@ -192,7 +233,10 @@ def _otlp(settings: Settings, env: Environ, override: str) -> Target:
     cvar, compression = _otel("COMPRESSION", env)
     if compression.lower() not in ("", "none", "gzip"):
         raise DeliveryError(f"{cvar}={compression} is not supported (gzip or none)", kind="config")
-    headers = {**settings.headers, **_otel_pairs(_otel("HEADERS", env)[1])}
+    ours = _operators(settings, logs_url, DEFAULT_ENDPOINTS["otlp"] + "/v1/logs")
+    hvar, env_headers = _otel("HEADERS", env)
+    env_pairs, note = _otel_headers(hvar, env_headers)
+    headers = {**(settings.headers if ours else {}), **env_pairs}
     timeout = None
     try:
         millis = float(_otel("TIMEOUT", env)[1])
@@ -200,9 +244,8 @@ def _otlp(settings: Settings, env: Environ, override: str) -> Target:
         timeout = millis / 1000.0 if 0 < millis < float("inf") else None
     except ValueError:
         pass
-    resource = _otel_pairs(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
-    if env.get("OTEL_SERVICE_NAME", "").strip():
-        resource["service.name"] = env["OTEL_SERVICE_NAME"].strip()
+    # OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME are never read: they are the developer's
+    # environment (a global host.name, user.name...), which no disclosure names (README, OTLP).
     return Target(
         "otlp",
         logs_url,
@@ -210,10 +253,13 @@ def _otlp(settings: Settings, env: Environ, override: str) -> Target:
         headers,
         timeout,
         tuple(_bundles(settings, env, _otel("CERTIFICATE", env))),
-        "report.headers or OTEL_EXPORTER_OTLP_HEADERS",
+        "report.headers or OTEL_EXPORTER_OTLP_HEADERS"
+        if ours
+        else "OTEL_EXPORTER_OTLP_HEADERS (report.headers go only to report.endpoint)",
         protocol == "http/protobuf",
         compression.lower() == "gzip",
-        tuple(resource.items()),
+        _client_cert(settings if ours else Settings(), env, otlp=True),
+        (note,) if note else (),
     )
 
 
@@ -231,12 +277,17 @@ def resolve(settings: Settings, environ: Environ | None = None) -> Target | None
         base = override or settings.endpoint or DEFAULT_ENDPOINTS["segment"]
         check_url(base, setting)
         base = base.rstrip("/")
+        bundles = tuple(_bundles(settings, env))
+        if not _operators(settings, base, DEFAULT_ENDPOINTS["segment"]):
+            return Target(
+                "segment", f"{base}/v1/track", f"{base}/v1/batch", {}, None, bundles,
+                "SEND_METRICS_ENDPOINT (report.write_key goes only to report.endpoint)",
+            )  # fmt: skip
         auth = binascii.b2a_base64(f"{settings.write_key}:".encode(), newline=False).decode()
         headers = {**settings.headers, "Authorization": f"Basic {auth}"}
-        bundles = tuple(_bundles(settings, env))
         return Target(
             "segment", f"{base}/v1/track", f"{base}/v1/batch", headers, None, bundles,
-            "report.write_key",
+            "report.write_key", client_cert=_client_cert(settings, env, otlp=False),
         )  # fmt: skip
     if sink == "otlp":
         return _otlp(settings, env, override)
@@ -244,7 +295,13 @@ def resolve(settings: Settings, environ: Environ | None = None) -> Target | None
     if not url:
         raise DeliveryError("report.sink is 'http' but no endpoint is set", kind="config")
     check_url(url, setting)
-    return Target("http", url, url, dict(settings.headers), None, tuple(_bundles(settings, env)))
+    if not _operators(settings, url, url if not override else ""):
+        auth = "SEND_METRICS_ENDPOINT (report.headers go only to report.endpoint)"
+        return Target("http", url, url, {}, None, tuple(_bundles(settings, env)), auth)
+    return Target(
+        "http", url, url, dict(settings.headers), None, tuple(_bundles(settings, env)),
+        client_cert=_client_cert(settings, env, otlp=False),
+    )  # fmt: skip
 
 
 # ---- Segment ----
@@ -277,11 +334,39 @@ def segment_message(event: Event) -> dict[str, Any]:
     }
 
 
+def _segment_json(event: Event, extra: Mapping[str, Any]) -> bytes:
+    """One Segment message within Segment's 32 KB for an event: a make breakdown too long for
+    it is trimmed, the critical path and the slowest targets kept, the others counted in
+    `make_targets_omitted` (README, "Segment"). Over the limit still: returned as it is."""
+    body = dumps({**segment_message(event), **extra}).encode()
+    targets = event.get("make_targets") or []
+    if len(body) <= SEGMENT_MAX_EVENT_BYTES or not targets:
+        return body
+    rank = sorted(
+        range(len(targets)), key=lambda i: (not targets[i]["critical"], -targets[i]["duration_ms"])
+    )
+
+    def keeping(count: int) -> bytes:
+        kept = sorted(rank[:count])
+        omitted = (event.get("make_targets_omitted") or 0) + len(targets) - count
+        trimmed = {**event, "make_targets": [targets[i] for i in kept]}
+        trimmed["make_targets_omitted"] = omitted
+        return dumps({**segment_message(trimmed), **extra}).encode()  # type: ignore[arg-type]
+
+    low, high = 0, len(targets) - 1  # the most targets that fit lies in [low, high]
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(keeping(middle)) <= SEGMENT_MAX_EVENT_BYTES:
+            low = middle
+        else:
+            high = middle - 1
+    return keeping(low)
+
+
 def _segment_requests(target: Target, events: list[Event]) -> Iterator[_Request]:
     """Segment requests within its limits; `sentAt` on each, so Segment corrects clock skew."""
     if len(events) == 1:
-        message = segment_message(events[0])
-        body = dumps({**message, "sentAt": _now_iso()}).encode()
+        body = _segment_json(events[0], {"sentAt": _now_iso()})
         if len(body) > SEGMENT_MAX_EVENT_BYTES:
             yield _Request(target.url, events, None, "over Segment's 32 KB limit for an event")
         else:
@@ -293,7 +378,7 @@ def _segment_requests(target: Target, events: list[Event]) -> Iterator[_Request]
     members: list[Event] = []
     size = envelope
     for event in events:
-        item = dumps(segment_message(event)).encode()
+        item = _segment_json(event, {})
         if len(item) > SEGMENT_MAX_EVENT_BYTES:
             yield _Request(target.url, [event], None, "over Segment's 32 KB limit for an event")
             continue
@@ -316,6 +401,9 @@ def _batch(items: list[bytes], sent_at: bytes) -> bytes:
 
 
 def _any_value(value: Any) -> dict[str, Any]:
+    """A JSON value as an OTLP AnyValue: a list is an array, an object a key-value list (the
+    make breakdown) without its null members, as null attributes are left out (an empty
+    AnyValue is valid protobuf, but JSON receivers such as rotel refuse `{}`)."""
     if isinstance(value, bool):
         return {"boolValue": value}
     if isinstance(value, int):
@@ -324,6 +412,9 @@ def _any_value(value: Any) -> dict[str, Any]:
         return {"doubleValue": value}
     if isinstance(value, list):
         return {"arrayValue": {"values": [_any_value(v) for v in value]}}
+    if isinstance(value, dict):
+        pairs = [{"key": str(k), "value": _any_value(v)} for k, v in value.items() if v is not None]
+        return {"kvlistValue": {"values": pairs}}
     return {"stringValue": str(value)}
 
 
@@ -346,10 +437,9 @@ def _attributes(fields: Mapping[str, Any], names: dict[str, str]) -> list[dict[s
     ]
 
 
-def otlp_request(events: list[Event], resource: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
-    """An OTLP/HTTP ExportLogsServiceRequest in its JSON form: one log record per event.
-    `resource` (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME) is added to each resource; the
-    event's own facts win over it, except that OTEL_SERVICE_NAME names the service."""
+def otlp_request(events: list[Event]) -> dict[str, Any]:
+    """An OTLP/HTTP ExportLogsServiceRequest in its JSON form: one log record per event, the
+    event's facts and nothing else (no OTEL_RESOURCE_ATTRIBUTES: see `_otlp`)."""
     from datetime import datetime
 
     used = {*OTLP_RESOURCE, *OTLP_RECORD}
@@ -368,18 +458,9 @@ def otlp_request(events: list[Event], resource: tuple[tuple[str, str], ...] = ()
             "body": {"stringValue": event["event"]},
             "attributes": _attributes(fields, {**OTLP_RECORD, **rest}),
         }
-        own = _attributes(fields, OTLP_RESOURCE)
-        mine = {a["key"] for a in own}
-        env_attrs = dict(resource)
-        if "service.name" in env_attrs:
-            own = [a for a in own if a["key"] != "service.name"]
-            mine.discard("service.name")
-        extra = [
-            {"key": k, "value": {"stringValue": v}} for k, v in env_attrs.items() if k not in mine
-        ]
         resource_logs.append(
             {
-                "resource": {"attributes": extra + own},
+                "resource": {"attributes": _attributes(fields, OTLP_RESOURCE)},
                 "scopeLogs": [
                     {
                         "scope": {"name": "send_metrics", "version": __version__},
@@ -392,15 +473,17 @@ def otlp_request(events: list[Event], resource: tuple[tuple[str, str], ...] = ()
 
 
 def _otlp_body(target: Target, events: list[Event]) -> bytes:
-    request = otlp_request(events, target.resource)
+    request = otlp_request(events)
     if not target.protobuf:
         return dumps(request).encode()
     from google.protobuf import json_format
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+    from opentelemetry.proto.logs.v1 import logs_pb2
 
-    message = json_format.ParseDict(
-        request, logs_service_pb2.ExportLogsServiceRequest(), ignore_unknown_fields=True
-    )
+    if "event_name" not in logs_pb2.LogRecord.DESCRIPTOR.fields_by_name:  # before OTLP 1.5
+        for resource_logs in request["resourceLogs"]:
+            resource_logs["scopeLogs"][0]["logRecords"][0].pop("eventName", None)
+    message = json_format.ParseDict(request, logs_service_pb2.ExportLogsServiceRequest())
     return bytes(message.SerializeToString())
 
 
@@ -477,17 +560,29 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+def _redirect(url: str, location: str) -> str:
+    """Where a redirect points, as it may be printed: an absolute URL masked as every endpoint
+    is; a relative one (`/v2/logs`) as its path on the same host, without its query."""
+    if location.startswith("//"):
+        location = f"{urlsplit(url).scheme}:{location}"
+    if "://" in location:
+        return mask_url(location)
+    path = location.partition("?")[0].partition("#")[0]
+    shown = "".join(c for c in path if c.isprintable())[:80] or "/"
+    return f"{quote(shown, safe='/%-._~!$&()*+,;=:@')} on the same host"
+
+
 def judge(target: Target, url: str, response: Response) -> DeliveryError | None:
     """What an answer means: None for accepted; else the failure and what to do with the events."""
     status = response.status
     if 200 <= status < 300:
         return None
     text = f"{mask_url(url)} answered HTTP {status}"
-    if status in (401, 403, 407):
+    if status in (401, 403) or (status == 407 and response.proxied):
         setting = "the proxy's credentials" if status == 407 else target.auth_setting
         return DeliveryError(f"{text}: check {setting}; events stay queued", kind="config")
     if 300 <= status < 400 or status in _CONFIG:
-        where = f" (to {mask_url(response.location)})" if response.location else ""
+        where = f" (to {_redirect(url, response.location)})" if response.location else ""
         return DeliveryError(
             f"{text}{where}: check report.endpoint; events stay queued", kind="config"
         )
@@ -509,15 +604,17 @@ def deliver(
     deadline: float,
     on_result: OnResult,
     client: HttpClient | None = None,
+    limit: str = "",
 ) -> None:
     """Send events in as few requests as the sink allows; report each request's outcome. A batch
     refused for its content (400, 413) is halved until the event at fault is alone: only that
-    one is dropped."""
-    if target.timeout:
-        deadline = min(deadline, time.monotonic() + target.timeout)
-    conn = client or HttpClient(deadline, target.ca_bundles)
+    one is dropped. `limit` names what set the deadline, for the message when it runs out."""
+    if target.timeout and time.monotonic() + target.timeout < deadline:
+        deadline, limit = time.monotonic() + target.timeout, "OTEL_EXPORTER_OTLP_TIMEOUT"
+    conn = client or HttpClient(deadline, target.ca_bundles, client_cert=target.client_cert)
     conn.deadline = deadline
-    conn.ca_bundles = target.ca_bundles
+    conn.limit = limit
+    conn.use(target.ca_bundles, target.client_cert)
     headers = dict(target.headers)
     if target.protobuf:
         headers["Content-Type"] = "application/x-protobuf"

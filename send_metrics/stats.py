@@ -347,6 +347,42 @@ def command_events(settings: Settings, command: str) -> list[dict[str, Any]]:
         db.close()
 
 
+TRACED_LOOKED_AT = 2000  # newest runs searched for the page's make breakdown
+
+
+def traced_events(settings: Settings, window: Period, command: str | None) -> list[dict[str, Any]]:
+    """The make runs with a breakdown among the newest TRACED_LOOKED_AT runs, in the period
+    (and of `command`), for the page's breakdown chart."""
+    path = store.db_path(data_dir(settings.app))
+    if not os.path.exists(path):  # False, not an error, for an unreadable folder
+        return []
+    db = store.Store(path)
+    try:
+        events = db.recent_events(TRACED_LOOKED_AT)
+    finally:
+        db.close()
+    found = []
+    for event in events:
+        if not event.get(BREAKDOWN_FIELD) or (command and event.get("command") != command):
+            continue
+        try:
+            started = datetime.fromisoformat(str(event.get("start_time")))
+        except ValueError:
+            continue
+        if window.since is None or started >= window.since:
+            found.append(event)
+    return found
+
+
 def suggestions(command: str, known: list[str]) -> list[str]:
     """Recorded command names close to a mistyped one."""
     return difflib.get_close_matches(command, known, n=3, cutoff=0.6)
+
+
+def no_match(what: str, name: str, known: list[str], hint: str) -> str:
+    """The one line for a look-up that matched nothing: what was not found, the recorded names
+    close to it, else `hint` (why nothing is recorded, or what is)."""
+    close = suggestions(name, known)
+    if close:
+        return f"{what} {name!r}; did you mean {' or '.join(close)}?"
+    return f"{what} {name!r}. {hint}"

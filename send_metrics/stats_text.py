@@ -36,7 +36,7 @@ CSV_COLUMNS = (
     "change",
 )
 CSV_RUN_COLUMNS = ("command", "start_time", "duration_ms", "failed")
-EMPTY = "No runs recorded yet (nothing is recorded before you opt in)."
+EMPTY = "No runs recorded yet."  # the next line says why, and the next step
 _SPARKS = "▁▂▃▄▅▆▇█"
 _ASCII_SPARKS = "_.,-=+*#"
 _RED, _GREEN, _BOLD, _DIM = "31", "32", "1", "2"
@@ -85,7 +85,7 @@ def sparkline(values: tuple[float, ...] | list[float], style: Style) -> str:
     return "".join(marks[round((v - low) / (high - low) * top)] for v in values)
 
 
-def _when(moment: datetime | str) -> str:
+def when(moment: datetime | str) -> str:
     text = moment if isinstance(moment, str) else moment.isoformat()
     return text[:16].replace("T", " ")
 
@@ -117,7 +117,7 @@ def _period_line(window: Period, report: Report) -> str:
     what += f"command{'s' * (len(report.commands) != 1)}, {failed} failed, {total} in all"
     if window.since is None:
         return f"All recorded runs: {what}."
-    return f"Runs since {_when(window.since)} UTC: {what}."
+    return f"Runs since {when(window.since)} UTC: {what}."
 
 
 def _trend_note(window: Period, style: Style) -> str:
@@ -125,7 +125,7 @@ def _trend_note(window: Period, style: Style) -> str:
     span = (
         f"the last {DEFAULT_TREND_DAYS} days"
         if window.since is None
-        else f"since {_when(window.since)}"
+        else f"since {when(window.since)}"
     )
     return (
         f"trend: median {span} against the same length before it "
@@ -139,7 +139,7 @@ def table(report: Report, style: Style, recorded: int) -> list[str]:
         if not recorded:
             return [EMPTY]
         return [
-            f"No runs since {_when(report.period.since or report.period.until)} UTC; "
+            f"No runs since {when(report.period.since or report.period.until)} UTC; "
             f"{recorded} recorded in all (try a longer --since)."
         ]
     header = (
@@ -165,7 +165,7 @@ def table(report: Report, style: Style, recorded: int) -> list[str]:
             human(c.total_ms),
             _change(c, style),
             sparkline(c.recent_ms, style),
-            _when(c.last_run),
+            when(c.last_run),
         )
         for c in report.commands
     ]
@@ -175,7 +175,7 @@ def table(report: Report, style: Style, recorded: int) -> list[str]:
     dated = style.width >= 56  # the start time goes first when the line is short of room
     for run in report.slowest:
         status = style.paint("failed", _RED) if run.failed else "ok    "
-        text = f"  {human(run.duration_ms):>7}  " + (f"{_when(run.start_time)}  " if dated else "")
+        text = f"  {human(run.duration_ms):>7}  " + (f"{when(run.start_time)}  " if dated else "")
         text += f"{status}  "
         lines.append(text + _fit(run.command, max(8, style.width - _visible(text)), style))
     lines.append("")
@@ -239,18 +239,13 @@ def _columns(
     return [line(header, True)] + [line(r, False) for r in rows]
 
 
-def detail_text(
-    found: Detail, command: str, window: Period, style: Style, known: list[str]
-) -> list[str]:
-    """`stats --command NAME`: its numbers, trend, days, last runs and the targets inside it."""
-    if found.stats is None:
-        since = "" if window.since is None else f" since {_when(window.since)} UTC"
-        lines = [f"No runs of {command!r} recorded{since}."]
-        if known:
-            lines.append("Did you mean: " + ", ".join(known) + "?")
-        return lines
+def detail_text(found: Detail, command: str, window: Period, style: Style) -> list[str]:
+    """`stats --command NAME`: its numbers, trend, days, last runs and the targets inside it
+    (a command with runs: one without is a look-up that matched nothing)."""
     c = found.stats
-    since = "all recorded runs" if window.since is None else f"since {_when(window.since)} UTC"
+    if c is None:
+        return []
+    since = "all recorded runs" if window.since is None else f"since {when(window.since)} UTC"
     failed = style.paint(str(c.failures), _RED) if c.failures else "0"
     head = [
         style.paint(command, _BOLD) + f" ({since}): {c.runs} runs, {failed} failed, "
@@ -304,7 +299,7 @@ def _run_bars(runs: list[Run], style: Style) -> list[str]:
     for run in runs:
         status = style.paint("failed", _RED) if run.failed else "ok    "
         bar = ("█" if style.unicode else "#") * max(1, round(run.duration_ms / longest * room))
-        text = f"  {_when(run.start_time)}  {human(run.duration_ms):>7}  {status}"
+        text = f"  {when(run.start_time)}  {human(run.duration_ms):>7}  {status}"
         lines.append(text + (f"  {bar}" if room else ""))
     return lines
 

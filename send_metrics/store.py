@@ -7,7 +7,7 @@ import stat
 import time
 
 from send_metrics import files, jsontext
-from send_metrics.errors import MetricsError, StoreError
+from send_metrics.errors import MetricsError, StoreBusy, StoreError
 from send_metrics.records import NamedTuple
 
 TYPE_CHECKING = False
@@ -27,6 +27,7 @@ else:
 DB_NAME = "metrics.sqlite3"
 USER_VERSION = 1  # the layout below; a store with a higher one is never written
 HISTORY_MAX = 10_000  # runs kept for `stats`; the oldest go first
+UNRECORDED = "unrecorded-runs"  # one line per run the store was too busy to record (`status`)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
     message_id TEXT PRIMARY KEY,
@@ -104,7 +105,8 @@ class _Transaction:
             raise self._failed(exc) from None
 
     def _failed(self, exc: BaseException) -> StoreError:
-        return StoreError(f"cannot write {self.store.path} ({_reason(exc)})")
+        kind = StoreBusy if _busy(exc) else StoreError
+        return kind(f"cannot write {self.store.path} ({_reason(exc)})")
 
 
 def db_path(data_dir: str) -> str:
@@ -121,7 +123,9 @@ class Store:
         try:
             self._open(busy_timeout)
         except sqlite3.OperationalError as exc:  # locked, read-only, disk full: not corruption
-            raise StoreError(f"cannot open {path} ({_reason(exc)})") from None
+            self.close()  # never left open beside the next try (see delivery._record)
+            kind = StoreBusy if _busy(exc) else StoreError
+            raise kind(f"cannot open {path} ({_reason(exc)})") from None
         except sqlite3.DatabaseError as exc:
             # Not a database, or a malformed one: keep it for inspection and start anew, so
             # one bad file does not stop every later run from being recorded.
@@ -148,7 +152,9 @@ class Store:
         path = self.path
         _check_files(path)
         # Created private; SQLite gives its -wal and -shm files the same mode. Never through a
-        # symlink, never a FIFO (SQLite would block reading it) or a device.
+        # symlink, never a FIFO (SQLite would block reading it) or a device. Closing this raw
+        # descriptor drops every POSIX lock the process holds on the file: so never a second
+        # Store of one file while another is open in this process (see delivery.report).
         flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
         fd = os.open(path, flags, 0o600)
         try:
@@ -440,15 +446,59 @@ def _check_files(path: str) -> None:
             raise StoreError(str(exc)) from None
 
 
+def _busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked": another connection holds the lock, nothing is wrong."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED and their extended codes
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def copies(data_dir: str) -> list[str]:
-    """Every file holding history or queue: the store, SQLite's side files, a moved-aside copy."""
+    """Every file holding history or queue: the store, SQLite's side files, a moved-aside copy,
+    and the count of runs that could not be recorded."""
     found = []
     for name in (DB_NAME, DB_NAME + ".corrupt"):
         for suffix in ("", "-wal", "-shm", "-journal"):
             path = os.path.join(data_dir, name + suffix)
             if os.path.lexists(path):
                 found.append(path)
+    if os.path.lexists(os.path.join(data_dir, UNRECORDED)):
+        found.append(os.path.join(data_dir, UNRECORDED))
     return found
+
+
+def count_unrecorded(data_dir: str, forget: bool = False) -> None:
+    """Count one run whose event could not be recorded because the store stayed busy: a line
+    (its time) appended to a file of its own, as the store itself could not be written.
+    `forget`: delete the count instead (the data it belongs to was deleted meanwhile)."""
+    path = os.path.join(data_dir, UNRECORDED)
+    if forget:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        return
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError:
+        return
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.write(fd, (_utc_now() + "\n").encode())
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def unrecorded(data_dir: str) -> int:
+    """How many runs `count_unrecorded` counted (shown by `status`)."""
+    try:
+        return files.read_small(os.path.join(data_dir, UNRECORDED), follow=False).count(b"\n")
+    except (OSError, MetricsError):
+        return 0
 
 
 def wipe(data_dir: str) -> bool:

@@ -14,6 +14,7 @@ import os
 import time
 
 from send_metrics import __version__
+from send_metrics.config import header_ok
 from send_metrics.errors import DeliveryError
 from send_metrics.records import NamedTuple  # without `typing`, whose import costs ms
 from send_metrics.urls import Url, quote, unquote, urlsplit
@@ -43,6 +44,7 @@ class Response(NamedTuple):
     content_type: str
     location: str
     body: bytes
+    proxied: bool = False  # through a forward proxy (plain http): a 407 may be the proxy's
 
 
 def mask_url(url: str) -> str:
@@ -116,8 +118,6 @@ def _host_matches(host: str, port: int, entry: str) -> bool:
     entry = entry.strip().lower()
     if not entry:
         return False
-    if entry == "*":
-        return True
     want_port = None
     if entry.startswith("["):  # [::1] or [::1]:8080
         inner, _, rest = entry[1:].partition("]")
@@ -126,7 +126,7 @@ def _host_matches(host: str, port: int, entry: str) -> bool:
         entry, want_port = entry.split(":")
     if want_port is not None and want_port != str(port):
         return False
-    entry = entry.lstrip("*").lstrip(".")
+    entry = entry.lstrip("*").lstrip(".").rstrip(".")  # `example.com.` is the same name
     if not entry:
         return False
     if host == entry or host.endswith("." + entry):
@@ -142,7 +142,10 @@ def _host_matches(host: str, port: int, entry: str) -> bool:
 
 
 def bypass_proxy(host: str, port: int, no_proxy: str) -> bool:
-    """True when NO_PROXY lists the host (comma or space separated, `*` for every host)."""
+    """True when NO_PROXY lists the host (comma or space separated), or is exactly `*` (every
+    host; as in `requests`, a `*` among other entries, or with spaces, matches nothing)."""
+    if no_proxy == "*":
+        return True
     host = host.lower().strip("[]").rstrip(".")
     return any(_host_matches(host, port, e) for e in no_proxy.replace(" ", ",").split(","))
 
@@ -155,7 +158,10 @@ def proxy_for(url: str, environ: Environ | None = None) -> str | None:
         return None
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    if bypass_proxy(parts.hostname or "", port, proxies.get("no", "")):
+    # As `requests` reads NO_PROXY: an empty `no_proxy` does not hide `NO_PROXY` (for the
+    # proxies themselves an empty lower-case variable does unset the upper-case one).
+    no_proxy = proxies.get("no") or env.get("no_proxy") or env.get("NO_PROXY") or ""
+    if bypass_proxy(parts.hostname or "", port, no_proxy):
         return None
     proxy = proxies.get(parts.scheme) or proxies.get("all")
     if not proxy:
@@ -171,13 +177,51 @@ def _basic(user: str | None, secret: str | None) -> str:
 # ---- certificates ----
 
 
-def tls_context(bundles: tuple[tuple[str, str], ...]) -> ssl.SSLContext:
+class ClientCert(NamedTuple):
+    """A client certificate for mutual TLS: the settings that named it (for messages) and the
+    PEM files; `key` empty when the certificate file holds the key too."""
+
+    setting: str
+    cert: str
+    key: str = ""
+
+
+def _regular(path: str) -> None:
+    """A FIFO or device would hold the send until the deadline: refused at once."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError("not a regular file")
+
+
+def _no_passphrase() -> bytes:
+    raise ValueError("an encrypted key is not supported: give it without a passphrase")
+
+
+def tls_context(
+    bundles: tuple[tuple[str, str], ...], client: ClientCert | None = None
+) -> ssl.SSLContext:
     """Certificates to trust: the named bundles (each a file or a directory) if any is set, as
     `requests` uses REQUESTS_CA_BUNDLE instead of its own store; else the system store, where
-    OpenSSL honours SSL_CERT_FILE and SSL_CERT_DIR."""
+    OpenSSL honours SSL_CERT_FILE and SSL_CERT_DIR. `client`: our own certificate, for an
+    endpoint that asks for one (mutual TLS)."""
     import ssl
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
+    if client is not None:
+        try:
+            for path in (client.cert, client.key):
+                if path:
+                    _regular(path)
+            # Never OpenSSL's own prompt for a passphrase: it would read the terminal while
+            # the wrapped command runs. An encrypted key is refused instead.
+            context.load_cert_chain(client.cert, client.key or None, password=_no_passphrase)
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or (
+                str(exc) if isinstance(exc, ValueError) else "not a PEM certificate and its key"
+            )
+            raise DeliveryError(
+                f"{client.setting}: cannot use {client.cert} as a client certificate ({reason})",
+                kind="config",
+            ) from None
     if not bundles:
         context.load_default_certs()
         return context
@@ -185,10 +229,8 @@ def tls_context(bundles: tuple[tuple[str, str], ...]) -> ssl.SSLContext:
         try:
             if os.path.isdir(path):
                 context.load_verify_locations(capath=path)
-            elif os.path.exists(path) and not os.path.isfile(path):
-                # A FIFO or device would hold the send until the deadline: refuse it at once.
-                raise ValueError("not a regular file")
             else:
+                _regular(path)
                 context.load_verify_locations(cafile=path)
         except (OSError, ValueError, ssl.SSLError) as exc:
             reason = getattr(exc, "strerror", None) or (
@@ -210,7 +252,6 @@ _MAX_HEAD_BYTES = 65_536  # the status line and headers of a reply, interim (1xx
 _MAX_HEADERS = 100  # header lines in a reply's head, and in a chunked body's trailer
 _MAX_CHUNK_LINE = 4_096  # one chunk-size line, extensions included
 _RECV_BYTES = 65_536  # the most one recv asks for
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -360,7 +401,7 @@ def _head_bytes(method: str, target: str, headers: Mapping[str, str]) -> bytes:
         raise ValueError("a request target must be printable ASCII")
     lines = [f"{method} {target} HTTP/1.1"]
     for name, value in headers.items():
-        if not name or not _TOKEN.issuperset(name) or any(c in value for c in "\r\n\0"):
+        if not header_ok(name, value):
             raise ValueError("an invalid request header")
         lines.append(f"{name}: {value}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -536,22 +577,37 @@ class HttpClient:
         deadline: float,
         ca_bundles: tuple[tuple[str, str], ...] = (),
         environ: Environ | None = None,
+        client_cert: ClientCert | None = None,
+        limit: str = "",
     ):
         self.deadline = deadline
         self.ca_bundles = ca_bundles
+        self.client_cert = client_cert
         self.environ = environ
+        self.limit = limit  # what set the deadline, named when it runs out (empty: "deadline")
         self._conns: dict[tuple[str, str, int], _Conn] = {}
         self._tls: ssl.SSLContext | None = None
+
+    def use(self, ca_bundles: tuple[tuple[str, str], ...], client_cert: ClientCert | None) -> None:
+        """Trust these certificates and present this one: connections made with others (a
+        connection prepared for other settings) are closed, never reused."""
+        if (ca_bundles, client_cert) != (self.ca_bundles, self.client_cert):
+            self.close()
+            self._tls = None
+            self.ca_bundles, self.client_cert = ca_bundles, client_cert
 
     def _left(self) -> float:
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise DeliveryError("deadline reached before the endpoint answered", kind="unreachable")
+            raise DeliveryError(
+                f"{self.limit or 'deadline'} reached before the endpoint answered",
+                kind="unreachable",
+            )
         return min(left, MAX_WAIT_S)
 
     def _context(self) -> ssl.SSLContext:
         if self._tls is None:
-            self._tls = tls_context(self.ca_bundles)
+            self._tls = tls_context(self.ca_bundles, self.client_cert)
         return self._tls
 
     def _get(self, url: str, parts: Url) -> _Conn:
@@ -661,6 +717,7 @@ class HttpClient:
             fields.get("content-type", ""),
             fields.get("location", ""),
             data,
+            conn.way.forward,
         )
 
     def close(self) -> None:
@@ -693,6 +750,19 @@ def _failure(url: str, exc: BaseException, way: _Way) -> DeliveryError:
         if "CERTIFICATE_VERIFY_FAILED" in text:
             detail = f"certificate not trusted ({getattr(exc, 'verify_message', '') or reason})"
             return DeliveryError(f"{where}: {detail}{hint}", kind="config")
+        if "CERTIFICATE_REQUIRED" in text or "BAD_CERTIFICATE" in text or "UNKNOWN_CA" in text:
+            # The endpoint wants (another) client certificate: the operator's to give.
+            hint = (
+                "; set report.client_cert and report.client_key "
+                "(or OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and _CLIENT_KEY)"
+            )
+            detail = f"the endpoint refused our client certificate or wants one ({reason})"
+            return DeliveryError(f"{where}: {detail}{hint}", kind="config")
+        if type(exc).__name__ == "SSLEOFError":  # how many servers end TLS without a client cert
+            detail += (
+                ": the endpoint closed the connection (if it asks for a client certificate, set "
+                "report.client_cert or OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)"
+            )
         return DeliveryError(f"{where}: {detail}", kind="unreachable")
     if isinstance(exc, OSError) and exc.strerror:
         return DeliveryError(f"{where}: {exc.strerror.lower()}", kind="unreachable")

@@ -41,7 +41,16 @@ class RunSpec:
     by `child_argv` once the operator's impl prefix is known. (Plain data, not a NamedTuple:
     it exists before the child starts, see `fastpath`.)"""
 
-    __slots__ = ("args", "argv", "command", "command_type", "dry_run", "make", "makefile")
+    __slots__ = (
+        "args",
+        "argv",
+        "command",
+        "command_type",
+        "dry_run",
+        "goals",
+        "make",
+        "makefile",
+    )
 
     def __init__(
         self,
@@ -52,6 +61,7 @@ class RunSpec:
         make: str | None = None,  # the calling make's binary (make targets)
         makefile: str | None = None,  # the calling makefile (make targets)
         dry_run: bool = False,
+        goals: tuple[str, str] | None = None,  # `run -- make`: its goals and -C directory
     ) -> None:
         self.command = command
         self.command_type = command_type
@@ -60,6 +70,7 @@ class RunSpec:
         self.make = make
         self.makefile = makefile
         self.dry_run = dry_run
+        self.goals = goals
 
     def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -87,9 +98,61 @@ def make_spec(
 
 def command_spec(argv: list[str], name: str | None = None, dry_run: bool = False) -> RunSpec:
     """Any command; it is named by --name or its program's basename, never its path (the event
-    cleans the name further)."""
+    cleans the name further). GNU make is named by its goals, as the include line names it."""
     program = argv[0].replace("\\", "/").rstrip("/").rpartition("/")[2] or argv[0]
+    if program in _MAKES:
+        goals, directory = make_goals(argv[1:])
+        command = name or " ".join(goals) or program
+        spec = RunSpec(command, "command", tuple(argv[1:]), tuple(argv), dry_run=dry_run)
+        spec.goals = (" ".join(goals), directory)
+        return spec
     return RunSpec(name or program, "command", tuple(argv[1:]), tuple(argv), dry_run=dry_run)
+
+
+_MAKES = ("make", "gmake")  # GNU make's names: `run -- make GOALS` records as the include does
+_MAKE_VALUE = "CfIoW"  # short options whose value is attached or the next word
+_MAKE_OPTIONAL = "jlO"  # an optional value, attached (-j4); -j and -l also take a next number
+_MAKE_LONG_VALUE = (
+    "--directory", "--file", "--makefile", "--include-dir", "--old-file", "--assume-old",
+    "--new-file", "--what-if", "--assume-new", "--eval",
+)  # fmt: skip
+
+
+def make_goals(args: list[str]) -> tuple[list[str], str]:
+    """The goals of a make command line and its last -C directory ("" for none): never an
+    option, an option's value or a VAR=value assignment (those may hold anything)."""
+    goals: list[str] = []
+    directory = ""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        following = args[i + 1] if i + 1 < len(args) else ""
+        if arg == "--":
+            goals += [a for a in args[i + 1 :] if "=" not in a]
+            break
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            if name in _MAKE_LONG_VALUE and not eq:
+                value = following
+                i += 1
+            if name == "--directory":
+                directory = os.path.join(directory, value)
+        elif arg.startswith("-") and len(arg) > 1:
+            for at, letter in enumerate(arg[1:], 2):
+                if letter in _MAKE_VALUE:
+                    value = arg[at:] or following
+                    i += 0 if arg[at:] else 1
+                    if letter == "C":
+                        directory = os.path.join(directory, value)
+                    break
+                if letter in _MAKE_OPTIONAL:
+                    if not arg[at:] and letter in "jl" and following.replace(".", "").isdigit():
+                        i += 1
+                    break
+        elif "=" not in arg:
+            goals.append(arg)
+        i += 1
+    return goals, directory
 
 
 def child_argv(spec: RunSpec, impl_prefix: str) -> list[str]:
@@ -151,16 +214,18 @@ def _phony_answer(spec: RunSpec) -> int | None:
     return 1 if "q" in flags else 0 if "t" in flags else None
 
 
-def _exec_plain(argv: list[str]) -> NoReturn:
-    """Become the command: used when nothing is to be recorded by this process."""
+def _exec_plain(argv: list[str], env: dict[str, str]) -> NoReturn:
+    """Become the command: used when nothing is to be recorded by this process. It starts as
+    `runner.Child` starts one: the caller's environment and signal dispositions."""
+    runner.restore_defaults(runner.defaults())
     try:
         try:
-            runner.execvpe(argv, os.environ)
+            runner.execvpe(argv, env)
         except OSError as exc:
-            path = runner.find_program(argv[0], os.environ)
+            path = runner.find_program(argv[0], env)
             if exc.errno != errno.ENOEXEC or path is None:
                 raise
-            os.execv("/bin/sh", ["/bin/sh", path, *argv[1:]])  # no #! line: as a shell does
+            os.execve("/bin/sh", ["/bin/sh", path, *argv[1:]], env)  # no #! line: as a shell
     except OSError as exc:
         missing = isinstance(exc, FileNotFoundError)
         warn(f"{argv[0]}: command not found" if missing else f"{argv[0]}: {exc.strerror or exc}")
@@ -215,7 +280,11 @@ class _Prefetch:
         # laptop's runs only queue, and never wait for the network.
         if target is not None and self.connect and not delivery.backing_off(self.settings, target):
             sinks.warm(target)
-            client = sinks.HttpClient(time.monotonic() + self.settings.deadline, target.ca_bundles)
+            client = sinks.HttpClient(
+                time.monotonic() + self.settings.deadline,
+                target.ca_bundles,
+                client_cert=target.client_cert,
+            )
             client.prepare(target.url)
             self.client = client
 
@@ -285,15 +354,19 @@ def execute(spec: RunSpec) -> NoReturn:
     if not argv or not argv[0]:
         warn("the program to run is empty (usage: send_metrics run -- CMD [ARG ...])")
         os._exit(127)  # the shell's answer for a command that does not exist
+    # What the caller gave us, not os.environ: the interpreter adds to that for itself.
+    env = runner.caller_environ()
     if _nothing_to_record(spec):
         if depth or spec.command_type == "make":  # counted, so a loop ends even when off
-            os.environ[ACTIVE_VAR] = str(depth + 1)
-        _exec_plain(argv)
-    env = {**os.environ, ACTIVE_VAR: str(depth + 1)}
+            env[ACTIVE_VAR] = str(depth + 1)
+        _exec_plain(argv, env)
+    env[ACTIVE_VAR] = str(depth + 1)
     trace = None
-    if spec.command_type == "make":
+    if spec.command_type == "make" or spec.goals is not None:
         app = loaded.settings.app if loaded else fastpath.app_name(fastpath.config_file())
-        trace = fastpath.trace_make(argv, env, spec.makefile, spec.dry_run, app)
+        # `run -- make`: traced only where its Makefile has the include line, as without us.
+        add = spec.goals is None
+        trace = fastpath.trace_make(argv, env, spec.makefile, spec.dry_run, app, add)
     try:
         child = runner.Child(argv, env)
     except Exception as exc:  # CommandNotFound, imported only then (see fastpath)
@@ -408,8 +481,9 @@ def _after(
 
 def _args_allowed(spec: RunSpec, allowed: tuple[str, ...]) -> bool:
     """Arguments are kept only for an allow-listed command; for `run` the program actually run
-    must be listed too, so `--name deploy -- curl -H 'token: ...'` never passes as `deploy`."""
-    if spec.command not in allowed:
+    must be listed too, so `--name deploy -- curl -H 'token: ...'` never passes as `deploy`.
+    `run -- make` never: its options and VAR=value words may hold anything (as included)."""
+    if spec.command not in allowed or spec.goals is not None:
         return False
     if spec.command_type == "make":
         return True
@@ -433,6 +507,12 @@ def _build(
         git = git._replace(remote_hash=None)  # the operator's opt-in: guessable for public repos
     args = list(spec.args) if _args_allowed(spec, settings.allow_args) else None
     identity = Identity(anonymous_id, settings.app, settings.app_version, settings.consent_version)
-    return build_event(
-        identity, spec.command, args, spec.command_type, result, git, machine, make, derived
-    )
+    command, command_type = spec.command, spec.command_type
+    if spec.goals is not None:  # `run -- make GOALS`: named as the include line names a run
+        from send_metrics.maketrace import command_of
+
+        goals, directory = spec.goals
+        command_type = "make"
+        if command == (goals or "make"):  # not a --name
+            command = command_of(goals.split(), os.path.abspath(directory or "."))
+    return build_event(identity, command, args, command_type, result, git, machine, make, derived)

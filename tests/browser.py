@@ -180,6 +180,22 @@ class Browser:
         path.write_bytes(data)
         return data
 
+    def viewport(self, width: int, height: int = 800, dark: bool = False) -> None:
+        """Show the page as a screen `width` CSS pixels wide (a phone is 390), in the light
+        or dark colour scheme; the page lays itself out again."""
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=width < 600,
+        )
+        scheme = "dark" if dark else "light"
+        self.call(
+            "Emulation.setEmulatedMedia",
+            features=[{"name": "prefers-color-scheme", "value": scheme}],
+        )
+
     def problems(self) -> list[str]:
         """Console errors and warnings, uncaught exceptions, error log entries (failed loads,
         blocked content), and dialogs, as one line each."""

@@ -26,7 +26,14 @@ from tests.helpers import (
     Received,
     as_stranger,
 )
-from tests.network import CertAuthority, Proxy, make_cert_authority, serve_proxy
+from tests.network import (
+    CertAuthority,
+    Proxy,
+    RealProxy,
+    make_cert_authority,
+    serve_proxy,
+    start_tinyproxy,
+)
 
 IN_CI = bool(os.environ.get("CI"))  # read before the autouse fixture clears CI variables
 
@@ -64,19 +71,32 @@ def collector():
     server.server_close()
 
 
-@pytest.fixture
-def tls_collector(cert_authority: CertAuthority):
-    """The collector over https, with a certificate for 127.0.0.1 signed by the test CA."""
+def _https_collector(authority: CertAuthority, client_certs: bool) -> Iterator[Collector]:
     import ssl
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_authority.server_cert, cert_authority.server_key)
+    context.load_cert_chain(authority.server_cert, authority.server_key)
+    if client_certs:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(authority.ca_cert)
     state = Collector()
     server = _serve(state, context)
     yield state
     state.released.set()
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def tls_collector(cert_authority: CertAuthority) -> Iterator[Collector]:
+    """The collector over https, with a certificate for 127.0.0.1 signed by the test CA."""
+    yield from _https_collector(cert_authority, client_certs=False)
+
+
+@pytest.fixture
+def mtls_collector(cert_authority: CertAuthority) -> Iterator[Collector]:
+    """The collector over https, asking every client for a certificate the test CA signed."""
+    yield from _https_collector(cert_authority, client_certs=True)
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +113,17 @@ def proxy():
     yield state
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def tinyproxy(tmp_path: Path) -> Iterator[RealProxy]:
+    """A real proxy: Debian's tinyproxy (installed by .ci/run), on loopback."""
+    if not shutil.which("tinyproxy"):
+        pytest.skip("tinyproxy is not installed (apt-get install tinyproxy; .ci/run does)")
+    state, process = start_tinyproxy(tmp_path)
+    yield state
+    process.terminate()
+    process.wait(10)
 
 
 def _serve(state: Collector, tls=None) -> http.server.ThreadingHTTPServer:

@@ -58,7 +58,7 @@ OUR_VARS = (
     *(
         f"OTEL_EXPORTER_OTLP{scope}_{name}"
         for scope in ("", "_LOGS")
-        for name in ("PROTOCOL", "COMPRESSION", "CERTIFICATE")
+        for name in ("PROTOCOL", "COMPRESSION", "CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE")
     ),
     "OTEL_SERVICE_NAME",
     "OTEL_RESOURCE_ATTRIBUTES",

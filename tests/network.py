@@ -104,12 +104,65 @@ def serve_proxy(state: Proxy) -> socketserver.ThreadingTCPServer:
     return server
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (for a server we start as another process)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_listening(port: int, seconds: float = 10.0) -> None:
+    """Until a server we started accepts connections on the port (bounded)."""
+    import time
+
+    for _ in range(int(seconds / 0.05)):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+
+
+@dataclass
+class RealProxy:
+    """A running tinyproxy (Debian's package) on loopback, and what it logged so far."""
+
+    url: str
+    log: Path
+
+    def requests(self) -> list[str]:
+        """The request lines it handled (`GET http://...`, `CONNECT host:port`), in order."""
+        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        return [line.split("): ", 1)[1] for line in lines if "Request (file descriptor" in line]
+
+
+def start_tinyproxy(folder: Path) -> tuple[RealProxy, subprocess.Popen]:
+    """tinyproxy in the foreground on a free loopback port, logging to a file in `folder`."""
+    import shutil
+
+    binary = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
+    port = free_port()
+    conf = folder / "tinyproxy.conf"
+    conf.write_text(
+        f"Port {port}\nListen 127.0.0.1\nTimeout 30\nAllow 127.0.0.1\nLogLevel Info\n"
+        "MaxClients 20\n"
+    )
+    log = folder / "tinyproxy.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=out, stderr=out)
+    wait_listening(port)
+    return RealProxy(f"http://127.0.0.1:{port}", log), process
+
+
 @dataclass
 class CertAuthority:
     ca_cert: Path
     server_cert: Path
     server_key: Path
     ca_dir: Path  # a hashed directory, as SSL_CERT_DIR wants it
+    client_cert: Path  # a client certificate the CA signed, for mutual TLS
+    client_key: Path
+    client_combined: Path  # the certificate and its key in one PEM file
 
 
 def make_cert_authority(folder: Path) -> CertAuthority:
@@ -135,6 +188,19 @@ def make_cert_authority(folder: Path) -> CertAuthority:
         "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
         "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.pem",
     )  # fmt: skip
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=send_metrics test client",
+        "-keyout", "client.key", "-out", "client.csr",
+    )  # fmt: skip
+    (folder / "client.cnf").write_text("extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n")
+    openssl(
+        "x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "client.cnf", "-out", "client.pem",
+    )  # fmt: skip
+    combined = folder / "client-combined.pem"
+    combined.write_bytes(
+        (folder / "client.pem").read_bytes() + (folder / "client.key").read_bytes()
+    )
     hashed = folder / "certs"
     hashed.mkdir()
     subject_hash = subprocess.run(
@@ -145,4 +211,12 @@ def make_cert_authority(folder: Path) -> CertAuthority:
         text=True,
     ).stdout.strip()
     (hashed / f"{subject_hash}.0").write_bytes((folder / "ca.pem").read_bytes())
-    return CertAuthority(folder / "ca.pem", folder / "server.pem", folder / "server.key", hashed)
+    return CertAuthority(
+        folder / "ca.pem",
+        folder / "server.pem",
+        folder / "server.key",
+        hashed,
+        folder / "client.pem",
+        folder / "client.key",
+        combined,
+    )

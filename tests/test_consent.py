@@ -29,6 +29,16 @@ from tests.helpers import (
 PROMPT = r"\[y/N\] "
 
 
+def answer_with(child: pexpect.spawn, answer: str) -> None:
+    """Answer the question as a person would: a line, end of input (`eof`) or Ctrl-C."""
+    if answer == "eof":
+        child.sendeof()
+    elif answer == "ctrl-c":
+        child.sendintr()
+    else:
+        child.sendline(answer)
+
+
 @pytest.mark.parametrize(
     ("answer", "granted"),
     [
@@ -46,21 +56,16 @@ def test_prompt_answers(home: Path, answer: str, granted: bool) -> None:
     child.expect("ran")
     child.expect(PROMPT)
     text = child.before
-    if answer == "eof":
-        child.sendeof()
-    elif answer == "ctrl-c":
-        child.sendintr()
-    else:
-        child.sendline(answer)
+    answer_with(child, answer)
     rest = finish(child)
     assert child.exitstatus == 3, rest
     assert "Traceback" not in rest
-    # The disclosure names every field the schema documents, and how to change one's mind.
-    from send_metrics.event import schema
+    # The short question says where the full list is and how to change one's mind; the yes
+    # covers the full list all the same.
+    from send_metrics.event import collected_fields
 
     flat = " ".join(text.split())
-    assert [f for f in schema()["properties"] if f not in flat] == []
-    assert "send_metrics opt-out" in flat
+    assert "`send_metrics opt-in --details`" in flat and "`send_metrics opt-out`" in flat
     path = state_file(home)
     saved = tomllib.loads(path.read_text())
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -74,6 +79,7 @@ def test_prompt_answers(home: Path, answer: str, granted: bool) -> None:
     if granted:
         assert events[0]["anonymous_id"] == saved["anonymous_id"]
         assert events[0]["exit_code"] == 3
+        assert tuple(saved["disclosure"]["fields"]) == collected_fields(False)
 
 
 def test_a_background_job_is_not_asked(home: Path) -> None:
@@ -203,15 +209,170 @@ def test_opt_out_deletes_id_queue_and_history_and_opt_in_makes_a_new_id(home: Pa
     assert second_id != first_id
 
 
-def test_opt_in_shows_the_disclosure_and_asks(home: Path) -> None:
+def test_opt_in_shows_the_question_and_asks(home: Path) -> None:
     child = spawn("opt-in")
-    child.expect(r"Keep usage metrics on this machine\? \[y/N\]: ")  # the local sink
-    assert "anonymous_id" in child.before
+    child.expect(r"Keep usage metrics on this machine\? \[y/N\] ")  # the local sink
+    assert "send_metrics opt-in --details" in child.before
     child.sendline("y")
     out = finish(child)
     assert child.exitstatus == 0
     assert "usage metrics are on" in out
     assert tomllib.loads(state_file(home).read_text())["decision"] == "granted"
+
+
+def test_opt_in_after_a_no_asks_again(home: Path) -> None:
+    first = spawn("run", "--", "true")
+    first.expect(PROMPT)
+    first.sendline("")  # no earlier yes: recorded as a no
+    finish(first)
+    assert tomllib.loads(state_file(home).read_text())["decision"] == "declined"
+    child = spawn("opt-in")
+    child.expect(PROMPT)
+    child.sendline("y")
+    assert "usage metrics are on" in finish(child)
+    assert tomllib.loads(state_file(home).read_text())["decision"] == "granted"
+
+
+def test_opt_in_details_lists_every_field_the_yes_covers(home: Path) -> None:
+    from send_metrics.event import collected_fields
+
+    child = spawn("opt-in", "--details")
+    child.expect(PROMPT)
+    flat = " ".join(child.before.split())
+    assert [f for f in collected_fields(False) if f not in flat] == []
+    child.sendline("yes")
+    finish(child)
+    saved = tomllib.loads(state_file(home).read_text())
+    assert tuple(saved["disclosure"]["fields"]) == collected_fields(False)
+
+
+# ---- the question fits one screen: a real 80x24 terminal ----
+
+SCREENS = {
+    "default-local": "",
+    "segment": '[consent]\nprivacy_url = "https://example.org/devstack-metrics"\n'
+    'retention = "kept for one year"\n[report]\nsink = "segment"\nwrite_key = "k"\n',
+    "http-widest": 'app = "devstack"\n[consent]\nprivacy_url = "https://example.org/privacy"\n'
+    'retention = "kept for 13 months, then deleted"\n[report]\nsink = "http"\n'
+    'endpoint = "https://metrics.example.org/hook"\n'
+    '[collect]\ngit_remote_hash = true\nallow_args = ["deploy", "release"]\n',
+}
+
+
+def _screen_of_the_question(child: pexpect.spawn, command_output: str) -> list[str]:
+    """The lines the question took on the terminal: from the command's output to the prompt."""
+    child.expect(command_output)
+    child.expect(PROMPT)
+    shown = (child.before + child.after).replace("\r\n", "\n").split("\n")
+    return shown[1:]  # the rest of the command's own last line
+
+
+@pytest.mark.parametrize("config", list(SCREENS), ids=list(SCREENS))
+@pytest.mark.parametrize("asking_again", [False, True], ids=["first", "asking-again"])
+def test_the_question_fits_one_80x24_screen_and_nothing_wraps(
+    home: Path, config: str, asking_again: bool
+) -> None:
+    toml = Path("send_metrics.toml")
+    if asking_again:  # a yes to the narrowest disclosure, then a wider one: asked again
+        toml.write_text('app = "devstack"\n' if 'app = "devstack"' in SCREENS[config] else "")
+        opt_in()
+    if SCREENS[config]:
+        toml.write_text(SCREENS[config])
+    elif asking_again:
+        toml.write_text("[collect]\ngit_remote_hash = true\n")
+    child = pexpect.spawn(
+        SEND_METRICS,
+        ["run", "--", "sh", "-c", "stty size; echo done"],
+        timeout=20,
+        encoding="utf-8",
+        dimensions=(24, 80),
+    )
+    child.expect("24 80")
+    lines = _screen_of_the_question(child, "done")
+    child.sendline("n" if not asking_again else "")
+    finish(child)
+    assert lines[-1].endswith("[y/N] ")
+    assert len(lines) <= 12, "\n".join(lines)
+    assert max(len(line) for line in lines) < 80, "\n".join(lines)
+    text = " ".join(" ".join(lines).split())
+    assert ("Asking again:" in text) is asking_again
+    for needed in (
+        "Each run:",
+        "Never:",
+        "`send_metrics opt-in --details`",
+        "`send_metrics opt-out`",
+        "DO_NOT_TRACK=1",
+    ):
+        assert needed in text, (needed, text)
+    if config == "default-local":  # the default app asks about the user's commands, not "its"
+        assert text.startswith(("send_metrics would like", "Asking again"))
+        assert "its commands" not in text and "nothing is sent anywhere" in text
+    else:
+        assert "example.org" in text  # where it goes and the privacy URL
+
+
+# ---- an earlier yes is never lost to an empty answer ----
+
+
+def _widened(home: Path) -> int:
+    """An earlier yes with a run recorded, then a wider disclosure (the remote hash turned on):
+    the next question asks again. Returns how many runs are recorded."""
+    opt_in()
+    assert sm("run", "--", "true").returncode == 0
+    Path("send_metrics.toml").write_text("[collect]\ngit_remote_hash = true\n")
+    return len(history(home))
+
+
+def test_opt_in_under_a_current_yes_says_since_when_and_asks_nothing(home: Path) -> None:
+    opt_in()
+    assert sm("run", "--", "true").returncode == 0
+    before = state_file(home).read_text()
+    child = spawn("opt-in")
+    out = finish(child)
+    assert child.exitstatus == 0 and "[y/N]" not in out
+    from send_metrics.event import collected_fields
+
+    flat = " ".join(out.split())
+    assert "already on, since" in flat and "this machine only" in flat
+    assert f"{len(collected_fields(False))} fields" in flat
+    assert state_file(home).read_text() == before and len(history(home)) == 1
+
+
+@pytest.mark.parametrize("answer", ["", "eof", "ctrl-c", "maybe"])
+@pytest.mark.parametrize("where", ["opt-in", "run"])
+def test_an_answer_that_is_not_an_explicit_no_keeps_what_an_earlier_yes_recorded(
+    home: Path, answer: str, where: str
+) -> None:
+    recorded = _widened(home)
+    assert recorded == 1
+    before = state_file(home).read_text()
+    child = spawn(*(["opt-in"] if where == "opt-in" else ["run", "--", "true"]))
+    child.expect(PROMPT)
+    assert "Asking again" in child.before
+    answer_with(child, answer)
+    out = finish(child)
+    assert "Traceback" not in out
+    assert child.exitstatus == (130 if (where, answer) == ("opt-in", "ctrl-c") else 0), out
+    assert len(history(home)) == recorded  # the earlier yes's data is all there
+    assert state_file(home).read_text() == before  # the earlier yes stands, as it was
+    assert "deleted" not in out
+    again = spawn("run", "--", "true")  # nothing more collected; asked again later
+    again.expect(PROMPT)
+    again.sendline("y")
+    finish(again)
+    assert len(history(home)) == recorded + 1
+
+
+@pytest.mark.parametrize("where", ["opt-in", "run"])
+def test_an_explicit_no_to_a_changed_disclosure_deletes(home: Path, where: str) -> None:
+    _widened(home)
+    child = spawn(*(["opt-in"] if where == "opt-in" else ["run", "--", "true"]))
+    child.expect(PROMPT)
+    child.sendline("n")
+    out = finish(child)
+    assert child.exitstatus == 0 and "earlier data deleted" in out
+    assert history(home) == [] and not data_db(home).exists()
+    assert tomllib.loads(state_file(home).read_text())["decision"] == "declined"
 
 
 def test_opt_in_without_a_terminal_names_the_flag(home: Path) -> None:

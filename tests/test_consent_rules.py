@@ -621,12 +621,13 @@ EXAMPLE = {
 }
 
 
-def test_the_readme_shows_the_local_disclosure_exactly() -> None:
+def test_the_readme_shows_the_question_exactly() -> None:
+    """The quickstart shows the question a fresh clone asks (the default app, the local sink)."""
     from send_metrics import consent
     from send_metrics.config import Settings
 
-    settings = Settings(**EXAMPLE)
-    text = consent.disclosure(settings) + "\n" + consent.question(settings) + " [y/N]\n"
+    settings = Settings()
+    text = consent.summary(settings) + "\n" + consent.question(settings) + " [y/N]\n"
     assert f"```text\n{text}```" in README
 
 
@@ -643,13 +644,12 @@ def test_the_readme_shows_what_changes_for_each_network_sink(sink: str, endpoint
     from send_metrics.config import Settings
 
     settings = Settings(**EXAMPLE, sink=sink, endpoint=endpoint, write_key="k")
-    paragraphs = " ".join(consent.disclosure(settings).split("\n\n")[0].split())
+    shown = " ".join(consent.summary(settings).split())
     flat = " ".join(README.split())
     where = consent.where(consent.scope(settings))
-    assert f"and to send them to {where}." in paragraphs
-    assert f"and to send them to {where}." in flat
-    assert f"Where the events go: {where}." in flat
-    assert f"Retention: {EXAMPLE['retention']}" in consent.disclosure(settings)
+    assert f"send usage metrics of the commands you run to {where}, to learn" in shown
+    assert f"send usage metrics of the commands you run to {where}, to learn" in flat
+    assert f"Retention: {EXAMPLE['retention']}." in shown and "Retention: " in flat
     assert consent.question(settings) == "Share usage metrics?"
 
 

@@ -39,6 +39,24 @@ def test_the_readme_starts_with_exactly_two_blocks_install_then_tests() -> None:
     assert SH_BLOCKS[1].strip() == "python -m pytest"
 
 
+def test_the_readme_starts_with_a_short_quickstart_then_its_contents() -> None:
+    """A newcomer's first screenful: the quickstart (40 lines at most), then a table of
+    contents whose links all lead to a heading of the README or a file of docs/."""
+    quickstart = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    assert len(("## Quickstart" + quickstart).rstrip().splitlines()) <= 40
+    assert README.index("## Quickstart") < README.index("```sh") < README.index("## Contents")
+    contents = README.split("## Contents", 1)[1].split("\n## ", 1)[0]
+    anchors = {
+        re.sub(r"[^a-z0-9 _-]", "", h.strip().lower()).replace(" ", "-")
+        for h in re.findall(r"^#+ (.*)$", README, re.M)
+    }
+    for link in re.findall(r"\]\(([^)]+)\)", contents):
+        if link.startswith("#"):
+            assert link[1:] in anchors, link
+        else:
+            assert (ROOT / link.split("#")[0]).exists(), link
+
+
 def test_ci_installs_from_scratch_and_runs_exactly_the_readme_test_command() -> None:
     ci = [line for line in (ROOT / ".ci/run").read_text().splitlines() if line.strip()]
     commands = [line for line in ci if not line.lstrip().startswith("#")]
@@ -65,7 +83,8 @@ def test_the_readme_first_block_runs_with_the_local_sink(home: Path, tmp_path: P
     assert done.returncode == 0, done.stderr
     assert "hello from" in done.stdout
     [event] = history(home)
-    assert event["command"] == "make"
+    goal = main[-1]  # `run -- make ... GOAL` is named by its goal, as the include names a run
+    assert (event["command"], event["command_type"]) == (goal, "make")
     assert queued(home) == []
     status = sm("status", cwd=ROOT).stdout
     assert re.search(r"^sink:\s+local$", status, re.M), status

@@ -69,3 +69,14 @@ def test_example_touch_creates_no_file_with_or_without_send_metrics(
             == "starting lms (pretend docker compose up -d lms)\n"
         )
     assert [e["command"] for e in history(home)] == ["dev.up.lms"]
+
+
+def test_help_lists_public_targets_only_and_never_says_share(tmp_path: Path) -> None:
+    """`make help` is what a newcomer reads: no internal impl- target, and metrics kept on
+    this machine are not "shared"."""
+    shown = make("help", env=_bare_env(tmp_path))
+    assert shown.returncode == 0
+    names = [line.split("\t")[0] for line in shown.stdout.splitlines()]
+    assert "metrics-opt-in" in names and "dev.%" in names
+    assert not [n for n in names if n.startswith("impl-")]
+    assert "share" not in shown.stdout.lower()

@@ -458,7 +458,12 @@ def test_trace_shows_the_last_run_and_writes_chrome_json(home: Path, tmp_path: P
     assert shown.returncode == 0, shown.stderr
     assert "critical path: prep -> slow -> all" in shown.stdout
     assert sm("trace", "all").stdout == shown.stdout
-    assert "No make run of nosuch" in sm("trace", "nosuch").stdout
+    missing = sm("trace", "nosuch")  # a look-up that matches nothing: one line, exit 5
+    assert (missing.returncode, missing.stdout) == (5, "")
+    assert (
+        missing.stderr == "send_metrics: no recorded make run of 'nosuch'. Recorded goals: all.\n"
+    )
+    assert "did you mean all?" in sm("trace", "al").stderr
     out = tmp_path / "out.json"
     written = sm("trace", "--chrome", str(out))
     assert written.returncode == 0, written.stderr
@@ -483,8 +488,17 @@ def test_makefile_command_prints_the_snippet_and_its_path(home: Path, tmp_path: 
     config.write_text('app = "devstack"\n')
     shown = sm("makefile", cwd=tmp_path)
     assert shown.returncode == 0
-    assert "SEND_METRICS_APP ?= devstack" in shown.stdout
+    assert "_sm.app := devstack" in shown.stdout
     assert "_make-watch" in shown.stdout
+    # Standard output is the snippet only; the next step (the include line, then a yes: make
+    # never asks) is on stderr, and the yes part goes once it is given.
+    assert shown.stdout == Path(snippet_path()).read_text().replace(
+        "SEND_METRICS_APP ?= send_metrics", "SEND_METRICS_APP ?= devstack"
+    )
+    assert "-include send_metrics.mk" in shown.stderr and "send_metrics opt-in" in shown.stderr
+    assert len(shown.stderr.splitlines()) == 1
+    opt_in()
+    assert "opt-in" not in sm("makefile").stderr
     path = sm("makefile", "--path").stdout.strip()
     assert Path(path) == Path(snippet_path()) and Path(path).exists()
     assert (BIN / "send_metrics").exists()

@@ -200,3 +200,128 @@ def test_a_store_from_a_newer_version_is_never_written(home: Path) -> None:
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 99
     assert len(history(home)) == 1
+
+
+# ---- status: one screen wide, only what applies, and for scripts ----
+
+
+def _status_in_a_terminal(env: dict[str, str]) -> list[str]:
+    child = pexpect.spawn(
+        SEND_METRICS,
+        ["status"],
+        timeout=20,
+        encoding="utf-8",
+        dimensions=(24, 80),
+        env={k: v for k, v in {**os.environ, **env}.items() if k != "COLUMNS"},
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.before.replace("\r\n", "\n").splitlines()
+
+
+def test_status_wraps_at_word_boundaries_in_an_80_column_terminal(home: Path) -> None:
+    opt_in()
+    env = {"SEND_METRICS_DISABLED": "1"}
+    shown = _status_in_a_terminal(env)
+    whole = sm("status", env={**os.environ, **env}).stdout  # a pipe: one line per value
+    # Under 80 columns, except a single word longer than the room (a long path) on its line.
+    too_wide = [line for line in shown if len(line) >= 80]
+    assert all(len(line.split(": ", 1)[-1].split()) == 1 for line in too_wide), too_wide
+    assert len(shown) > len(whole.splitlines())  # something did wrap
+    # Wrapping only moved words: the same words, none cut in two.
+    assert " ".join(shown).split() == whole.split()
+    flat = " ".join(" ".join(shown).split())
+    assert "disabled by SEND_METRICS_DISABLED" in flat and "DO_NOT_TRACK" not in flat
+
+
+def test_status_shows_network_settings_only_for_a_network_sink(home: Path) -> None:
+    certs = {"SSL_CERT_FILE": "/etc/ssl/certs/x.pem", "HTTPS_PROXY": "http://proxy:3128"}
+    local = sm("status", env={**os.environ, **certs}).stdout
+    assert "deadline:" not in local and "SSL_CERT_FILE" not in local and "proxy" not in local
+    assert "dropped events" not in local
+    Path("send_metrics.toml").write_text(
+        '[report]\nsink = "http"\nendpoint = "https://metrics.example.org/hook"\n'
+    )
+    remote = sm("status", env={**os.environ, **certs}).stdout
+    assert "deadline:" in remote and "SSL_CERT_FILE=/etc/ssl/certs/x.pem" in remote
+    assert "HTTPS_PROXY=http://proxy:3128" in remote
+
+
+def test_status_json_has_every_line_and_what_scripts_ask(home: Path) -> None:
+    before = json.loads(sm("status", "--json").stdout)
+    assert (before["format"], before["collecting"], before["disabled_by"]) == (1, False, [])
+    opt_in()
+    off = sm("status", "--json", env={**os.environ, "DO_NOT_TRACK": "yes"})
+    doc = json.loads(off.stdout)
+    assert (doc["collecting"], doc["disabled_by"]) == (False, ["DO_NOT_TRACK"])
+    assert doc["sink"] == "local" and doc["still_holds"] == "yes"
+    text = sm("status").stdout
+    labels = [line.split(":")[0].replace(" ", "_") for line in text.splitlines()]
+    assert set(labels) <= set(doc)
+    assert json.loads(sm("status", "--json").stdout)["collecting"] is True
+
+
+# ---- help, completion, and what users of other tools type ----
+
+
+def test_every_command_has_one_usage_line_an_example_and_a_whole_description() -> None:
+    from send_metrics.cli import cli
+
+    env = {**os.environ, "COLUMNS": "80"}
+    top = sm("--help", env=env).stdout
+    assert "Example:" in top
+    listed = top.split("Commands:", 1)[1].splitlines()
+    assert [line for line in listed if line.strip()] and not [
+        line for line in listed if line.rstrip().endswith("...")
+    ], listed
+    for name in cli.commands:
+        shown = sm(name, "--help", env=env).stdout
+        assert shown.count("Usage:") == 1, (name, shown)
+        assert "Example" in shown, (name, shown)
+        assert f"  {name} " in top
+
+
+@pytest.mark.parametrize(
+    ("typed", "named"),
+    [
+        ("disable", "send_metrics opt-out"),
+        ("off", "send_metrics opt-out"),
+        ("enable", "send_metrics opt-in"),
+        ("on", "send_metrics opt-in"),
+        ("telemetry", "send_metrics status"),
+    ],
+)
+def test_other_tools_words_name_our_command_and_run_nothing(
+    home: Path, typed: str, named: str
+) -> None:
+    opt_in()
+    before = state_file(home).read_text()
+    result = sm(typed)
+    assert result.returncode == ExitCode.USAGE and named in result.stderr
+    assert state_file(home).read_text() == before
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_prints_a_script_for_each_shell(shell: str) -> None:
+    result = sm("completion", shell)
+    assert result.returncode == 0 and "_SEND_METRICS_COMPLETE" in result.stdout
+
+
+def test_bash_completion_completes_our_commands() -> None:
+    """The script, evaluated by a real bash, completes `send_metrics op` to our two opt-s."""
+    script = (
+        'eval "$(send_metrics completion bash)"; COMP_WORDS=(send_metrics op); COMP_CWORD=1; '
+        '_send_metrics_completion send_metrics; printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    env = {**os.environ, "PATH": f"{Path(SEND_METRICS).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.stdout.split() == ["opt-in", "opt-out"], done.stderr
+
+
+def test_reset_says_when_there_was_nothing_to_forget(home: Path) -> None:
+    assert "no decision to forget" in sm("reset").stdout
+    opt_in()
+    assert "Decision forgotten" in sm("reset").stdout
+    assert not state_file(home).exists()

@@ -16,7 +16,7 @@ import pexpect
 import pytest
 
 from send_metrics import stats, stats_text
-from tests.helpers import SEND_METRICS, add_runs, assert_no_traceback, sm
+from tests.helpers import SEND_METRICS, add_runs, assert_no_traceback, opt_in, sm
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
@@ -305,12 +305,14 @@ def test_csv_header_is_stable_and_rows_match_the_json(home: Path) -> None:
 
 def test_empty_history_in_every_form() -> None:
     table = sm("stats")
-    assert (table.returncode, table.stdout) == (0, stats_text.EMPTY + "\n")
+    step = "Nothing is recorded: no yes recorded (`send_metrics opt-in`).\n"
+    assert (table.returncode, table.stdout) == (0, stats_text.EMPTY + "\n" + step)
     doc = as_json()
     assert (doc["total_runs"], doc["commands"], doc["slowest"]) == (0, [], [])
     assert sm("stats", "--csv").stdout == ",".join(stats_text.CSV_COLUMNS) + "\n"
     detail = sm("stats", "--command", "build")
-    assert detail.stdout == "No runs of 'build' recorded.\n"
+    assert (detail.returncode, detail.stdout) == (5, "")
+    assert detail.stderr == "send_metrics: no runs recorded of 'build'. " + step
     assert json.loads(sm("stats", "--json", "--command", "x").stdout)["stats"] is None
     page = Path("empty.html")
     assert sm("stats", "--html", str(page)).returncode == 0
@@ -325,7 +327,7 @@ def test_a_store_that_is_not_a_database_is_named_and_set_aside(home: Path) -> No
     path.write_bytes(b"not a database" * 100)
     result = sm("stats")
     assert result.returncode == 0
-    assert result.stdout == stats_text.EMPTY + "\n"
+    assert result.stdout.startswith(stats_text.EMPTY + "\n")
     assert result.stderr.startswith(f"send_metrics: {path} was not a usable database")
     assert len(result.stderr.splitlines()) == 1
     assert path.with_name(path.name + ".corrupt").exists()
@@ -437,8 +439,28 @@ def test_file_targets_are_one_entry_never_named(home: Path) -> None:
 def test_an_unknown_command_suggests_a_close_one(home: Path) -> None:
     add_runs(home, KNOWN)
     result = sm("stats", "--command", "tset")
-    assert result.returncode == 0
-    assert result.stdout.splitlines() == ["No runs of 'tset' recorded.", "Did you mean: test?"]
+    assert (result.returncode, result.stdout) == (5, "")
+    assert result.stderr == "send_metrics: no runs recorded of 'tset'; did you mean test?\n"
+    doc = sm("stats", "--command", "tset", "--json")  # the document, and the same exit
+    assert doc.returncode == 5 and json.loads(doc.stdout)["stats"] is None
+    far = sm("stats", "--command", "zzzzzz")
+    assert far.returncode == 5 and "runs of other commands are recorded" in far.stderr
+
+
+def test_an_empty_history_says_the_next_step(home: Path) -> None:
+    """Nothing recorded: the off switch actually set, the missing yes, or (under a yes) how
+    runs get recorded; `trace` the same for make runs."""
+    off = sm("stats", env={**os.environ, "SEND_METRICS_DISABLED": "1"})
+    assert "SEND_METRICS_DISABLED is set here" in off.stdout and "DO_NOT_TRACK" not in off.stdout
+    assert "`send_metrics opt-in`" in sm("trace").stdout
+    opt_in()
+    flat = " ".join(sm("stats").stdout.split())
+    assert "Your yes is recorded; runs appear once you run `send_metrics run -- CMD`" in flat
+    traced = sm("trace")
+    assert traced.returncode == 0 and "-include send_metrics.mk" in traced.stdout
+    missing = sm("trace", "nosuch")
+    assert missing.returncode == 5 and missing.stdout == ""
+    assert missing.stderr.startswith("send_metrics: no recorded make run of 'nosuch'.")
 
 
 @pytest.mark.parametrize("columns", [40, 60, 80, 132])
@@ -529,7 +551,8 @@ def test_ten_thousand_runs(home: Path) -> None:
     table = sm("stats").stdout.splitlines()
     assert sum(1 for line in table if line.startswith("target-")) == 100
     assert sm("stats", "--html", "big.html").returncode == 0
-    assert Path("big.html").read_text().count('class="point"') == 8 * 100  # 8 busiest drawn
+    # The 8 busiest drawn, and 8 more that failed (here every command has failures).
+    assert Path("big.html").read_text().count('class="point"') == 16 * 100
 
 
 def test_html_for_one_command_draws_only_it(home: Path) -> None:
@@ -538,7 +561,7 @@ def test_html_for_one_command_draws_only_it(home: Path) -> None:
     assert page.returncode == 0
     points = re.findall(r'<circle class="point"[^>]*data-command="([^"]*)"', page.stdout)
     assert points == ["build"] * 4
-    assert "Breakdown of the slowest command: build" in page.stdout
+    assert "Durations of the slowest command: build" in page.stdout  # no traced run here
 
 
 def test_a_traced_make_target_in_detail_and_in_the_report(home: Path, tmp_path: Path) -> None:
@@ -575,5 +598,7 @@ def test_a_traced_make_target_in_detail_and_in_the_report(home: Path, tmp_path: 
     assert found["impl-dev.build"]["median_ms"] >= 300
     text = sm("stats", "--command", "dev.build", env={**os.environ, "COLUMNS": "100"}).stdout
     assert "Inside it (2 traced make runs):" in text
-    page = sm("stats", "--html", "-").stdout
-    assert 'data-target="impl-dev.deps"' in page and 'data-critical="2"' in page
+    page = sm("stats", "--html", "-").stdout  # the breakdown of one traced run
+    assert "Breakdown of a make run: dev.build" in page
+    assert 'data-target="impl-dev.deps"' in page and 'data-critical="1"' in page
+    assert 'data-target="impl-dev.docs"' in page and 'data-critical="0"' in page

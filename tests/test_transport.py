@@ -7,6 +7,7 @@ import base64
 import os
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import pytest
 from send_metrics import transport
 from send_metrics.errors import DeliveryError
 from tests.helpers import assert_no_traceback, delivered_ids, history, opt_in, queued, sm
+from tests.network import free_port, wait_listening
 
 WRITE_KEY = "wk-proxy-test"
 
@@ -585,3 +587,349 @@ def test_a_kept_tls_connection_the_server_cut_is_opened_again_once(cert_authorit
     client.close()
     listener.close()
     assert served == [1, 2]
+
+
+# ---- mutual TLS: a collector that asks for a client certificate ----
+
+
+def _reference_export(env: dict[str, str]) -> bool:
+    """One log record through the OpenTelemetry SDK's own OTLP/HTTP exporter, configured by
+    the same variables as ours: True when the collector accepted it."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import (
+        InMemoryLogRecordExporter,
+        LogRecordExportResult,
+        SimpleLogRecordProcessor,
+    )
+
+    memory = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
+    provider.get_logger("oracle").emit(body="reference", severity_text="INFO")
+    records = memory.get_finished_logs()
+    assert records
+    saved = dict(os.environ)
+    # The Python SDK reads this timeout in seconds (the specification says milliseconds): its
+    # retries stop after 3 s, whatever failed.
+    os.environ.update({**env, "OTEL_EXPORTER_OTLP_TIMEOUT": "3"})
+    try:
+        exporter = OTLPLogExporter()
+        try:
+            return exporter.export(records) == LogRecordExportResult.SUCCESS
+        finally:
+            exporter.shutdown()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        provider.shutdown()
+
+
+@pytest.mark.parametrize("scope", ["", "LOGS_"])
+def test_mutual_tls_with_the_otel_variables_as_the_reference_exporter(
+    home: Path, mtls_collector, cert_authority, scope: str
+) -> None:
+    _configure("otlp", mtls_collector.url)
+    opt_in()
+    trust = {"OTEL_EXPORTER_OTLP_CERTIFICATE": str(cert_authority.ca_cert)}
+    client = {
+        f"OTEL_EXPORTER_OTLP_{scope}CLIENT_CERTIFICATE": str(cert_authority.client_cert),
+        f"OTEL_EXPORTER_OTLP_{scope}CLIENT_KEY": str(cert_authority.client_key),
+    }
+    env = {**trust, **client, "OTEL_EXPORTER_OTLP_ENDPOINT": mtls_collector.url}
+    # Without a client certificate both are refused, and nothing reaches the collector.
+    assert _reference_export({k: v for k, v in env.items() if "CLIENT" not in k}) is False
+    without = _run(trust)
+    [line] = without.stderr.splitlines()
+    assert "client certificate" in line and "queued" in line, line
+    assert mtls_collector.requests == [] and len(queued(home)) == 1
+    # With one, both are accepted by the same server; ours delivers the queue too.
+    assert _reference_export(env) is True
+    [reference] = mtls_collector.ok()
+    result = _run({**trust, **client})
+    assert result.stderr == ""
+    ours = [r for r in mtls_collector.ok() if r is not reference]
+    assert sorted(delivered_ids(ours)) == sorted(e["message_id"] for e in history(home))
+    assert queued(home) == []
+
+
+def test_logs_specific_client_certificate_wins(home: Path, mtls_collector, cert_authority) -> None:
+    """OTEL_EXPORTER_OTLP_LOGS_CLIENT_* over OTEL_EXPORTER_OTLP_CLIENT_*, as the spec says."""
+    _configure("otlp", mtls_collector.url)
+    opt_in()
+    env = {
+        "OTEL_EXPORTER_OTLP_CERTIFICATE": str(cert_authority.ca_cert),
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": str(cert_authority.server_cert),  # not a client's
+        "OTEL_EXPORTER_OTLP_CLIENT_KEY": str(cert_authority.server_key),
+        "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE": str(cert_authority.client_cert),
+        "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY": str(cert_authority.client_key),
+    }
+    assert _run(env).stderr == ""
+    assert delivered_ids(mtls_collector.ok()) == [history(home)[0]["message_id"]]
+
+
+@pytest.mark.parametrize("sink", ["segment", "http", "otlp"])
+@pytest.mark.parametrize("combined", [False, True], ids=["cert-and-key", "one-pem"])
+def test_mutual_tls_with_report_client_cert(
+    home: Path, mtls_collector, cert_authority, sink: str, combined: bool
+) -> None:
+    files = {"ca_bundle": f'"{cert_authority.ca_cert}"'}
+    if combined:
+        files["client_cert"] = f'"{cert_authority.client_combined}"'
+    else:
+        files["client_cert"] = f'"{cert_authority.client_cert}"'
+        files["client_key"] = f'"{cert_authority.client_key}"'
+    _configure(sink, mtls_collector.url, **files)
+    opt_in()
+    result = _run({})
+    assert result.stderr == ""
+    assert delivered_ids(mtls_collector.ok()) == [history(home)[0]["message_id"]]
+
+
+def test_an_unusable_client_certificate_is_one_line_naming_the_setting(
+    home: Path, mtls_collector, cert_authority
+) -> None:
+    _configure(
+        "http",
+        mtls_collector.url,
+        ca_bundle=f'"{cert_authority.ca_cert}"',
+        client_cert=f'"{cert_authority.ca_cert}"',  # a certificate without its key
+    )
+    opt_in()
+    result = _run({})
+    [line] = result.stderr.splitlines()
+    assert line.startswith("send_metrics: report.client_cert: cannot use"), line
+    assert "queued" in line and mtls_collector.requests == [] and len(queued(home)) == 1
+
+
+# ---- proxy decisions: `requests` as the oracle, and a real proxy (tinyproxy) ----
+
+
+def _requests_proxy(url: str, environ: dict[str, str]) -> str | None:
+    """The proxy `requests` would use for `url` under `environ` (scheme added as it adds it)."""
+    from requests.utils import get_environ_proxies, select_proxy
+
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(environ)
+    try:
+        proxy = select_proxy(url, get_environ_proxies(url, no_proxy=None))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return proxy if not proxy or "://" in proxy else f"http://{proxy}"
+
+
+@pytest.mark.parametrize(
+    ("url", "environ"),
+    [
+        ("http://127.0.0.1:8080/x", {"no_proxy": "", "NO_PROXY": "127.0.0.0/8"}),
+        ("http://example.com./x", {"NO_PROXY": "example.com."}),
+        ("http://api.example.com./x", {"no_proxy": "example.com."}),
+        ("http://example.com/x", {"NO_PROXY": "example.com", "no_proxy": "other.org"}),
+        ("http://badexample.com/x", {"NO_PROXY": "example.com"}),
+        ("http://10.1.2.3/x", {"NO_PROXY": "10.0.0.0/8"}),
+        ("http://localhost/x", {"NO_PROXY": "localhost,*"}),  # `*` only alone
+        ("http://localhost/x", {"NO_PROXY": " * "}),  # `*` with spaces is a name
+        ("http://localhost/x", {"NO_PROXY": "*"}),
+        ("https://api.example.com/x", {"http_proxy": "", "HTTP_PROXY": "http://upper:1"}),
+    ],
+)
+def test_proxy_decisions_match_requests(url: str, environ: dict[str, str]) -> None:
+    environ = {"HTTP_PROXY": "http://p:1", "HTTPS_PROXY": "p2:2", **environ}
+    assert transport.proxy_for(url, environ) == _requests_proxy(url, environ)
+
+
+def _as_documented(url: str, environ: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The README's differences from `requests` ("Pointing it at an endpoint"), applied to the
+    input: with them, `requests` decides as we do. Host names compare without case and without
+    a trailing dot; `*.example.com` is `.example.com`; `host:port` holds for an IP address too;
+    `NO_PROXY=*` holds even when an empty `no_proxy` is set."""
+    from urllib.parse import urlsplit as split
+
+    parts = split(url)
+    host = (parts.hostname or "").rstrip(".")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    netloc = f"[{host}]" if ":" in host else host
+    url = f"{parts.scheme}://{netloc}:{port}{parts.path}"
+    env = dict(environ)
+    if env.get("no_proxy") == "" and env.get("NO_PROXY", "").strip() == "*":
+        del env["no_proxy"]
+    for name in ("no_proxy", "NO_PROXY"):
+        if name not in env or env[name].strip() == "*":
+            continue
+        entries = []
+        for entry in env[name].replace(" ", ",").split(","):
+            entry = entry.strip().lower()
+            if entry.startswith("*."):
+                entry = entry[1:]
+            bare, colon, want = entry.rpartition(":")
+            if colon and bare.replace(".", "").isdigit():  # an IPv4 address with a port
+                if want != str(port):
+                    continue
+                entry = bare
+            entries.append(entry.rstrip("."))
+        env[name] = ",".join(entries)
+    return url, env
+
+
+HOSTS = ["example.com", "api.example.com", "badexample.com", "example.com.", "EXAMPLE.com"]
+HOSTS += ["127.0.0.1", "10.1.2.3", "[::1]", "localhost"]
+ENTRIES = ["example.com", ".example.com", "example.com.", "*.example.com", "Example.COM"]
+ENTRIES += ["127.0.0.1", "127.0.0.0/8", "10.0.0.0/8", "localhost", "*", "::1", ""]
+ENTRIES += ["example.com:8080", "127.0.0.1:8080", "localhost:443"]
+
+
+def test_ten_thousand_proxy_decisions_agree_with_requests_but_as_documented() -> None:
+    """Random environments and URLs: where we differ from `requests`, the difference is one
+    the README lists (requests, given the input as the README reads it, agrees with us)."""
+    import random
+
+    rng = random.Random(21)
+    differ = 0
+    for _ in range(10_000):
+        environ = {rng.choice(["HTTP_PROXY", "http_proxy"]): "http://p:1"}
+        if rng.random() < 0.3:
+            environ["https_proxy"] = "p2:2"
+        if rng.random() < 0.2:
+            environ["ALL_PROXY"] = "http://all:3"
+        entries = ",".join(rng.sample(ENTRIES, rng.randint(1, 3)))
+        how = rng.choice(["no_proxy", "NO_PROXY", "both", "empty-lower"])
+        if how == "both":
+            environ["no_proxy"], environ["NO_PROXY"] = entries, rng.choice(ENTRIES)
+        elif how == "empty-lower":
+            environ["no_proxy"], environ["NO_PROXY"] = "", entries
+        else:
+            environ[how] = entries
+        port = rng.choice(["", ":8080", ":443"])
+        url = f"{rng.choice(['http', 'https'])}://{rng.choice(HOSTS)}{port}/x"
+        ours = transport.proxy_for(url, environ)
+        if ours != _requests_proxy(url, environ):
+            differ += 1
+            assert ours == _requests_proxy(*_as_documented(url, environ)), (url, environ)
+    assert 0 < differ < 2_000  # the differences are real, and rare
+
+
+def test_through_a_real_proxy_and_past_it_as_no_proxy_says(home: Path, collector, tinyproxy):
+    """tinyproxy forwards the event (its log and its Via header say so); with `no_proxy=''`
+    and `NO_PROXY=127.0.0.0/8` set, as `requests` reads them, the event goes direct."""
+    _configure("http", collector.url)
+    opt_in()
+    _run({"HTTP_PROXY": tinyproxy.url})
+    [through] = collector.ok()
+    assert "tinyproxy" in through.headers.get("Via", "")
+    assert len(tinyproxy.requests()) == 1 and tinyproxy.requests()[0].startswith("POST http://")
+    _run({"HTTP_PROXY": tinyproxy.url, "no_proxy": "", "NO_PROXY": "127.0.0.0/8"})
+    direct = collector.ok()[1]
+    assert "Via" not in direct.headers and len(tinyproxy.requests()) == 1
+    assert (
+        _requests_proxy(
+            collector.url, {"HTTP_PROXY": "x", "no_proxy": "", "NO_PROXY": "127.0.0.0/8"}
+        )
+        is None
+    )
+    assert len(history(home)) == 2 and queued(home) == []
+
+
+def test_https_through_a_real_proxy_tunnel(home: Path, tls_collector, cert_authority, tinyproxy):
+    _configure("otlp", tls_collector.url)
+    opt_in()
+    result = _run({"HTTPS_PROXY": tinyproxy.url, "SSL_CERT_FILE": str(cert_authority.ca_cert)})
+    assert result.stderr == ""
+    port = tls_collector.url.rsplit(":", 1)[1]
+    assert [r.split(" HTTP/")[0] for r in tinyproxy.requests()] == [f"CONNECT 127.0.0.1:{port}"]
+    assert delivered_ids(tls_collector.ok()) == [history(home)[0]["message_id"]]
+
+
+def test_flush_against_a_trickling_server_blames_the_flush_timeout(home: Path, dead_url) -> None:
+    def trickle(sock: socket.socket) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(100):
+            sock.sendall(b"X")
+            time.sleep(0.1)
+
+    _configure("http", dead_url)
+    opt_in()
+    _run({})
+    with scripted(Scripted(trickle)) as server:
+        _configure("http", server.url)
+        result = sm("flush", "--timeout", "2")
+    assert result.returncode == 4 and "1 left" in result.stdout
+    [line] = result.stderr.splitlines()
+    assert "flush timeout (--timeout 2)" in line and "report.deadline" not in line, line
+
+
+def test_a_server_asking_for_a_client_certificate_is_named(home: Path, cert_authority) -> None:
+    """`openssl s_server -Verify 1` refuses a client without a certificate with TLS's own
+    alert (certificate required): the line names the settings that give one."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            "openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-quiet", "-www",
+            "-cert", str(cert_authority.server_cert), "-key", str(cert_authority.server_key),
+            "-CAfile", str(cert_authority.ca_cert), "-Verify", "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_listening(port)
+        _configure("http", f"https://127.0.0.1:{port}/", ca_bundle=f'"{cert_authority.ca_cert}"')
+        opt_in()
+        [line] = _run({}).stderr.splitlines()
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert "CERTIFICATE_REQUIRED" in line and "report.client_cert" in line, line
+    assert len(queued(home)) == 1
+
+
+def test_an_encrypted_client_key_is_refused_without_a_prompt(
+    home: Path, mtls_collector, cert_authority, tmp_path: Path
+) -> None:
+    """OpenSSL would ask for the passphrase on the terminal, in the middle of the command's
+    output: one line instead, and the event stays queued."""
+    locked = tmp_path / "locked.key"
+    subprocess.run(
+        ["openssl", "pkey", "-in", str(cert_authority.client_key), "-aes256",
+         "-passout", "pass:secret", "-out", str(locked)],
+        check=True,
+    )  # fmt: skip
+    _configure(
+        "http",
+        mtls_collector.url,
+        ca_bundle=f'"{cert_authority.ca_cert}"',
+        client_cert=f'"{cert_authority.client_cert}"',
+        client_key=f'"{locked}"',
+    )
+    opt_in()
+    result = _run({})
+    [line] = result.stderr.splitlines()
+    assert "report.client_cert / report.client_key" in line and "encrypted key" in line, line
+    assert mtls_collector.requests == [] and len(queued(home)) == 1
+
+
+def test_relative_certificate_paths_are_from_the_config_files_folder(
+    home: Path, mtls_collector, cert_authority
+) -> None:
+    """The operator's send_metrics.toml at the top of the repository names `certs/...`; a
+    developer runs from a subdirectory."""
+    import shutil
+
+    certs = Path("certs")
+    certs.mkdir()
+    for source in (cert_authority.ca_cert, cert_authority.client_cert, cert_authority.client_key):
+        shutil.copy(source, certs / source.name)
+    _configure(
+        "segment",
+        mtls_collector.url,
+        ca_bundle='"certs/ca.pem"',
+        client_cert='"certs/client.pem"',
+        client_key='"certs/client.key"',
+    )
+    opt_in()
+    deeper = Path("src/deeper")
+    deeper.mkdir(parents=True)
+    result = sm("run", "--", "true", cwd=deeper)
+    assert result.returncode == 0 and result.stderr == ""
+    assert delivered_ids(mtls_collector.ok()) == [history(home)[0]["message_id"]]

@@ -362,3 +362,87 @@ def test_wrap_uses_the_operators_impl_prefix(home: Path, config: str | None, ran
     result = sm("wrap", "t")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ran
+
+
+# ---- `run -- make GOALS`: named by its goals, with the breakdown the include line makes ----
+
+INCLUDED = """\
+all: first second
+\t@echo all done
+first:
+\t@sleep 0.1; echo first
+second: first
+\t@sleep 0.2; echo second
+-include send_metrics.mk
+"""
+
+
+def test_run_make_records_the_goals_and_keeps_the_include_lines_breakdown(
+    home: Path, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Makefile").write_text(INCLUDED)
+    (project / "send_metrics.mk").write_text(sm("makefile").stdout)
+    argv = ["make", "-j2", "--no-print-directory", "-C", str(project), "all", "TOKEN=s3cret"]
+    # Before a yes the include line changes nothing: this is the bare run.
+    bare = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    opt_in()
+    before = len(history(home))
+    wrapped = sm("run", "--", *argv)
+    assert (wrapped.returncode, wrapped.stdout, wrapped.stderr) == (
+        bare.returncode,
+        bare.stdout,
+        bare.stderr,
+    )
+    events = history(home)
+    assert len(events) == before + 1  # counted once: the include stands aside under `run`
+    event = events[-1]
+    assert (event["command"], event["command_type"]) == ("all", "make")
+    assert event["command_args"] is None and "s3cret" not in str(event)
+    names = [t["name"] for t in event["make_targets"] or []]
+    assert sorted(names) == ["all", "first", "second"], event["make_targets"]
+    assert [t["name"] for t in event["make_targets"] if t["critical"]] == [
+        "first",
+        "second",
+        "all",
+    ]
+    traced = sm("trace", "all")
+    assert "critical path: first -> second -> all" in traced.stdout, traced.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        ((), "make"),
+        (("-s", "V=1", "hello"), "hello"),
+        (("-f", "Makefile", "-j", "2", "hello", "bye"), "hello bye"),
+        (("Makefile",), "(file)"),  # a goal that names a file is never sent by name
+    ],
+)
+def test_run_make_is_named_by_its_goals_never_options_or_assignments(
+    home: Path, tmp_path: Path, args: tuple[str, ...], command: str
+) -> None:
+    opt_in()
+    (tmp_path / "Makefile").write_text("hello bye:\n\t@:\nMakefile: ;\n.DEFAULT_GOAL := hello\n")
+    result = sm("run", "--", "make", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [event] = history(home)
+    assert (event["command"], event["command_type"]) == (command, "make")
+    assert event["command_args"] is None
+
+
+def test_make_goals_skip_every_option_value() -> None:
+    from send_metrics.wrapper import make_goals
+
+    assert make_goals(["-C", "a", "-Cb", "-j4", "-j", "8", "-l", "2.5", "-kO", "x", "Y=1"]) == (
+        ["x"],
+        "a/b",
+    )
+    assert make_goals(
+        ["-fMk", "--file", "F", "--eval", "A=1", "--directory=c", "-W", "w", "t"]
+    ) == (
+        ["t"],
+        "c",
+    )
+    assert make_goals(["--", "g", "V=2"]) == (["g"], "")
