@@ -215,36 +215,28 @@ def test_opentelemetry_sdk_exporter_is_understood(running) -> None:
 # ---- the OTLP forms of the make breakdown ----
 
 
-def _new_form(value: Any) -> dict[str, Any]:
-    """An AnyValue as the otlp sink sends it after issue 21: objects as key-value lists."""
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return {
-            "kvlistValue": {"values": [{"key": k, "value": _new_form(v)} for k, v in value.items()]}
-        }
-    if isinstance(value, list):
-        return {"arrayValue": {"values": [_new_form(v) for v in value]}}
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, int):
-        return {"intValue": str(value)}
-    if isinstance(value, float):
-        return {"doubleValue": value}
-    return {"stringValue": value}
+def _old_form(request: dict[str, Any], sent: list[dict[str, Any]]) -> None:
+    """The make breakdown as the otlp sink sent it before issue 21: Python repr text."""
+    for resource_logs, one in zip(request["resourceLogs"], sent, strict=True):
+        [record] = resource_logs["scopeLogs"][0]["logRecords"]
+        for attribute in record["attributes"]:
+            if attribute["key"] == "send_metrics.make_targets":
+                texts = [{"stringValue": repr(t)} for t in one["make_targets"]]
+                attribute["value"] = {"arrayValue": {"values": texts}}
+            if attribute["key"] == "send_metrics.make_file_targets":
+                attribute["value"] = {"stringValue": repr(one["make_file_targets"])}
 
 
 @pytest.mark.parametrize("form", ["repr strings", "key-value lists", "key-value protobuf"])
 def test_both_otlp_forms_of_the_breakdown(running, form: str) -> None:
     sent = [e for e in events(30, seed=9) if e["make_targets"]][:3]
-    request = sinks.otlp_request(sent)
-    if form != "repr strings":
-        for resource_logs, one in zip(request["resourceLogs"], sent, strict=True):
-            [record] = resource_logs["scopeLogs"][0]["logRecords"]
-            for attribute in record["attributes"]:
-                field = attribute["key"].removeprefix("send_metrics.")
-                if field in ("make_targets", "make_file_targets"):
-                    attribute["value"] = _new_form(one[field])
+    sent[0]["make_targets"][0]["exit_code"] = None  # a null member: the sink leaves it out
+    sent[0]["interrupted"] = True
+    request = sinks.otlp_request(sent)  # key-value lists, as the otlp sink sends them now
+    if form == "repr strings":
+        _old_form(request, sent)
+    else:
+        assert "kvlistValue" in json.dumps(request)
     body = json.dumps(request).encode()
     headers = {}
     if form == "key-value protobuf":

@@ -241,6 +241,25 @@ class Validator:
         self._checks = {v: compile_schema(s) for v, s in self.schemas.items()}
         self.versions = sorted(self._checks)
 
+    def _fill(self, event: Event) -> None:
+        """Absent fields as null, in the event and in the members of its make breakdown (the
+        otlp sink leaves null attributes and null key-value members out)."""
+        version = event.get("schema_version")
+        spec = self.schemas.get(version) if type(version) is int else None
+        if spec is None:
+            return
+        for name in spec["properties"]:
+            event.setdefault(name, None)
+        for name, value in event.items():
+            sub = spec["properties"].get(name, {})
+            items = sub.get("items", {})
+            members = value if type(value) is list else [value]
+            required = items.get("required") if type(value) is list else sub.get("required")
+            for member in members:
+                if type(member) is dict and required:
+                    for key in required:
+                        member.setdefault(key, None)
+
     def problem(self, event: Any) -> str | None:
         """None when the event can be stored, else what is wrong (no value echoed)."""
         if type(event) is not dict:
@@ -262,9 +281,7 @@ class Validator:
             raise BadRequest(f"more than {MAX_EVENTS} events in one request", 413)
         for i, event in enumerate(events):
             if fill and type(event) is dict:
-                version = event.get("schema_version")
-                for name in self.fields.get(version, ()) if type(version) is int else ():
-                    event.setdefault(name, None)
+                self._fill(event)
             problem = self.problem(event)
             if problem:
                 raise BadRequest(f"event {i}: {problem}")
