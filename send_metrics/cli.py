@@ -281,18 +281,29 @@ def _disabled_note() -> None:
 
 
 @cli.command("opt-out", short_help="Stop; delete your id, local queue and history.")
-def opt_out() -> None:
+@click.option(
+    "--erase", is_flag=True, help="Also ask the operator's collector to delete your events."
+)
+def opt_out(erase: bool) -> None:
     """Stop collecting; delete the anonymous id, the local queue and history.
 
     \b
-    Example: send_metrics opt-out
+    Example: send_metrics opt-out --erase
     """
     settings = _settings()
+    before = consent.current(settings).anonymous_id if erase else ""
     _state, deleted = consent.opt_out(settings)
     click.echo(
         "Usage metrics are off; your anonymous id is deleted"
         + (" and so are your local queue and history." if deleted else ".")
     )
+    if erase:
+        from send_metrics.delivery import erasure
+
+        done = erasure.erase(settings, before)
+        click.echo(done.line)
+        if done.deleted is None and before:
+            click.echo(f"Your anonymous id was {before} (give it to the operator).")
 
 
 @cli.command(short_help="Forget the decision; the next run asks again.")
@@ -553,6 +564,159 @@ def _width() -> int:
     import shutil
 
     return shutil.get_terminal_size((100, 24)).columns
+
+
+@cli.command(short_help="The operator's receiver: every sink's events into one store.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=4318, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--data",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Folder of the embedded store (default: send_metrics-collector in your data folder).",
+)
+@click.option(
+    "--write-key",
+    "keys",
+    multiple=True,
+    metavar="KEY",
+    envvar="SEND_METRICS_WRITE_KEYS",
+    help="A key senders must present (Basic user or Bearer); repeat for more. "
+    "SEND_METRICS_WRITE_KEYS (space-separated) keeps them out of `ps`.",
+)
+@click.option("--retention-days", type=click.IntRange(min=1), help="Delete events older than this.")
+@click.option("--clickhouse", metavar="URL", help="Store in ClickHouse instead.")
+@click.option(
+    "--rate",
+    default=20000.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Events per second per key before 429.",
+)
+def collect(
+    host: str,
+    port: int,
+    data: str | None,
+    keys: tuple[str, ...],
+    retention_days: int | None,
+    clickhouse: str | None,
+    rate: float,
+) -> None:
+    """The operator's receiver: Segment, OTLP/HTTP and http-sink events into one store.
+
+    \b
+    Example: send_metrics collect --port 4318 --write-key "$KEY" --retention-days 365
+    """
+    from pathlib import Path
+
+    try:
+        from send_metrics.operator import collect as receiver
+        from send_metrics.operator.store import default_data_dir
+    except ImportError as exc:
+        raise click.ClickException(
+            f"collect needs the collector extra ({exc.name} is missing): "
+            "pip install 'send-metrics[collector]'"
+        ) from None
+    options = receiver.Options(
+        host, port, Path(data) if data else default_data_dir(), keys, retention_days,
+        clickhouse or "", rate,
+    )  # fmt: skip
+    receiver.serve(options, click.echo)
+
+
+@cli.command(short_help="The team's report over the collected events.")
+@click.option(
+    "--data",
+    "data",
+    metavar="DIR",
+    help="The collector's data folder (default: the one `collect` uses by default).",
+)
+@click.option(
+    "--clickhouse",
+    metavar="URL",
+    help="Read ClickHouse instead: http(s)://user:password@host:port/database.",
+)
+@click.option(
+    "--table",
+    default="send_metrics_events",
+    show_default=True,
+    help="With --clickhouse: our table, or the OpenTelemetry exporter's (otel_logs).",
+)
+@click.option("--since", metavar="DATE|4w", help="Start of the period (default: --weeks back).")
+@click.option("--weeks", default=12, show_default=True, type=click.IntRange(1, 520))
+@click.option(
+    "--idle-weeks",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 520),
+    help="List the commands nobody ran in the last N weeks.",
+)
+@click.option(
+    "--min-developers",
+    default=5,
+    show_default=True,
+    type=click.IntRange(2, 1000),
+    help="Suppress every number drawn from fewer developers.",
+)
+@click.option(
+    "--regression",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(0, 10_000),
+    help="Flag a p50 up by more than this percentage on the week before...",
+)
+@click.option(
+    "--regression-runs",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1),
+    help="...with at least this many runs in both weeks.",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts (documented keys).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV for scripts (documented columns).")
+@click.option("--html", "html_file", metavar="FILE", help="Write a page of charts ('-': stdout).")
+def report(
+    data: str | None,
+    clickhouse: str | None,
+    table: str,
+    since: str | None,
+    weeks: int,
+    idle_weeks: int,
+    min_developers: int,
+    regression: float,
+    regression_runs: int,
+    as_json: bool,
+    as_csv: bool,
+    html_file: str | None,
+) -> None:
+    """The team's numbers per ISO week, from the collector's store or ClickHouse; numbers drawn
+    from fewer than --min-developers developers are suppressed.
+
+    \b
+    Example: send_metrics report --data /srv/metrics --html team.html
+    """
+    from datetime import UTC, datetime
+
+    from send_metrics.local.stats import parse_since
+    from send_metrics.operator import runreport
+
+    if as_json + as_csv + bool(html_file) > 1:
+        raise click.UsageError("choose one of --json, --csv and --html")
+    if data and clickhouse:
+        raise click.UsageError("give one of --data DIR and --clickhouse URL")
+    now = datetime.now(UTC)
+    try:
+        start = parse_since(since, now) if since is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--since'") from None
+    fmt = "json" if as_json else "csv" if as_csv else "html" if html_file else "text"
+    for line in runreport.run(
+        data, clickhouse, table, fmt, html_file,
+        now=now, since=start, weeks=weeks, idle_weeks=idle_weeks,
+        min_developers=min_developers, regression=regression / 100,
+        regression_runs=regression_runs,
+    ):  # fmt: skip
+        click.echo(line)
 
 
 @cli.command(short_help="Print the shell completion script (bash, zsh or fish).")

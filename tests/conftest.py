@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import Browser, chromium
 from tests.helpers import (
     BIN,
     CI_VARS,
@@ -33,6 +34,8 @@ from tests.network import (
     serve_proxy,
     start_tinyproxy,
 )
+
+IN_CI = bool(os.environ.get("CI"))  # read before the autouse fixture clears CI variables
 
 
 @pytest.fixture(autouse=True)
@@ -225,3 +228,18 @@ def stranger_home() -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    """A real headless Chromium (Debian's); skipped where it is missing, except in CI."""
+    binary = chromium()
+    if binary is None:
+        if IN_CI:
+            pytest.fail("chromium is missing: .ci/run installs it")
+        pytest.skip("chromium is not installed here (apt-get install chromium)")
+    opened = Browser(binary, tmp_path / "profile")
+    try:
+        yield opened
+    finally:
+        opened.close()

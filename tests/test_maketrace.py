@@ -495,7 +495,7 @@ def test_makefile_command_prints_the_snippet_and_its_path(home: Path, tmp_path: 
     # Standard output is the snippet only; the next step (the include line, then a yes: make
     # never asks) is on stderr, and the yes part goes once it is given.
     assert shown.stdout == Path(snippet_path()).read_text().replace(
-        "_sm.app := send_metrics", "_sm.app := devstack", 1
+        "_sm.app := send_metrics", "_sm.app := devstack"
     )
     assert "-include send_metrics.mk" in shown.stderr and "send_metrics opt-in" in shown.stderr
     assert len(shown.stderr.splitlines()) == 1

@@ -10,17 +10,15 @@ from __future__ import annotations
 import json
 import os
 import struct
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from send_metrics.local.stats import BREAKDOWN_FIELD
-from tests.browser import Browser, chromium
+from tests.browser import Browser
 from tests.helpers import add_runs, sm
 
-IN_CI = bool(os.environ.get("CI"))  # read before the autouse fixture clears CI variables
 # Where to copy the screenshot (the README's picture), resolved before tests change directory.
 SCREENSHOT = (
     Path(os.environ["STATS_SCREENSHOT"]).resolve() if "STATS_SCREENSHOT" in os.environ else None
@@ -82,20 +80,6 @@ HISTORY = [
     ],
     *[("lint", _day(d, 15), 1_500.0 + d * 10, 0, {}) for d in range(0, DAYS, 2)],
 ]
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
-    binary = chromium()
-    if binary is None:
-        if IN_CI:
-            pytest.fail("chromium is missing: .ci/run installs it")
-        pytest.skip("chromium is not installed here (apt-get install chromium)")
-    opened = Browser(binary, tmp_path / "profile")
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _png_size(data: bytes) -> tuple[int, int]:

@@ -487,10 +487,12 @@ def _read_body(conn: _Conn, status: int, fields: Mapping[str, str]) -> tuple[byt
     return data, len(data) == int(length)
 
 
-def _request(parts: Url, way: _Way, given: Mapping[str, str], body: bytes) -> bytes:
-    """The bytes of a POST: its head, with the headers given over our defaults (any case), then
-    the body. Credentials in the URL become Basic auth; a forward proxy gets the absolute URL
-    and its own Proxy-Authorization."""
+def _request(
+    parts: Url, way: _Way, given: Mapping[str, str], body: bytes, method: str = "POST"
+) -> bytes:
+    """The bytes of a request (a POST unless said): its head, with the headers given over our
+    defaults (any case), then the body. Credentials in the URL become Basic auth; a forward
+    proxy gets the absolute URL and its own Proxy-Authorization."""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     host = _ascii_host(parts.hostname or "")
     # Quoted as `requests` does (`requote_uri`): what is already escaped stays, a space or a
@@ -516,7 +518,7 @@ def _request(parts: Url, way: _Way, given: Mapping[str, str], body: bytes) -> by
         path = f"http://{host}:{port}{path}"
         if way.proxy.username or way.proxy.password:
             headers["Proxy-Authorization"] = _basic(way.proxy.username, way.proxy.password)
-    return _head_bytes("POST", path, headers) + body
+    return _head_bytes(method, path, headers) + body
 
 
 class HttpClient:
@@ -624,15 +626,18 @@ class HttpClient:
         except (OSError, ValueError, DeliveryError, _BadResponse, _ProxyRefused, _Closed):
             self.close()
 
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
-        """POST a body; the answer whatever its status, or DeliveryError when there was none."""
+    def post(
+        self, url: str, body: bytes, headers: dict[str, str], method: str = "POST"
+    ) -> Response:
+        """POST a body (or send another method); the answer whatever its status, or
+        DeliveryError when there was none."""
         check_url(url, "the endpoint")
         parts = urlsplit(url)
         for attempt in (1, 2):
             conn = self._get(url, parts)
             reused = conn.sock is not None
             try:
-                request = _request(parts, conn.way, headers, body)
+                request = _request(parts, conn.way, headers, body, method)
                 if not reused:
                     self._connect(conn)
                 conn.send(request)

@@ -526,17 +526,22 @@ def page(
         content = "".join(sections)
     else:
         content = '<p id="empty">No runs recorded in this period.</p>'
-    digest = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
-    # Nothing may be fetched: the page works offline and a command name can never run code.
+    body = f'<h1>Your runs</h1><p class="sub">{summary}</p>{content}'
+    return document(f"{app}: your runs", _CSS, body, _SCRIPT)
+
+
+def document(title: str, css: str, body: str, script: str) -> str:
+    """A whole self-contained page: nothing may be fetched (it works offline) and only its own
+    script may run (a name in the data can never run code)."""
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     policy = f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{digest}'"
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(app)}: your runs</title><style>{_CSS}</style></head>"
-        f'<body><h1>Your runs</h1><p class="sub">{summary}</p>{content}'
-        f"<script>{_SCRIPT}</script></body></html>\n"
+        f"<title>{escape(title)}</title><style>{css}</style></head>"
+        f"<body>{body}<script>{script}</script></body></html>\n"
     )
 
 

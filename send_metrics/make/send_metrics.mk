@@ -13,7 +13,10 @@
 # and HUP are ignored while it is forked, so a Ctrl-C at that moment cannot kill it before it \
 # leaves make's session. What this shell itself says about a line killed by a signal goes to \
 # TRACE.<make's pid> (one file per make, made by its first line; the line keeps make's stderr): \
-# a status above 128 with such a message is a signal, one without it an exit status. \
+# a status above 128 with such a message is a signal, one without it an exit status. The \
+# first line creates the trace file empty (the one that succeeds starts the watcher) and then \
+# appends its header like any record: under -j another line's start may come first, and a \
+# header written at offset 0 would overwrite it. \
 # Variables here are named _sm_*, set only in this shell, never exported. \
 # Make reads these lines as one comment (each ends with a backslash). \
 [ -z "${BASH_VERSINFO:-}" ] || SHLVL=$((${SHLVL:-1} - 1)); \
@@ -25,10 +28,11 @@ if [ -z "$_sm_f" ]; then \
   if [ ! -e "$_sm_f" ]; then \
     [ -d "$6" ] || mkdir -p -m 700 "$6" 2>/dev/null; \
     _sm_g=$4; \
-    if (set -C; read -r _sm_s </proc/$PPID/stat || _sm_s=; set -- $_sm_s; \
-        printf 'H\t%s\t%s\t%s\t%s\n' "$PPID" "${22:-}" "${MAKEFLAGS%% *}" "$_sm_g" >"$_sm_f") \
-        2>/dev/null; \
-    then trap '' INT QUIT HUP; "$5" _make-watch "$_sm_f" </dev/null >/dev/null 2>&1 & \
+    if (set -C; : >"$_sm_f") 2>/dev/null; \
+    then (read -r _sm_s </proc/$PPID/stat || _sm_s=; set -- $_sm_s; \
+        printf 'H\t%s\t%s\t%s\t%s\n' "$PPID" "${22:-}" "${MAKEFLAGS%% *}" "$_sm_g" \
+        >>"$_sm_f") 2>/dev/null; \
+      trap '' INT QUIT HUP; "$5" _make-watch "$_sm_f" </dev/null >/dev/null 2>&1 & \
       trap - INT QUIT HUP; \
     fi; \
   fi; \
