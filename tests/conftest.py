@@ -6,6 +6,7 @@ import http.server
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -36,6 +37,16 @@ from tests.network import (
 )
 
 IN_CI = bool(os.environ.get("CI"))  # read before the autouse fixture clears CI variables
+
+
+@pytest.fixture(autouse=True)
+def _signal_mask() -> Iterator[None]:
+    """Each test leaves the test process's signal mask as it found it: chDB's engine (the
+    ClickHouse tests) blocks SIGPIPE in the thread that loads it, and every child a later test
+    starts would inherit that (a `kill -PIPE` test would then see its shell survive)."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    yield
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 @pytest.fixture(autouse=True)

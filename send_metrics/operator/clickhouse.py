@@ -26,6 +26,9 @@ from urllib.parse import unquote, urlsplit
 
 from send_metrics.errors import ConfigError
 
+# Deferred imports: clickhouse-connect and sqlglot (the clickhouse extra) load only when
+# ClickHouse is used.
+
 DEFAULT_TABLE = "send_metrics_events"
 OTEL_TABLE = "otel_logs"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")

@@ -37,6 +37,9 @@ from send_metrics.operator.store import (
 )
 from send_metrics.output import warn
 
+# Deferred imports: the web stack (uvicorn, starlette: the collector extra) loads when `collect`
+# serves, ClickHouse only when asked for; ctypes, signal and multiprocessing where they are used.
+
 DEFAULT_PORT = 4318  # the OTLP/HTTP port: an otlp sink's default endpoint finds us there
 MAX_BODY = 8 << 20  # bytes of a request body, as sent and once decompressed
 BUFFER_BUDGET = 64 << 20  # bytes of bodies being read at once, across all requests

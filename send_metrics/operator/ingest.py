@@ -20,6 +20,9 @@ from typing import Any
 
 from send_metrics.delivery import sinks
 
+# Deferred imports: the schema, protobuf (OTLP's binary encoding) and ast load only for the
+# requests that need them.
+
 Event = dict[str, Any]
 Check = Callable[[Any], str | None]
 

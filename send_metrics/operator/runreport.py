@@ -11,6 +11,9 @@ from typing import Any
 from send_metrics.errors import ConfigError
 from send_metrics.operator import report, report_text
 
+# Deferred imports: the store, ClickHouse and the page's writer load only for the report asked
+# for.
+
 
 def _embedded(data: str | None) -> report.Reader:
     try:

@@ -32,6 +32,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from send_metrics.errors import MetricsError
 from send_metrics.operator.ingest import EARLIEST, parse_time
 
+# Deferred imports: duckdb and pyarrow (the collector extra), dates and fcntl load only where
+# they are used; our data folder only for the default location.
+
 if TYPE_CHECKING:
     import duckdb
     import pyarrow
