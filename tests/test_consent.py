@@ -311,6 +311,51 @@ def test_the_question_fits_one_80x24_screen_and_nothing_wraps(
         assert "example.org" in text  # where it goes and the privacy URL
 
 
+LONG_RETENTION = (
+    "raw events are kept for 13 months, then aggregated into weekly totals and the raw "
+    "events deleted"
+)
+
+
+@pytest.mark.parametrize("url_length", [70, 100], ids=["url-fits", "url-longer-than-a-line"])
+@pytest.mark.parametrize("asking_again", [False, True], ids=["first", "asking-again"])
+def test_shortening_the_question_never_hides_the_destination_or_the_privacy_url(
+    home: Path, url_length: int, asking_again: bool
+) -> None:
+    """Long retention, a long privacy URL, allow-listed commands and the remote hash at 80x24:
+    other text is cut ("..."), never the host or the URL. A URL that cannot fit is shown
+    whole, even if the question then takes more than 12 rows."""
+    url = "https://privacy.example.org/wiki/" + "p" * (url_length - 33)
+    assert len(url) == url_length
+    toml = Path("send_metrics.toml")
+    segment = '[report]\nsink = "segment"\nendpoint = "http://127.0.0.1:9/"\nwrite_key = "k"\n'
+    if asking_again:
+        toml.write_text('app = "devstack"\n' + segment)
+        opt_in()
+    toml.write_text(
+        f'app = "devstack"\n[consent]\nprivacy_url = "{url}"\nretention = "{LONG_RETENTION}"\n'
+        + segment
+        + '[collect]\nallow_args = ["make", "docker-compose", "pytest"]\ngit_remote_hash = true\n'
+    )
+    child = pexpect.spawn(
+        SEND_METRICS, ["run", "--", "echo", "done"], timeout=20, encoding="utf-8", dimensions=(24, 80)
+    )
+    lines = _screen_of_the_question(child, "done")
+    child.sendline("n")
+    finish(child)
+    raw = "\n".join(lines)
+    assert url in raw  # whole, on one line (the terminal may fold it, never we)
+    text = " ".join(raw.split())
+    assert "127.0.0.1 (Segment)" in text
+    assert ("Asking again:" in raw) is asking_again
+    assert "..." in raw  # something else was shortened to make room
+    for needed in ("Each run:", "Never:", "Retention:", "`send_metrics opt-out`", "--details"):
+        assert needed in text, (needed, raw)
+    rows = sum(1 + max(0, len(line) - 1) // 80 for line in lines)
+    if url_length < 79:
+        assert rows <= 12 and max(len(line) for line in lines) < 80, raw
+
+
 # ---- an earlier yes is never lost to an empty answer ----
 
 
