@@ -137,7 +137,8 @@ def gap(accepted: Scope | None, current: Scope) -> str:
     if current.consent_version > accepted.consent_version:
         return f"the operator raised the consent version to {current.consent_version}"
     if current.sink != "local" and (current.sink, current.host) != (accepted.sink, accepted.host):
-        return f"events would go to {where(current)}, not {where(accepted)}"
+        before = "only this machine" if accepted.sink == "local" else where(accepted)
+        return f"events would go to {where(current)} instead of {before}"
     more = sorted(set(current.fields) - set(accepted.fields))
     if more:
         return "more fields would be collected: " + ", ".join(more)
@@ -155,15 +156,28 @@ def gap(accepted: Scope | None, current: Scope) -> str:
 
 def needs_asking(decision: Decision, settings: Settings) -> bool:
     """No usable decision, one made under an older consent version, or a yes that does not
-    cover what would now be collected. A no stands until the consent version is raised."""
-    if decision.answer is None or decision.consent_version < settings.consent_version:
+    cover what would now be collected, unless this very disclosure was already asked about
+    and not granted (`Decision.skipped`). A no stands until the consent version is raised."""
+    if decision.answer is None:
         return True
-    return decision.granted and bool(gap(decision.scope, scope(settings)))
+    if decision.granted and _skipped(decision, settings):
+        return False
+    if decision.consent_version < settings.consent_version:
+        return True
+    return decision.granted and not collecting(decision, settings)
+
+
+def _skipped(decision: Decision, settings: Settings) -> bool:
+    return bool(decision.skipped) and decision.skipped == scope(settings).fingerprint
 
 
 def collecting(decision: Decision, settings: Settings) -> bool:
     """Whether this developer has said yes to a disclosure covering the current one."""
-    return decision.granted and not needs_asking(decision, settings)
+    return (
+        decision.granted
+        and decision.consent_version >= settings.consent_version
+        and not gap(decision.scope, scope(settings))
+    )
 
 
 def current_grants(settings: Settings) -> bool:
@@ -612,10 +626,12 @@ def ask_once(
             "metrics question waits for a later run (nothing recorded).\n"
         )
     if answer == "" and (seen.granted or had_data):
+        if seen.granted:  # this disclosure was answered: not asked again until it changes
+            _skip(settings, path, seen)
         return seen, (
-            "send_metrics: not a yes, so nothing more is collected; what your earlier yes "
-            "recorded is kept (`send_metrics opt-out` deletes it), and you will be asked "
-            "again.\n"
+            "send_metrics: not a yes, so nothing is collected under the changed terms; what "
+            "your earlier yes recorded is kept (`send_metrics opt-out` deletes it). Asked "
+            "again only if the terms change again (or by `send_metrics opt-in`).\n"
         )
     with _locked(path):
         now = _current(path)
@@ -632,6 +648,17 @@ def ask_once(
         + (" and your earlier data deleted" if had_data else "")
         + f"; `send_metrics opt-in` to change your mind. Settings: {path}\n"
     )
+
+
+def _skip(settings: Settings, path: str, seen: Decision) -> None:
+    """Record that the current disclosure was asked about after `seen`'s yes and not granted,
+    unless a decision was recorded elsewhere meanwhile (that one stands)."""
+    try:
+        with _locked(path):
+            if _current(path) == seen:
+                write_decision(path, seen._replace(skipped=scope(settings).fingerprint))
+    except (OSError, MetricsError):
+        pass  # not recorded: the question comes back at a later run, nothing is lost
 
 
 def already_on(state: Decision) -> str:

@@ -399,13 +399,43 @@ def test_an_answer_that_is_not_an_explicit_no_keeps_what_an_earlier_yes_recorded
     assert "Traceback" not in out
     assert child.exitstatus == (130 if (where, answer) == ("opt-in", "ctrl-c") else 0), out
     assert len(history(home)) == recorded  # the earlier yes's data is all there
-    assert state_file(home).read_text() == before  # the earlier yes stands, as it was
+    saved = tomllib.loads(state_file(home).read_text())
+    stopped = (where, answer) == ("opt-in", "ctrl-c")  # Ctrl-C stops `opt-in`: no answer
+    skipped = saved.pop("skipped_disclosure", None)
+    assert saved == tomllib.loads(before)  # the earlier yes stands, as it was
+    assert (skipped is None) is stopped
     assert "deleted" not in out
-    again = spawn("run", "--", "true")  # nothing more collected; asked again later
+    if not stopped:  # this disclosure was answered: the next runs neither ask nor collect
+        for _ in range(2):
+            quiet = spawn("run", "--", "true")
+            assert "[y/N]" not in finish(quiet) and quiet.exitstatus == 0
+        assert len(history(home)) == recorded
+    again = spawn(*(["opt-in"] if not stopped else ["run", "--", "true"]))  # asks again
     again.expect(PROMPT)
     again.sendline("y")
     finish(again)
-    assert len(history(home)) == recorded + 1
+    assert sm("run", "--", "true").returncode == 0
+    assert len(history(home)) == recorded + 1 + stopped
+    assert "skipped_disclosure" not in tomllib.loads(state_file(home).read_text())
+
+
+def test_a_skipped_disclosure_is_asked_again_when_it_changes_again_or_the_version_rises(
+    home: Path,
+) -> None:
+    _widened(home)
+    for change in (
+        "[collect]\ngit_remote_hash = true\n",  # the one answered with Enter
+        '[collect]\ngit_remote_hash = true\nallow_args = ["make"]\n',  # wider again
+        '[consent]\nversion = 2\n[collect]\ngit_remote_hash = true\nallow_args = ["make"]\n',
+    ):
+        Path("send_metrics.toml").write_text(change)
+        child = spawn("run", "--", "true")
+        child.expect(PROMPT)
+        child.sendline("")
+        assert "Traceback" not in finish(child)
+        quiet = spawn("run", "--", "true")
+        assert "[y/N]" not in finish(quiet)
+    assert len(history(home)) == 1
 
 
 @pytest.mark.parametrize("where", ["opt-in", "run"])
