@@ -363,11 +363,16 @@ def _config(**report: str) -> None:
 @pytest.mark.parametrize(
     ("before", "after", "why"),
     [
-        ({"sink": "local"}, {"sink": "http"}, "events would go to an HTTP endpoint at 127.0.0.1"),
+        (
+            {"sink": "local"},
+            {"sink": "http"},
+            "events would go to an HTTP endpoint at 127.0.0.1 instead of only this machine",
+        ),
         (
             {"sink": "http", "host": "localhost"},
             {"sink": "http"},
-            "events would go to an HTTP endpoint at 127.0.0.1, not an HTTP endpoint at localhost",
+            "events would go to an HTTP endpoint at 127.0.0.1 instead of an HTTP endpoint at "
+            "localhost",
         ),
         (
             {"sink": "http"},
