@@ -13,7 +13,7 @@ from send_metrics import __version__, config, consent, delivery, reports, wrappe
 from send_metrics.config import Settings
 from send_metrics.errors import ExitCode, MetricsError, NoMatch
 from send_metrics.files import state_path
-from send_metrics.output import closed_pipe, say, warn
+from send_metrics.output import closed_pipe, no_output, say, warn
 
 # Deferred imports: each command loads only what it uses (click itself is never loaded
 # by a wrapped run, see fastpath).
@@ -70,6 +70,22 @@ _HINTS = {
 }
 
 
+# The commands whose whole work is what they print: with standard output closed, an error.
+_PRINTS = {"status", "stats", "schema", "trace", "makefile", "completion", "report"}
+
+
+def _writing_stdout(exc: OSError) -> bool:
+    """Whether `exc` came from writing our standard output (a full disk, /dev/full): raised by
+    click.echo or a `sys.stdout` write. Other files of ours fail as MetricsError."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    last = frames[-1] if frames else None
+    if last is None:
+        return False
+    return (last.name == "echo" and "click" in last.filename) or "stdout" in (last.line or "")
+
+
 class _Group(click.Group):
     """The one error boundary: our expected failures end as one line and a documented code."""
 
@@ -91,6 +107,8 @@ class _Group(click.Group):
         """What other tools' users type (`disable`, `off`, `telemetry`...) gets our command's
         name in the error, never a guess that runs: opting out deletes data."""
         name = args[0] if args else ""
+        if sys.stdout is None and name in _PRINTS:
+            no_output("standard output is closed")  # click would print nothing, and exit 0
         hint = _HINTS.get(name.lower()) if name not in self.commands else None
         if hint:
             ctx.fail(f"No such command {name!r}. {hint}")
@@ -104,6 +122,10 @@ class _Group(click.Group):
             sys.exit(exc.exit_code)
         except BrokenPipeError:
             closed_pipe()  # click itself would exit 1
+        except OSError as exc:
+            if not _writing_stdout(exc):
+                raise
+            no_output(exc.strerror or str(exc))
         except (KeyboardInterrupt, click.exceptions.Abort):
             say("\n")  # Ctrl-C (or end of input) at a question or in `flush`: no "Aborted!"
             sys.exit(ExitCode.INTERRUPTED)

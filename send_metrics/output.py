@@ -61,3 +61,16 @@ def closed_pipe() -> NoReturn:
     except (OSError, ValueError):
         pass
     os._exit(141)  # ExitCode.BROKEN_PIPE; os._exit: nothing may flush into the pipe again
+
+
+def no_output(reason: str) -> NoReturn:
+    """Our standard output is closed or cannot take what we write (`status >/dev/full`, a full
+    disk, `stats >&-`): one line on stderr, exit 6, never a traceback."""
+    import os
+
+    warn(f"cannot write the output: {reason}")
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # what is still buffered goes nowhere
+    except OSError:
+        pass
+    os._exit(6)  # ExitCode.NO_OUTPUT

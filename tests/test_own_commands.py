@@ -46,6 +46,41 @@ def test_a_closed_pipe_ends_our_command_with_141_silently(args: list[str], home:
     assert (done.returncode, done.stderr) == (ExitCode.BROKEN_PIPE, "")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status"],
+        ["status", "--json"],
+        ["stats"],
+        ["stats", "--json"],
+        ["stats", "--csv"],
+        ["schema"],
+        ["makefile"],
+    ],
+    ids=" ".join,
+)
+@pytest.mark.parametrize("stdout", ["/dev/full", "closed"])
+def test_full_or_closed_output_is_one_line_and_exit_6(
+    args: list[str], stdout: str, home: Path
+) -> None:
+    """`status >/dev/full` (a full disk) and `stats >&-`: one line, exit 6, no traceback."""
+    opt_in()
+    assert sm("run", "--", "true").returncode == 0
+    redirect = ">/dev/full" if stdout == "/dev/full" else ">&-"
+    done = subprocess.run(
+        ["sh", "-c", f'"$@" {redirect}', "sh", SEND_METRICS, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert_no_traceback(done.stderr)
+    why = "No space left on device" if stdout == "/dev/full" else "standard output is closed"
+    assert (done.returncode, done.stderr) == (
+        ExitCode.NO_OUTPUT,
+        f"send_metrics: cannot write the output: {why}\n",
+    )
+
+
 def test_ctrl_c_at_opt_ins_question_is_130_without_aborted(home: Path) -> None:
     child = pexpect.spawn(SEND_METRICS, ["opt-in"], timeout=20, encoding="utf-8")
     child.expect(r"\[y/N\]")
