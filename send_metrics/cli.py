@@ -110,8 +110,9 @@ class _Group(click.Group):
         if sys.stdout is None and name in _PRINTS:
             no_output("standard output is closed")  # click would print nothing, and exit 0
         hint = _HINTS.get(name.lower()) if name not in self.commands else None
-        if hint:
-            ctx.fail(f"No such command {name!r}. {hint}")
+        if hint:  # wrapped at word boundaries after click's "Error: "
+            text = consent.wrapped(f"Error: No such command {name!r}. {hint}")
+            ctx.fail(text.rstrip("\n").removeprefix("Error: "))
         return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -264,16 +265,20 @@ def opt_in(yes: bool, details: bool) -> None:
     Example: send_metrics opt-in --details
     """
     settings = _settings()
+    if config.metrics_disabled():  # the off switch wins: no question, nothing written
+        click.echo(
+            f"{config.disabled_by()} is set here, and wins: nothing recorded (unset it first)."
+        )
+        return
     state = consent.current(settings)
     if consent.collecting(state, settings):  # asking again could only lose what it recorded
         if details:
-            click.echo(consent.disclosure(settings), err=True)
+            click.echo(consent.disclosure(settings))
         click.echo(consent.already_on(state))
-        _disabled_note()
         return
     if not yes:
         if not sys.stdin.isatty():
-            click.echo(consent.disclosure(settings), err=True)
+            click.echo(consent.disclosure(settings), err=not details)
             raise click.UsageError(
                 "no terminal to ask on; run `send_metrics opt-in --yes` to agree to the text above"
             )
@@ -286,14 +291,19 @@ def opt_in(yes: bool, details: bool) -> None:
         state = consent.record(settings, granted=True)
     click.echo(f"Thank you: usage metrics are on (anonymous id {state.anonymous_id}).")
     click.echo("`send_metrics opt-out` turns them off and deletes your id and local data.")
-    _disabled_note()
 
 
-def _disabled_note() -> None:
-    if config.metrics_disabled():
-        click.echo(
-            f"Note: {config.disabled_by()} is set here, and wins: nothing is collected while it is."
-        )
+def _nothing_stored(settings: Settings) -> bool:
+    """Under an off switch, with no decision and no data here: nothing to delete, and nothing
+    (not even a lock file) is written to find that out."""
+    from send_metrics import store
+    from send_metrics.files import data_dir
+
+    return (
+        config.metrics_disabled()
+        and not os.path.lexists(state_path(settings.app))
+        and not store.copies(data_dir(settings.app))
+    )
 
 
 @cli.command("opt-out", short_help="Stop; delete your id, local queue and history.")
@@ -304,6 +314,9 @@ def opt_out() -> None:
     Example: send_metrics opt-out
     """
     settings = _settings()
+    if _nothing_stored(settings):
+        click.echo("Usage metrics are off; nothing is stored here to delete.")
+        return
     _state, deleted = consent.opt_out(settings)
     click.echo(
         "Usage metrics are off; your anonymous id is deleted"
@@ -319,7 +332,7 @@ def reset() -> None:
     Example: send_metrics reset
     """
     settings = _settings()
-    if consent.reset(settings):
+    if not _nothing_stored(settings) and consent.reset(settings):
         click.echo(
             f"Decision forgotten ({state_path(settings.app)}); the next interactive run asks again."
         )

@@ -235,6 +235,12 @@ def _lines(text: str, most: int = 0) -> list[str]:
     return [line.replace("\0", " ") for line in wrapper.wrap(glued)]
 
 
+def wrapped(message: str) -> str:
+    """A message of ours (a line or "") wrapped at word boundaries for an 80-column terminal;
+    a path, a URL or a `command` is never split."""
+    return "".join(line + "\n" for line in _lines(message.rstrip("\n")))
+
+
 def _intro(settings: Settings, covered: Scope, purpose: bool = True) -> str:
     """Who asks, and where the events go (`purpose`: and why, which a short screen drops)."""
     if settings.consent_message and purpose:
@@ -339,8 +345,15 @@ def disclosure(settings: Settings, why: str = "") -> str:
     lines += [*_lines(_intro(settings, covered)), "", "Each run records exactly these fields:"]
     import textwrap
 
+    only = ", ".join(covered.allow_args) or "none is allow-listed, so always null"
     for group, fields in field_groups():
-        names = ", ".join(name for name, _ in fields if name in covered.fields)
+        names = ", ".join(
+            f"{name} (only for the commands the operator allow-listed: {only})"
+            if name == "command_args"
+            else name
+            for name, _ in fields
+            if name in covered.fields
+        )
         lines.extend(
             textwrap.wrap(f"{group}: {names}", WIDTH, initial_indent="  ", subsequent_indent="    ")
         )
@@ -406,9 +419,14 @@ def ask(
         restore = _cooked(fd)
     except (OSError, termios.error):
         return None  # a terminal we cannot inspect: no question rather than a doubtful answer
-    shown = disclosure(settings, why) if details else summary(settings, why)
+    from send_metrics.output import show
+
     try:  # Ctrl-C from the moment the question starts showing declines
-        say(f"\n{shown}\n{question(settings)} [y/N] ")
+        if details:  # the full list on stdout (`| less`, a file), the question on the terminal
+            show(f"\n{disclosure(settings, why)}\n")
+            say(f"{question(settings)} [y/N] ")
+        else:
+            say(f"\n{summary(settings, why)}\n{question(settings)} [y/N] ")
         answer = sys.stdin.readline()
     except (Interrupted, KeyboardInterrupt) as exc:
         if command:

@@ -50,6 +50,16 @@ def say(text: str) -> None:
     _write(text)
 
 
+def show(text: str) -> None:
+    """Text of ours on standard output (the full list `opt-in --details` asks about), so that
+    it can go to a pager or a file; a closed or broken stdout is ignored."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def closed_pipe() -> NoReturn:
     """Our reader left (`send_metrics schema | head`): say nothing more and exit 141, the status
     a shell shows for a writer that SIGPIPE ended."""

@@ -458,7 +458,7 @@ def _after(
             return  # declined: nothing is collected
         if consent.is_interactive():
             decision, line = consent.ask_once(settings)
-            say(line)
+            say(consent.wrapped(line))
         else:
             # Nobody to ask here; but under make -j only one job has the terminal, and the
             # developer may have just answered there. Their answer counts for this run too.

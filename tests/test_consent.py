@@ -246,6 +246,44 @@ def test_opt_in_details_lists_every_field_the_yes_covers(home: Path) -> None:
     assert tuple(saved["disclosure"]["fields"]) == collected_fields(False)
 
 
+def test_opt_in_details_writes_the_field_list_on_stdout(home: Path, tmp_path: Path) -> None:
+    """`opt-in --details > file` (or `| less`): the list goes to stdout, the question to the
+    terminal; command_args is listed with the commands it is kept for (none: always null)."""
+    from send_metrics.event import collected_fields
+
+    listing = tmp_path / "details.txt"
+    child = pexpect.spawn(
+        "sh", ["-c", f'"$0" opt-in --details > "$1"', SEND_METRICS, str(listing)],
+        timeout=20, encoding="utf-8", dimensions=(24, 80),
+    )  # fmt: skip
+    child.expect(PROMPT)
+    assert "Each run records" not in child.before
+    child.sendline("y")
+    finish(child)
+    flat = " ".join(listing.read_text().split())
+    assert [f for f in collected_fields(False) if f not in flat] == []
+    assert "command_args (only for the commands the operator allow-listed: none" in flat
+    assert "Never: arguments," in flat
+    Path("send_metrics.toml").write_text('[collect]\nallow_args = ["make"]\n')
+    sm("opt-in", "--yes")
+    again = sm("opt-in", "--details")  # under a yes: the list, then "already on"
+    flat = " ".join(again.stdout.split())
+    assert "command_args (only for the commands the operator allow-listed: make)" in flat
+    assert "Never: arguments (except those of: make)" in flat and "already on" in flat
+
+
+def test_the_lines_after_an_answer_wrap_at_word_boundaries(home: Path) -> None:
+    child = pexpect.spawn(
+        SEND_METRICS, ["run", "--", "true"], timeout=20, encoding="utf-8", dimensions=(24, 80)
+    )
+    child.expect(PROMPT)
+    child.sendline("n")
+    lines = finish(child).replace("\r\n", "\n").strip("\n").split("\n")
+    assert "Settings:" in " ".join(lines)
+    assert all(len(line) < 80 or " " not in line for line in lines), lines
+    assert all(line.count("`") % 2 == 0 for line in lines), lines
+
+
 # ---- the question fits one screen: a real 80x24 terminal ----
 
 SCREENS = {
