@@ -253,7 +253,7 @@ def test_opt_in_details_writes_the_field_list_on_stdout(home: Path, tmp_path: Pa
 
     listing = tmp_path / "details.txt"
     child = pexpect.spawn(
-        "sh", ["-c", f'"$0" opt-in --details > "$1"', SEND_METRICS, str(listing)],
+        "sh", ["-c", '"$0" opt-in --details > "$1"', SEND_METRICS, str(listing)],
         timeout=20, encoding="utf-8", dimensions=(24, 80),
     )  # fmt: skip
     child.expect(PROMPT)
@@ -376,7 +376,11 @@ def test_shortening_the_question_never_hides_the_destination_or_the_privacy_url(
         + '[collect]\nallow_args = ["make", "docker-compose", "pytest"]\ngit_remote_hash = true\n'
     )
     child = pexpect.spawn(
-        SEND_METRICS, ["run", "--", "echo", "done"], timeout=20, encoding="utf-8", dimensions=(24, 80)
+        SEND_METRICS,
+        ["run", "--", "echo", "done"],
+        timeout=20,
+        encoding="utf-8",
+        dimensions=(24, 80),
     )
     lines = _screen_of_the_question(child, "done")
     child.sendline("n")
