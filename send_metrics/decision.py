@@ -72,6 +72,9 @@ class Decision(NamedTuple):
     consent_version: int = 0
     anonymous_id: str = ""
     scope: Scope | None = None
+    # The fingerprint of a wider disclosure asked about after this yes and not granted (an
+    # empty answer, Ctrl-C, end of input): collected under nothing, and not asked again.
+    skipped: str = ""
 
     @property
     def granted(self) -> bool:
@@ -161,8 +164,16 @@ def _read(path: AnyPath) -> Decision:
         raise ConfigError(f"{path} does not hold a valid decision")
     if answer != "granted":
         return Decision("declined", decided_at, version)
+    skipped = raw.get("skipped_disclosure", "")
+    if not isinstance(skipped, str):
+        raise ConfigError(f"{path} does not hold a valid decision")
     return Decision(
-        "granted", decided_at, version, anonymous_id, _read_scope(raw.get("disclosure"), path)
+        "granted",
+        decided_at,
+        version,
+        anonymous_id,
+        _read_scope(raw.get("disclosure"), path),
+        skipped,
     )
 
 
@@ -187,6 +198,8 @@ def write_decision(path: AnyPath, decision: Decision) -> None:
     }
     if decision.anonymous_id:
         data["anonymous_id"] = decision.anonymous_id
+    if decision.skipped:
+        data["skipped_disclosure"] = decision.skipped
     if decision.scope is not None:
         data["disclosure"] = {
             "fingerprint": decision.scope.fingerprint,

@@ -5,7 +5,6 @@ This module is on the hot path: it follows the rule in `fastpath`'s docstring.
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 import time
@@ -118,6 +117,13 @@ _MAKE_LONG_VALUE = (
 )  # fmt: skip
 
 
+_MAKE_LONG_NUMBER = ("--jobs", "--load-average", "--max-load")  # the long -j and -l
+
+
+def _number(word: str) -> bool:
+    return word.replace(".", "", 1).isdigit()
+
+
 def make_goals(args: list[str]) -> tuple[list[str], str]:
     """The goals of a make command line and its last -C directory ("" for none): never an
     option, an option's value or a VAR=value assignment (those may hold anything)."""
@@ -135,6 +141,8 @@ def make_goals(args: list[str]) -> tuple[list[str], str]:
             if name in _MAKE_LONG_VALUE and not eq:
                 value = following
                 i += 1
+            elif name in _MAKE_LONG_NUMBER and not eq and _number(following):
+                i += 1  # make takes a following number as the value of --jobs, --max-load
             if name == "--directory":
                 directory = os.path.join(directory, value)
         elif arg.startswith("-") and len(arg) > 1:
@@ -146,7 +154,7 @@ def make_goals(args: list[str]) -> tuple[list[str], str]:
                         directory = os.path.join(directory, value)
                     break
                 if letter in _MAKE_OPTIONAL:
-                    if not arg[at:] and letter in "jl" and following.replace(".", "").isdigit():
+                    if not arg[at:] and letter in "jl" and _number(following):
                         i += 1
                     break
         elif "=" not in arg:
@@ -222,8 +230,8 @@ def _exec_plain(argv: list[str], env: dict[str, str]) -> NoReturn:
         try:
             runner.execvpe(argv, env)
         except OSError as exc:
-            path = runner.find_program(argv[0], env)
-            if exc.errno != errno.ENOEXEC or path is None:
+            path = runner.script_for_sh(exc, argv[0], env)
+            if path is None:
                 raise
             os.execve("/bin/sh", ["/bin/sh", path, *argv[1:]], env)  # no #! line: as a shell
     except OSError as exc:
@@ -450,7 +458,7 @@ def _after(
             return  # declined: nothing is collected
         if consent.is_interactive():
             decision, line = consent.ask_once(settings)
-            say(line)
+            say(consent.wrapped(line))
         else:
             # Nobody to ask here; but under make -j only one job has the terminal, and the
             # developer may have just answered there. Their answer counts for this run too.
