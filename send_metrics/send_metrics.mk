@@ -186,3 +186,12 @@ _sm.goals = $(call _sm.list,$(or $(value MAKECMDGOALS),$(value .DEFAULT_GOAL)))
   $(if $(filter -j%,$(MAKEFLAGS)),j,-) $(_sm.shell)$(_sm.space))$(_sm.flags)
 endif
 endif
+# A makefile's own pattern rule (`%.mk: FORCE`) never remakes this file: a rule only for its name
+# (a pattern with the shortest stem wins, never a default goal; explicit rules still win).
+ifeq ($(notdir $(_sm.last))$(filter %send_metrics.mk,$(value MAKECMDGOALS)),send_metrics.mk)
+s%nd_metrics.mk: ;
+endif
+# Not traced: none of the variables above stays ($(.VARIABLES) lists only the makefile's own).
+ifeq ($(_sm.on),)
+$(foreach _sm.v,$(filter _sm.%,$(.VARIABLES)),$(eval undefine $(_sm.v)))
+endif
