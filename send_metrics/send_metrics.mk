@@ -5,14 +5,18 @@
 # BIN CACHE DIR $(SHELL) FLAGS... LINE`: the makefile's own (sh-compatible) shell reads the \
 # code below, which notes the line's start and end in the run's trace file, runs `$(SHELL) \
 # FLAGS... LINE` exactly as make would have, and ends as that ended (a line killed by a \
-# signal kills this shell with the same signal, so make sees what it would have seen). A \
+# signal kills this shell with the same signal, so make sees what it would have seen). INT and \
+# QUIT are caught while the line runs (a handler, unlike an ignore, is reset in the line's own \
+# process), so a line that catches Ctrl-C and exits 0 is not cut short; a line ended by them \
+# re-raises them here and stays open in the trace (the run was interrupted). A \
 # $(shell ...) call, which make runs the same way but with its own MAKELEVEL (not one more) and, \
 # outside a recipe, no target, is exec'd untouched. Every word before the makefile's flags is made of characters no shell and no \
 # make splits or reads (others are %XX-encoded, or the make is not traced). The first line of \
 # the outermost make starts the watcher that records the event once make has ended; INT, QUIT \
 # and HUP are ignored while it is forked, so a Ctrl-C at that moment cannot kill it before it \
 # leaves make's session. What this shell itself says about a line killed by a signal goes to \
-# TRACE.<make's pid> (one file per make, made by its first line; the line keeps make's stderr): \
+# TRACE.<make's pid> (one file per make, made by its first line; under -j one per line, \
+# TRACE.<shim pid>; the line keeps make's stderr; files made under umask 077): \
 # a status above 128 with such a message is a signal, one without it an exit status. The \
 # first line creates the trace file empty (the one that succeeds starts the watcher) and then \
 # appends its header like any record: under -j another line's start may come first, and a \
@@ -50,8 +54,8 @@ if [ -n "${BASH_VERSINFO:-}" ]; then \
 else { (exec "$@" 2>&9 9>&-); _sm_e=$?; } 9>&2 2>"$_sm_m"; fi; \
 { read -r _sm_s _sm_x </proc/uptime; } 2>/dev/null || _sm_s=$(date +%s); \
 _sm_k=; [ "$_sm_e" -le 128 ] || [ ! -s "$_sm_m" ] || _sm_k=$((_sm_e - 128)); \
-[ -z "$_sm_i" ] || [ "$_sm_e" != $((_sm_i + 128)) ] || _sm_k=$_sm_i; \
-{ printf 'E\t%s\t%s\t%s\t%s\n' "$$" "$_sm_s" "$_sm_e" "$_sm_k" >>"$_sm_f"; } 2>/dev/null; \
+if [ -n "$_sm_i" ] && [ "$_sm_e" = $((_sm_i + 128)) ]; then _sm_k=$_sm_i; \
+else { printf 'E\t%s\t%s\t%s\t%s\n' "$$" "$_sm_s" "$_sm_e" "$_sm_k" >>"$_sm_f"; } 2>/dev/null; fi; \
 [ -z "$_sm_k" ] || { trap - "$_sm_k"; kill -"$_sm_k" $$; }; \
 exit "$_sm_e"
 

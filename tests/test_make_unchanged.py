@@ -568,7 +568,11 @@ def run_interrupted(
     """make in its own process group, SIGINT to the whole group 0.7 s in (a Ctrl-C)."""
     run_make(work, files, ["--version"], env, include)  # writes the files
     with subprocess.Popen(
-        ["make"], cwd=work, env=env, start_new_session=True, stdout=subprocess.PIPE,
+        ["make"],
+        cwd=work,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     ) as proc:
         time.sleep(0.7)
@@ -586,9 +590,7 @@ def run_interrupted(
     ],
 )
 @pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
-def test_ctrl_c_looks_the_same_to_make(
-    tmp_path: Path, home: Path, recipe: str, shell: str
-) -> None:
+def test_ctrl_c_looks_the_same_to_make(tmp_path: Path, home: Path, recipe: str, shell: str) -> None:
     """A recipe that traps INT and exits 0 ends the make quietly (no `Interrupt`); one that
     dies by it gets make's own `Interrupt` line."""
     env = prepare("yes", home)

@@ -610,9 +610,7 @@ def test_opt_out_while_make_runs_records_nothing(home: Path, tmp_path: Path) -> 
     assert history(home) == [] and not data_db(home).exists()
 
 
-def test_a_target_with_more_prerequisites_than_the_trace_keeps(
-    home: Path, tmp_path: Path
-) -> None:
+def test_a_target_with_more_prerequisites_than_the_trace_keeps(home: Path, tmp_path: Path) -> None:
     """Only the first 8 prerequisites reach the trace: the critical path of `all` still steps
     back to its 10th, which ran last."""
     opt_in()
