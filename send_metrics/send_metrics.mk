@@ -16,7 +16,8 @@
 # and HUP are ignored while it is forked, so a Ctrl-C at that moment cannot kill it before it \
 # leaves make's session. What this shell itself says about a line killed by a signal goes to \
 # TRACE.<make's pid> (one file per make, made by its first line; under -j one per line, \
-# TRACE.<shim pid>; the line keeps make's stderr; files made under umask 077): \
+# TRACE.<shim pid>; the line keeps make's stderr; files made under umask 077, set back to the \
+# line's own from /proc/$$/status where it shows, else in a subshell): \
 # a status above 128 with such a message is a signal, one without it an exit status. The \
 # first line creates the trace file empty (the one that succeeds starts the watcher) and then \
 # appends its header like any record: under -j another line's start may come first, and a \
@@ -45,7 +46,9 @@ fi; \
 _sm_m=$_sm_f.$PPID; [ "$8" = - ] || _sm_m=$_sm_f.$$; \
 { read -r _sm_s _sm_x </proc/uptime; } 2>/dev/null || _sm_s=$(date +%s); \
 [ -f "$_sm_f" ] && [ ! -h "$_sm_f" ] && \
-{ [ -w "$_sm_m" ] || (umask 077; : >"$_sm_m"); } 2>/dev/null && \
+{ [ -w "$_sm_m" ] || { _sm_u=; { read -r _sm_x; read -r _sm_x _sm_u; } </proc/$$/status; \
+  case $_sm_u in 0[0-7][0-7][0-7]) umask 077; : >"$_sm_m"; umask "$_sm_u";; \
+  *) (umask 077; : >"$_sm_m");; esac; [ -w "$_sm_m" ]; }; } 2>/dev/null && \
 { printf 'S\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$$" "$_sm_s" "$PPID" "$1" "$7" "$2" "$3" \
   >>"$_sm_f"; } 2>/dev/null || { shift 8; exec "$@"; }; \
 shift 8; _sm_i=; trap '_sm_i=2' INT; trap '_sm_i=3' QUIT; \
