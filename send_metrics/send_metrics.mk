@@ -198,7 +198,8 @@ endif
 ifeq ($(notdir $(_sm.last))$(filter %send_metrics.mk,$(value MAKECMDGOALS)),send_metrics.mk)
 s%nd_metrics.mk: ;
 endif
-# Not traced: none of the variables above stays ($(.VARIABLES) lists only the makefile's own).
-ifeq ($(_sm.on),)
+# Not traced: none of the variables above stays ($(.VARIABLES) lists only the makefile's own;
+# make before 3.82 has no `undefine`).
+ifeq ($(_sm.on)$(filter 3.80% 3.81%,$(MAKE_VERSION)),)
 $(foreach _sm.v,$(filter _sm.%,$(.VARIABLES)),$(eval undefine $(_sm.v)))
 endif
