@@ -14,7 +14,7 @@ from send_metrics.consent import consent
 from send_metrics.delivery import delivery
 from send_metrics.errors import ExitCode, MetricsError, NoMatch
 from send_metrics.local import reports
-from send_metrics.output import closed_pipe, say, warn
+from send_metrics.output import closed_pipe, no_output, say, warn
 from send_metrics.run import wrapper
 from send_metrics.run.spec import command_spec, make_spec
 from send_metrics.settings import config
@@ -76,6 +76,22 @@ _HINTS = {
 }
 
 
+# The commands whose whole work is what they print: with standard output closed, an error.
+_PRINTS = {"status", "stats", "schema", "trace", "makefile", "completion", "report"}
+
+
+def _writing_stdout(exc: OSError) -> bool:
+    """Whether `exc` came from writing our standard output (a full disk, /dev/full): raised by
+    click.echo or a `sys.stdout` write. Other files of ours fail as MetricsError."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    last = frames[-1] if frames else None
+    if last is None:
+        return False
+    return (last.name == "echo" and "click" in last.filename) or "stdout" in (last.line or "")
+
+
 class _Group(click.Group):
     """The one error boundary: our expected failures end as one line and a documented code."""
 
@@ -97,9 +113,12 @@ class _Group(click.Group):
         """What other tools' users type (`disable`, `off`, `telemetry`...) gets our command's
         name in the error, never a guess that runs: opting out deletes data."""
         name = args[0] if args else ""
+        if sys.stdout is None and name in _PRINTS:
+            no_output("standard output is closed")  # click would print nothing, and exit 0
         hint = _HINTS.get(name.lower()) if name not in self.commands else None
-        if hint:
-            ctx.fail(f"No such command {name!r}. {hint}")
+        if hint:  # wrapped at word boundaries after click's "Error: "
+            text = consent.wrapped(f"Error: No such command {name!r}. {hint}")
+            ctx.fail(text.rstrip("\n").removeprefix("Error: "))
         return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -110,6 +129,10 @@ class _Group(click.Group):
             sys.exit(exc.exit_code)
         except BrokenPipeError:
             closed_pipe()  # click itself would exit 1
+        except OSError as exc:
+            if not _writing_stdout(exc):
+                raise
+            no_output(exc.strerror or str(exc))
         except (KeyboardInterrupt, click.exceptions.Abort):
             say("\n")  # Ctrl-C (or end of input) at a question or in `flush`: no "Aborted!"
             sys.exit(ExitCode.INTERRUPTED)
@@ -248,16 +271,20 @@ def opt_in(yes: bool, details: bool) -> None:
     Example: send_metrics opt-in --details
     """
     settings = _settings()
+    if config.metrics_disabled():  # the off switch wins: no question, nothing written
+        click.echo(
+            f"{config.disabled_by()} is set here, and wins: nothing recorded (unset it first)."
+        )
+        return
     state = consent.current(settings)
     if consent.collecting(state, settings):  # asking again could only lose what it recorded
         if details:
-            click.echo(consent.disclosure(settings), err=True)
+            click.echo(consent.disclosure(settings))
         click.echo(consent.already_on(state))
-        _disabled_note()
         return
     if not yes:
         if not sys.stdin.isatty():
-            click.echo(consent.disclosure(settings), err=True)
+            click.echo(consent.disclosure(settings), err=not details)
             raise click.UsageError(
                 "no terminal to ask on; run `send_metrics opt-in --yes` to agree to the text above"
             )
@@ -270,14 +297,19 @@ def opt_in(yes: bool, details: bool) -> None:
         state = consent.record(settings, granted=True)
     click.echo(f"Thank you: usage metrics are on (anonymous id {state.anonymous_id}).")
     click.echo("`send_metrics opt-out` turns them off and deletes your id and local data.")
-    _disabled_note()
 
 
-def _disabled_note() -> None:
-    if config.metrics_disabled():
-        click.echo(
-            f"Note: {config.disabled_by()} is set here, and wins: nothing is collected while it is."
-        )
+def _nothing_stored(settings: Settings) -> bool:
+    """Under an off switch, with no decision and no data here: nothing to delete, and nothing
+    (not even a lock file) is written to find that out."""
+    from send_metrics.event import store
+    from send_metrics.settings.files import data_dir
+
+    return (
+        config.metrics_disabled()
+        and not os.path.lexists(state_path(settings.app))
+        and not store.copies(data_dir(settings.app))
+    )
 
 
 @cli.command("opt-out", short_help="Stop; delete your id, local queue and history.")
@@ -292,6 +324,9 @@ def opt_out(erase: bool) -> None:
     """
     settings = _settings()
     before = consent.current(settings).anonymous_id if erase else ""
+    if _nothing_stored(settings):
+        click.echo("Usage metrics are off; nothing is stored here to delete.")
+        return
     _state, deleted = consent.opt_out(settings)
     click.echo(
         "Usage metrics are off; your anonymous id is deleted"
@@ -314,7 +349,7 @@ def reset() -> None:
     Example: send_metrics reset
     """
     settings = _settings()
-    if consent.reset(settings):
+    if not _nothing_stored(settings) and consent.reset(settings):
         click.echo(
             f"Decision forgotten ({state_path(settings.app)}); the next interactive run asks again."
         )

@@ -18,6 +18,7 @@ class ExitCode:
     FILES = 3  # a file we need cannot be read or written
     UNDELIVERED = 4  # `flush` left events in the queue
     NO_MATCH = 5  # a look-up (`stats --command NAME`, `trace TARGET`) matched nothing
+    NO_OUTPUT = 6  # our standard output is closed or cannot be written (a full disk)
     NOT_EXECUTABLE = 126  # the wrapped program exists but cannot be run
     NOT_FOUND = 127  # the wrapped program does not exist
     INTERRUPTED = 130  # Ctrl-C before the child started, or in a command of our own

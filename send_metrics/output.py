@@ -50,6 +50,16 @@ def say(text: str) -> None:
     _write(text)
 
 
+def show(text: str) -> None:
+    """Text of ours on standard output (the full list `opt-in --details` asks about), so that
+    it can go to a pager or a file; a closed or broken stdout is ignored."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def closed_pipe() -> NoReturn:
     """Our reader left (`send_metrics schema | head`): say nothing more and exit 141, the status
     a shell shows for a writer that SIGPIPE ended."""
@@ -61,3 +71,16 @@ def closed_pipe() -> NoReturn:
     except (OSError, ValueError):
         pass
     os._exit(141)  # ExitCode.BROKEN_PIPE; os._exit: nothing may flush into the pipe again
+
+
+def no_output(reason: str) -> NoReturn:
+    """Our standard output is closed or cannot take what we write (`status >/dev/full`, a full
+    disk, `stats >&-`): one line on stderr, exit 6, never a traceback."""
+    import os
+
+    warn(f"cannot write the output: {reason}")
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # what is still buffered goes nowhere
+    except OSError:
+        pass
+    os._exit(6)  # ExitCode.NO_OUTPUT

@@ -234,13 +234,24 @@ def test_a_nested_wrapped_target_ends_on_a_closed_pipe_as_the_bare_one(
 
 
 def _program_folders(tmp_path: Path) -> dict[str, Path]:
-    folders = {name: tmp_path / name for name in ("dir", "plain", "runs")}
+    folders = {
+        name: tmp_path / name
+        for name in ("dir", "plain", "runs", "elf", "nul", "script", "nul-later")
+    }
     for folder in folders.values():
         folder.mkdir()
     (folders["dir"] / "prog").mkdir()  # a directory named like the program
     (folders["plain"] / "prog").write_text("echo not executable\n")
-    (folders["runs"] / "prog").write_text("#!/bin/sh\necho ran\n")
-    (folders["runs"] / "prog").chmod(0o755)
+    contents = {
+        "runs": b"#!/bin/sh\necho ran\n",
+        "elf": b"\x7fELF\x02\x01\x01garbage\n",  # a binary for another machine (ENOEXEC)
+        "nul": b"abc\0def\necho ran\n",  # a NUL in the first line: binary
+        "script": b"echo ran\n",  # no #! line: run by /bin/sh
+        "nul-later": b"echo ran\n\0\n",  # a NUL after the first line: still a script
+    }
+    for name, content in contents.items():
+        (folders[name] / "prog").write_bytes(content)
+        (folders[name] / "prog").chmod(0o755)
     return folders
 
 
@@ -250,6 +261,11 @@ PATH_CASES = {
     "directory before the program": (["dir", "runs"], ("ran\n", 0), True),
     "not executable before the program": (["plain", "runs"], ("ran\n", 0), True),
     "not executable only": (["plain"], ("", 126), False),  # dash says 127 here
+    "directory before a file that is not executable": (["dir", "plain"], ("", 127), True),
+    "binary in a format the kernel cannot run": (["elf"], ("", 126), True),
+    "NUL byte in the first line": (["nul"], ("", 126), True),
+    "no #! line": (["script"], ("ran\n", 0), True),
+    "NUL byte after the first line": (["nul-later"], ("ran\n", 0), True),
 }
 
 
@@ -279,7 +295,8 @@ def test_path_lookup_answers_as_the_shells(
     if expected[1] == 127:
         assert wrapped.stderr == "send_metrics: prog: command not found\n"
     elif expected[1] == 126:
-        assert wrapped.stderr == "send_metrics: prog: Permission denied\n"
+        why = "Permission denied" if names == ["plain"] else "Exec format error"
+        assert wrapped.stderr == f"send_metrics: prog: {why}\n"
     else:
         assert wrapped.stderr == ""
 

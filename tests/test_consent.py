@@ -246,6 +246,44 @@ def test_opt_in_details_lists_every_field_the_yes_covers(home: Path) -> None:
     assert tuple(saved["disclosure"]["fields"]) == collected_fields(False)
 
 
+def test_opt_in_details_writes_the_field_list_on_stdout(home: Path, tmp_path: Path) -> None:
+    """`opt-in --details > file` (or `| less`): the list goes to stdout, the question to the
+    terminal; command_args is listed with the commands it is kept for (none: always null)."""
+    from send_metrics.event.event import collected_fields
+
+    listing = tmp_path / "details.txt"
+    child = pexpect.spawn(
+        "sh", ["-c", '"$0" opt-in --details > "$1"', SEND_METRICS, str(listing)],
+        timeout=20, encoding="utf-8", dimensions=(24, 80),
+    )  # fmt: skip
+    child.expect(PROMPT)
+    assert "Each run records" not in child.before
+    child.sendline("y")
+    finish(child)
+    flat = " ".join(listing.read_text().split())
+    assert [f for f in collected_fields(False) if f not in flat] == []
+    assert "command_args (only for the commands the operator allow-listed: none" in flat
+    assert "Never: arguments," in flat
+    Path("send_metrics.toml").write_text('[collect]\nallow_args = ["make"]\n')
+    sm("opt-in", "--yes")
+    again = sm("opt-in", "--details")  # under a yes: the list, then "already on"
+    flat = " ".join(again.stdout.split())
+    assert "command_args (only for the commands the operator allow-listed: make)" in flat
+    assert "Never: arguments (except those of: make)" in flat and "already on" in flat
+
+
+def test_the_lines_after_an_answer_wrap_at_word_boundaries(home: Path) -> None:
+    child = pexpect.spawn(
+        SEND_METRICS, ["run", "--", "true"], timeout=20, encoding="utf-8", dimensions=(24, 80)
+    )
+    child.expect(PROMPT)
+    child.sendline("n")
+    lines = finish(child).replace("\r\n", "\n").strip("\n").split("\n")
+    assert "Settings:" in " ".join(lines)
+    assert all(len(line) < 80 or " " not in line for line in lines), lines
+    assert all(line.count("`") % 2 == 0 for line in lines), lines
+
+
 # ---- the question fits one screen: a real 80x24 terminal ----
 
 SCREENS = {
@@ -311,6 +349,55 @@ def test_the_question_fits_one_80x24_screen_and_nothing_wraps(
         assert "example.org" in text  # where it goes and the privacy URL
 
 
+LONG_RETENTION = (
+    "raw events are kept for 13 months, then aggregated into weekly totals and the raw "
+    "events deleted"
+)
+
+
+@pytest.mark.parametrize("url_length", [70, 100], ids=["url-fits", "url-longer-than-a-line"])
+@pytest.mark.parametrize("asking_again", [False, True], ids=["first", "asking-again"])
+def test_shortening_the_question_never_hides_the_destination_or_the_privacy_url(
+    home: Path, url_length: int, asking_again: bool
+) -> None:
+    """Long retention, a long privacy URL, allow-listed commands and the remote hash at 80x24:
+    other text is cut ("..."), never the host or the URL. A URL that cannot fit is shown
+    whole, even if the question then takes more than 12 rows."""
+    url = "https://privacy.example.org/wiki/" + "p" * (url_length - 33)
+    assert len(url) == url_length
+    toml = Path("send_metrics.toml")
+    segment = '[report]\nsink = "segment"\nendpoint = "http://127.0.0.1:9/"\nwrite_key = "k"\n'
+    if asking_again:
+        toml.write_text('app = "devstack"\n' + segment)
+        opt_in()
+    toml.write_text(
+        f'app = "devstack"\n[consent]\nprivacy_url = "{url}"\nretention = "{LONG_RETENTION}"\n'
+        + segment
+        + '[collect]\nallow_args = ["make", "docker-compose", "pytest"]\ngit_remote_hash = true\n'
+    )
+    child = pexpect.spawn(
+        SEND_METRICS,
+        ["run", "--", "echo", "done"],
+        timeout=20,
+        encoding="utf-8",
+        dimensions=(24, 80),
+    )
+    lines = _screen_of_the_question(child, "done")
+    child.sendline("n")
+    finish(child)
+    raw = "\n".join(lines)
+    assert url in raw  # whole, on one line (the terminal may fold it, never we)
+    text = " ".join(raw.split())
+    assert "127.0.0.1 (Segment)" in text
+    assert ("Asking again:" in raw) is asking_again
+    assert "..." in raw  # something else was shortened to make room
+    for needed in ("Each run:", "Never:", "Retention:", "`send_metrics opt-out`", "--details"):
+        assert needed in text, (needed, raw)
+    rows = sum(1 + max(0, len(line) - 1) // 80 for line in lines)
+    if url_length < 79:
+        assert rows <= 12 and max(len(line) for line in lines) < 80, raw
+
+
 # ---- an earlier yes is never lost to an empty answer ----
 
 
@@ -354,13 +441,43 @@ def test_an_answer_that_is_not_an_explicit_no_keeps_what_an_earlier_yes_recorded
     assert "Traceback" not in out
     assert child.exitstatus == (130 if (where, answer) == ("opt-in", "ctrl-c") else 0), out
     assert len(history(home)) == recorded  # the earlier yes's data is all there
-    assert state_file(home).read_text() == before  # the earlier yes stands, as it was
+    saved = tomllib.loads(state_file(home).read_text())
+    stopped = (where, answer) == ("opt-in", "ctrl-c")  # Ctrl-C stops `opt-in`: no answer
+    skipped = saved.pop("skipped_disclosure", None)
+    assert saved == tomllib.loads(before)  # the earlier yes stands, as it was
+    assert (skipped is None) is stopped
     assert "deleted" not in out
-    again = spawn("run", "--", "true")  # nothing more collected; asked again later
+    if not stopped:  # this disclosure was answered: the next runs neither ask nor collect
+        for _ in range(2):
+            quiet = spawn("run", "--", "true")
+            assert "[y/N]" not in finish(quiet) and quiet.exitstatus == 0
+        assert len(history(home)) == recorded
+    again = spawn(*(["opt-in"] if not stopped else ["run", "--", "true"]))  # asks again
     again.expect(PROMPT)
     again.sendline("y")
     finish(again)
-    assert len(history(home)) == recorded + 1
+    assert sm("run", "--", "true").returncode == 0
+    assert len(history(home)) == recorded + 1 + stopped
+    assert "skipped_disclosure" not in tomllib.loads(state_file(home).read_text())
+
+
+def test_a_skipped_disclosure_is_asked_again_when_it_changes_again_or_the_version_rises(
+    home: Path,
+) -> None:
+    _widened(home)
+    for change in (
+        "[collect]\ngit_remote_hash = true\n",  # the one answered with Enter
+        '[collect]\ngit_remote_hash = true\nallow_args = ["make"]\n',  # wider again
+        '[consent]\nversion = 2\n[collect]\ngit_remote_hash = true\nallow_args = ["make"]\n',
+    ):
+        Path("send_metrics.toml").write_text(change)
+        child = spawn("run", "--", "true")
+        child.expect(PROMPT)
+        child.sendline("")
+        assert "Traceback" not in finish(child)
+        quiet = spawn("run", "--", "true")
+        assert "[y/N]" not in finish(quiet)
+    assert len(history(home)) == 1
 
 
 @pytest.mark.parametrize("where", ["opt-in", "run"])

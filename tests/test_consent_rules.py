@@ -72,7 +72,7 @@ def test_type_ahead_is_not_consent_and_reaches_the_shell(home: Path, typed: str)
     sh.sendline(f"{SEND_METRICS} run -- sh -c 'echo started; sleep 1'")
     sh.expect_exact("started")
     sh.send(typed)
-    sh.expect_exact("left for your shell")
+    sh.expect_exact("keys typed during the command are left for your shell; the usage\r\nmetrics")
     if typed == "ech":
         sh.sendline("o whole-$((6*7))")  # the shell has "ech": the rest completes it
         sh.expect_exact("whole-42")
@@ -363,11 +363,16 @@ def _config(**report: str) -> None:
 @pytest.mark.parametrize(
     ("before", "after", "why"),
     [
-        ({"sink": "local"}, {"sink": "http"}, "events would go to an HTTP endpoint at 127.0.0.1"),
+        (
+            {"sink": "local"},
+            {"sink": "http"},
+            "events would go to an HTTP endpoint at 127.0.0.1 instead of only this machine",
+        ),
         (
             {"sink": "http", "host": "localhost"},
             {"sink": "http"},
-            "events would go to an HTTP endpoint at 127.0.0.1, not an HTTP endpoint at localhost",
+            "events would go to an HTTP endpoint at 127.0.0.1 instead of an HTTP endpoint at "
+            "localhost",
         ),
         (
             {"sink": "http"},

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -504,3 +505,158 @@ def test_a_makefile_that_expands_shellflags_is_not_traced(tmp_path: Path, home: 
     body = "SHELL := /bin/bash\nall:\n\t@echo '$(.SHELLFLAGS)' \"$(value .SHELLFLAGS)\"\n"
     done = compare(tmp_path, home, body, [], traced=False)
     assert done.stdout == b"-c -c\n"
+
+
+# ---- the attacks of round 1 (/tmp/attack1): big targets, -j, bash options, Ctrl-C ----
+
+
+def test_a_target_with_thousands_of_prerequisites(tmp_path: Path, home: Path) -> None:
+    """4,000 prerequisites of ~42 characters: `$^` alone is 170 KB, over Linux's 128 KiB per
+    argument; the line passes only the first few."""
+    deps = " ".join(f"src/module_{i:04d}/implementation_file_{i:04d}.o" for i in range(4000))
+    body = f"DEPS := {deps}\nall: $(DEPS)\n\t@echo linked\n$(DEPS):\n\t@:\n"
+    done = compare(tmp_path, home, body, [])
+    assert (done.status, done.stdout) == (0, b"linked\n")
+    [event] = history(home)
+    assert [t["name"] for t in event["make_targets"]] == ["all"]
+
+
+PARALLEL_SIGNALS = """
+all: a b
+a:
+\t@sleep 0.6; exit 143
+b:
+\t@sleep 0.2; kill -TERM $$$$
+"""
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_parallel_lines_keep_their_own_signal_messages(
+    tmp_path: Path, home: Path, shell: str
+) -> None:
+    """Under -j, line b's `Terminated` must not make line a's `exit 143` look like a signal."""
+    done = compare(tmp_path, home, f"SHELL := {shell}\n" + PARALLEL_SIGNALS, ["-j2", "-k"])
+    assert b"Error 143" in done.stderr and b"Terminated" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "export SHELLOPTS := xtrace\n",
+        "export BASHOPTS := xpg_echo\n",
+        "export BASH_ENV := helpers.sh\n",
+        "deploy: export SHELLOPTS := xtrace:errexit\n",
+        "deploy: export BASH_ENV := helpers.sh\n",
+    ],
+)
+def test_bash_options_and_startup_files_are_not_traced(
+    tmp_path: Path, home: Path, setting: str
+) -> None:
+    """They would apply to the shim's own code too (xtrace lines, a helper read twice)."""
+    body = (
+        "SHELL := /bin/bash\n" + setting + "all: plain deploy\nplain:\n\t@echo plain\n"
+        "deploy:\n\t@echo deploying; false\n"
+    )
+    files = {"Makefile": body, "helpers.sh": "echo helper read >&2\n"}
+    done = compare(tmp_path, home, files, ["-k"], traced=setting.startswith("deploy"))
+    assert done.status == 2 and b"deploying\n" in done.stdout
+
+
+def run_interrupted(
+    work: Path, files: dict[str, str], env: dict[str, str], include: bool
+) -> tuple[int, bytes, list[str]]:
+    """make in its own process group, SIGINT to the whole group 0.7 s in (a Ctrl-C)."""
+    run_make(work, files, ["--version"], env, include)  # writes the files
+    with subprocess.Popen(
+        ["make"],
+        cwd=work,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    ) as proc:
+        time.sleep(0.7)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    time.sleep(2.5)  # anything left running finishes
+    return proc.returncode, out, sorted(snapshot(work))
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        'trap "echo caught-INT" INT; sleep 2 & wait; echo cleanup-done; touch cleaned',
+        "sleep 2; touch cleaned",
+    ],
+)
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_ctrl_c_looks_the_same_to_make(tmp_path: Path, home: Path, recipe: str, shell: str) -> None:
+    """A recipe that traps INT and exits 0 ends the make quietly (no `Interrupt`); one that
+    dies by it gets make's own `Interrupt` line."""
+    env = prepare("yes", home)
+    files = {"Makefile": f"SHELL := {shell}\nall:\n\t@{recipe}\n"}
+    bare = run_interrupted(tmp_path / "work", files, env, include=False)
+    included = run_interrupted(tmp_path / "work", files, env, include=True)
+    assert included == bare
+    assert (b"Interrupt" in bare[1]) == recipe.startswith("sleep")
+
+
+STALE = "shell:\n\t@echo shell\nbuild:\n\t@echo build\n"
+
+
+@pytest.mark.parametrize("state", ["yes", "opted-out"])
+def test_a_stale_make_run_variable_never_recreates_a_trace(
+    tmp_path: Path, home: Path, state: str
+) -> None:
+    """SEND_METRICS_MAKE_RUN left in a long-lived process a recipe started, after its make
+    ended: later makes from there run untraced and leave no file."""
+    opt_in()
+    if state == "opted-out":
+        assert sm("opt-out").returncode == 0
+    cache = home / ".cache" / "send_metrics-make"
+    cache.mkdir(parents=True, exist_ok=True)
+    stale = {"SEND_METRICS_MAKE_RUN": str(cache / "4242.trace")}
+    compare(tmp_path, home, STALE, ["build"], state="yes", traced=False, extra_env=stale)
+    assert list(cache.iterdir()) == []
+
+
+def test_files_the_shim_creates_are_private(tmp_path: Path, home: Path) -> None:
+    """The trace and the signal-message files are 0600 whatever the recipe's umask; the
+    recipe keeps its umask."""
+    work = tmp_path / "proj"
+    work.mkdir()
+    shutil.copy(snippet_path(), work / "send_metrics.mk")
+    (work / "Makefile").write_text(
+        'all: a b\na b:\n\t@umask > umask.$@; stat -c %a "$$SEND_METRICS_MAKE_RUN"* > modes.$@\n'
+        "-include send_metrics.mk\n"
+    )
+    env = prepare("yes", home)
+    for args in ([], ["-j2"]):
+        done = subprocess.run(["make", *args], cwd=work, env=env, check=False)
+        assert done.returncode == 0
+        wait_for_watchers(home)
+        for name in ("a", "b"):
+            assert (work / f"umask.{name}").read_text() == "0022\n"
+            modes = (work / f"modes.{name}").read_text().split()
+            assert modes and set(modes) == {"600"}, (args, modes)
+
+
+VARIABLES = "FOO = 1\nall:\n\t@:$(info $(sort $(.VARIABLES)))\n"
+
+
+@pytest.mark.parametrize("state", ["undecided", "do-not-track", "not-installed"])
+def test_untraced_makes_list_only_their_own_variables(
+    tmp_path: Path, home: Path, state: str
+) -> None:
+    done = compare(tmp_path, home, VARIABLES, [], state)
+    assert b"FOO" in done.stdout and b"_sm" not in done.stdout
+
+
+FORCED = 'all:\n\t@echo all\n%.mk: FORCE\n\t@echo "generating $@"\nFORCE:\n'
+
+
+@pytest.mark.parametrize("state", ["undecided", "yes"])
+def test_a_pattern_rule_never_remakes_the_snippet(tmp_path: Path, home: Path, state: str) -> None:
+    """(Naming the snippet itself as a goal remains a difference: README.)"""
+    done = compare(tmp_path, home, FORCED, [], state)
+    assert done.stdout == b"all\n"

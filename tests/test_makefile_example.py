@@ -80,3 +80,42 @@ def test_help_lists_public_targets_only_and_never_says_share(tmp_path: Path) -> 
     assert "metrics-opt-in" in names and "dev.%" in names
     assert not [n for n in names if n.startswith("impl-")]
     assert "share" not in shown.stdout.lower()
+
+
+def test_example_works_from_paths_with_a_space_or_a_quote(tmp_path: Path, home: Path) -> None:
+    """send_metrics installed where the path has a space (a venv in "My Tools"), and the
+    makefile given by a path with a single quote: both reach the shell quoted, with and
+    without send_metrics installed."""
+    from tests.helpers import SEND_METRICS
+
+    tools = tmp_path / "My Tools" / "bin"
+    tools.mkdir(parents=True)
+    os.symlink(SEND_METRICS, tools / "send_metrics")
+    quoted = tmp_path / "it's"  # (make's MAKEFILE_LIST cannot hold a space)
+    quoted.mkdir()
+    shutil.copy(EXAMPLE, quoted / "Makefile.example")
+    opt_in()
+    installed = {**os.environ, "PATH": f"{tools}{os.pathsep}{_bare_env(tmp_path)['PATH']}"}
+    (tmp_path / "bare").mkdir()
+    bare = _bare_env(tmp_path / "bare")
+    for makefile, env in (
+        (EXAMPLE, installed),
+        (quoted / "Makefile.example", installed),
+        (quoted / "Makefile.example", bare),
+    ):
+        result = subprocess.run(
+            ["make", "-f", str(makefile), "dev.up.lms", "dev.provision"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert result.returncode == 0, (makefile, result.stderr)
+        assert result.stdout.splitlines() == [
+            "starting lms (pretend docker compose up -d lms)",
+            "pulling image for lms",
+            "pulling image for cms",
+            "provisioning lms cms",
+        ], result.stderr
+        assert result.stderr == ""
+    assert [e["command"] for e in history(home)] == ["dev.up.lms", "dev.provision"] * 2

@@ -610,3 +610,15 @@ def test_opt_out_while_make_runs_records_nothing(home: Path, tmp_path: Path) -> 
             break
         time.sleep(0.05)
     assert history(home) == [] and not data_db(home).exists()
+
+
+def test_a_target_with_more_prerequisites_than_the_trace_keeps(home: Path, tmp_path: Path) -> None:
+    """Only the first 8 prerequisites reach the trace: the critical path of `all` still steps
+    back to its 10th, which ran last."""
+    opt_in()
+    work = tmp_path / "proj"
+    deps = " ".join(f"p{i}" for i in range(1, 11))
+    makefile(work, f"all: {deps}\n\t@echo done\n{deps}:\n\t@sleep 0.05\n")
+    assert make(cwd=work).returncode == 0
+    chain = [t["name"] for t in only_event(home)["make_targets"] if t["critical"]]
+    assert chain == [f"p{i}" for i in range(1, 11)] + ["all"]

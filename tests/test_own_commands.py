@@ -46,6 +46,41 @@ def test_a_closed_pipe_ends_our_command_with_141_silently(args: list[str], home:
     assert (done.returncode, done.stderr) == (ExitCode.BROKEN_PIPE, "")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status"],
+        ["status", "--json"],
+        ["stats"],
+        ["stats", "--json"],
+        ["stats", "--csv"],
+        ["schema"],
+        ["makefile"],
+    ],
+    ids=" ".join,
+)
+@pytest.mark.parametrize("stdout", ["/dev/full", "closed"])
+def test_full_or_closed_output_is_one_line_and_exit_6(
+    args: list[str], stdout: str, home: Path
+) -> None:
+    """`status >/dev/full` (a full disk) and `stats >&-`: one line, exit 6, no traceback."""
+    opt_in()
+    assert sm("run", "--", "true").returncode == 0
+    redirect = ">/dev/full" if stdout == "/dev/full" else ">&-"
+    done = subprocess.run(
+        ["sh", "-c", f'"$@" {redirect}', "sh", SEND_METRICS, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert_no_traceback(done.stderr)
+    why = "No space left on device" if stdout == "/dev/full" else "standard output is closed"
+    assert (done.returncode, done.stderr) == (
+        ExitCode.NO_OUTPUT,
+        f"send_metrics: cannot write the output: {why}\n",
+    )
+
+
 def test_ctrl_c_at_opt_ins_question_is_130_without_aborted(home: Path) -> None:
     child = pexpect.spawn(SEND_METRICS, ["opt-in"], timeout=20, encoding="utf-8")
     child.expect(r"\[y/N\]")
@@ -300,6 +335,36 @@ def test_other_tools_words_name_our_command_and_run_nothing(
     result = sm(typed)
     assert result.returncode == ExitCode.USAGE and named in result.stderr
     assert state_file(home).read_text() == before
+
+
+@pytest.mark.parametrize("typed", ["disable", "telemetry", "off"])
+def test_the_hints_wrap_at_word_boundaries_at_80_columns(home: Path, typed: str) -> None:
+    result = sm(typed)
+    lines = result.stderr.splitlines()
+    assert max(len(line) for line in lines) < 80, result.stderr
+    # never inside a `command`, never at a hyphen
+    assert all(line.count("`") % 2 == 0 and not line.endswith("-") for line in lines), lines
+
+
+@pytest.mark.parametrize("switch", ["DO_NOT_TRACK", "SEND_METRICS_DISABLED"])
+def test_under_the_off_switch_opt_in_records_nothing_and_opt_out_writes_nothing(
+    home: Path, switch: str
+) -> None:
+    """The off switch wins: `opt-in --yes` says so in one line and writes nothing;
+    `opt-out` and `reset` with nothing stored create no file either."""
+    env = {**os.environ, switch: "1"}
+    for args in (["opt-in", "--yes"], ["opt-out"], ["reset"], ["opt-in"]):
+        done = sm(*args, env=env, input="")
+        assert done.returncode == 0, (args, done.stderr)
+        assert_no_traceback(done.stderr)
+    said = sm("opt-in", "--yes", env=env).stdout
+    assert said == f"{switch} is set here, and wins: nothing recorded (unset it first).\n"
+    assert [p for p in home.rglob("*") if p.is_file()] == []
+    # With data stored, opt-out under the switch still deletes it.
+    opt_in()
+    assert sm("run", "--", "true").returncode == 0
+    out = sm("opt-out", env=env)
+    assert out.returncode == 0 and history(home) == [] and not data_db(home).exists()
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])

@@ -417,6 +417,8 @@ def test_run_make_records_the_goals_and_keeps_the_include_lines_breakdown(
         ((), "make"),
         (("-s", "V=1", "hello"), "hello"),
         (("-f", "Makefile", "-j", "2", "hello", "bye"), "hello bye"),
+        (("--jobs", "2", "hello"), "hello"),  # make takes the number as --jobs's value
+        (("--load-average", "2.5", "--max-load", "3", "bye"), "bye"),
         (("Makefile",), "(file)"),  # a goal that names a file is never sent by name
     ],
 )

@@ -99,17 +99,25 @@ def _lines(text: str, most: int = 0) -> list[str]:
     return [line.replace("\0", " ") for line in wrapper.wrap(glued)]
 
 
-def _intro(settings: Settings, covered: Scope) -> str:
-    """Who asks, and where the events go."""
-    if settings.consent_message:
+def wrapped(message: str) -> str:
+    """A message of ours (a line or "") wrapped at word boundaries for an 80-column terminal;
+    a path, a URL or a `command` is never split."""
+    return "".join(line + "\n" for line in _lines(message.rstrip("\n")))
+
+
+def _intro(settings: Settings, covered: Scope, purpose: bool = True) -> str:
+    """Who asks, and where the events go (`purpose`: and why, which a short screen drops)."""
+    if settings.consent_message and purpose:
         return settings.consent_message
     if covered.sink == "local":
         return (
             f"{settings.app} would like to keep usage metrics of the commands you run on this "
             "machine, for your own `send_metrics stats`; nothing is sent anywhere."
         )
-    return (
-        f"{settings.app} would like to send usage metrics of the commands you run to "
+    text = f"{settings.app} would like to send usage metrics of the commands you run to "
+    if not purpose:
+        return text + f"{where(covered)}."
+    return text + (
         f"{where(covered)}, to learn which are used, how long they take and how often they fail."
     )
 
@@ -125,17 +133,29 @@ def _never(covered: Scope, short: bool = False) -> str:
 
 def _kept(settings: Settings, covered: Scope) -> str:
     if covered.sink == "local":
-        kept = "Kept: the newest 10,000 runs, until you opt out."
-    else:
-        kept = f"Retention: {settings.retention or 'not stated'}."
-    return kept + (f" Privacy: {settings.privacy_url}" if settings.privacy_url else "")
+        return "Kept: the newest 10,000 runs, until you opt out."
+    return f"Retention: {settings.retention or 'not stated'}."
+
+
+def _privacy(settings: Settings) -> str:
+    return f"Privacy: {settings.privacy_url}" if settings.privacy_url else ""
+
+
+def _shorter(text: str, then: list[str] | None = None) -> list[list[str]]:
+    """`text`'s lines, then shorter and shorter cuts of it (one line at least), each followed
+    by the lines of `then` (text that is never cut)."""
+    whole = _lines(text)
+    rest = [line for part in then or [] if part for line in _lines(part)]
+    return [whole + rest] + [_lines(text, most) + rest for most in range(len(whole) - 1, 0, -1)]
 
 
 def summary(settings: Settings, why: str = "") -> str:
     """The text above the question: with it, at most SCREEN lines of WIDTH. Who asks, what is
     collected in plain groups, where it goes, how long it is kept, how to say no or change
     one's mind, and where the full list is. A yes covers the full list (`disclosure`), which
-    this names group by group; a long operator message or reason is cut to fit."""
+    this names group by group. To fit, the operator's message (or the reason for asking
+    again) is cut first, then the retention, then the groups; the destination and the privacy
+    URL never are: when they alone do not fit, the question takes more lines."""
     from send_metrics.event.event import field_groups
 
     covered = scope(settings)
@@ -146,14 +166,37 @@ def summary(settings: Settings, why: str = "") -> str:
             groups.append(_PLAIN.get(group) or ", ".join(names))
     if "git_remote_hash" in covered.fields:
         groups.append("a guessable hash of the origin URL")
-    body = _lines("Each run: " + "; ".join(groups) + ". " + _never(covered, short=True))
-    body += _lines(_kept(settings, covered), 2)
-    body += _lines(
-        "Fields: `send_metrics opt-in --details`; example: `send_metrics preview -- CMD`"
-    )
-    body += _lines("Change your mind: `send_metrics opt-out` (deletes your data); DO_NOT_TRACK=1.")
-    intro = (f"Asking again: {why}. " if why else "") + _intro(settings, covered)
-    return "\n".join(_lines(intro, max(1, SCREEN - 2 - len(body))) + body)
+    never = _never(covered, short=True)
+    each = "Each run: " + "; ".join(groups) + "."
+    kept, privacy = _kept(settings, covered), _privacy(settings)
+    asking = f"Asking again: {why}. " if why else ""
+    if settings.consent_message:  # the operator's words: where the events go follows them
+        intro = _shorter(asking + settings.consent_message, [f"Where: {where(covered)}."])
+    else:  # ours names the destination: cut to it, never into it
+        short = _intro(settings, covered, purpose=False)
+        intro = [_lines(asking + _intro(settings, covered)), *_shorter(asking + short)[:1]]
+        intro += [cut + _lines(short) for cut in _shorter(asking)[1:]] if asking else []
+    pieces = [
+        intro,
+        [_lines(f"{kept} {privacy}"), *_shorter(kept, [privacy])[1:]],
+        [_lines(f"{each} {never}"), *_shorter(each, [never])[1:]],
+    ]
+    tail = _lines("Fields: `send_metrics opt-in --details`; example: `send_metrics preview -- CMD`")
+    tail += _lines("Change your mind: `send_metrics opt-out` (deletes your data); DO_NOT_TRACK=1.")
+    chosen = [0] * len(pieces)
+
+    def rows(lines: list[str]) -> int:  # a URL longer than a line takes more than one row
+        return sum(1 + max(0, len(line) - 1) // (WIDTH + 1) for line in lines)
+
+    for at, options in enumerate(pieces):  # shorten the first piece, then the next, ...
+        while (
+            sum(rows(piece[i]) for piece, i in zip(pieces, chosen, strict=True)) + len(tail)
+            > SCREEN - 2
+            and chosen[at] < len(options) - 1
+        ):
+            chosen[at] += 1
+    intro_lines, kept_lines, each_lines = (p[i] for p, i in zip(pieces, chosen, strict=True))
+    return "\n".join(intro_lines + each_lines + kept_lines + tail)
 
 
 def disclosure(settings: Settings, why: str = "") -> str:
@@ -166,8 +209,15 @@ def disclosure(settings: Settings, why: str = "") -> str:
     lines += [*_lines(_intro(settings, covered)), "", "Each run records exactly these fields:"]
     import textwrap
 
+    only = ", ".join(covered.allow_args) or "none is allow-listed, so always null"
     for group, fields in field_groups():
-        names = ", ".join(name for name, _ in fields if name in covered.fields)
+        names = ", ".join(
+            f"{name} (only for the commands the operator allow-listed: {only})"
+            if name == "command_args"
+            else name
+            for name, _ in fields
+            if name in covered.fields
+        )
         lines.extend(
             textwrap.wrap(f"{group}: {names}", WIDTH, initial_indent="  ", subsequent_indent="    ")
         )
@@ -181,7 +231,7 @@ def disclosure(settings: Settings, why: str = "") -> str:
         tail.append("git_remote_hash is not collected (always null): it is off in this setup.")
     tail += [
         f"Where the events go: {where(covered)}.",
-        _kept(settings, covered),
+        " ".join(filter(None, [_kept(settings, covered), _privacy(settings)])),
         "`send_metrics schema` explains every field; `send_metrics preview -- CMD` shows "
         "the exact event.",
         "Change your mind any time: `send_metrics opt-out` (deletes your id and data) or "
@@ -233,9 +283,14 @@ def ask(
         restore = _cooked(fd)
     except (OSError, termios.error):
         return None  # a terminal we cannot inspect: no question rather than a doubtful answer
-    shown = disclosure(settings, why) if details else summary(settings, why)
+    from send_metrics.output import show
+
     try:  # Ctrl-C from the moment the question starts showing declines
-        say(f"\n{shown}\n{question(settings)} [y/N] ")
+        if details:  # the full list on stdout (`| less`, a file), the question on the terminal
+            show(f"\n{disclosure(settings, why)}\n")
+            say(f"{question(settings)} [y/N] ")
+        else:
+            say(f"\n{summary(settings, why)}\n{question(settings)} [y/N] ")
         answer = sys.stdin.readline()
     except (Interrupted, KeyboardInterrupt) as exc:
         if command:
@@ -375,10 +430,12 @@ def ask_once(
             "metrics question waits for a later run (nothing recorded).\n"
         )
     if answer == "" and (seen.granted or had_data):
+        if seen.granted:  # this disclosure was answered: not asked again until it changes
+            _skip(settings, path, seen)
         return seen, (
-            "send_metrics: not a yes, so nothing more is collected; what your earlier yes "
-            "recorded is kept (`send_metrics opt-out` deletes it), and you will be asked "
-            "again.\n"
+            "send_metrics: not a yes, so nothing is collected under the changed terms; what "
+            "your earlier yes recorded is kept (`send_metrics opt-out` deletes it). Asked "
+            "again only if the terms change again (or by `send_metrics opt-in`).\n"
         )
     with locked(path):
         now = decision_at(path)
@@ -395,6 +452,19 @@ def ask_once(
         + (" and your earlier data deleted" if had_data else "")
         + f"; `send_metrics opt-in` to change your mind. Settings: {path}\n"
     )
+
+
+def _skip(settings: Settings, path: str, seen: Decision) -> None:
+    """Record that the current disclosure was asked about after `seen`'s yes and not granted,
+    unless a decision was recorded elsewhere meanwhile (that one stands)."""
+    from send_metrics.consent.lock import decision_at, locked
+
+    try:
+        with locked(path):
+            if decision_at(path) == seen:
+                write_decision(path, seen._replace(skipped=scope(settings).fingerprint))
+    except (OSError, MetricsError):
+        pass  # not recorded: the question comes back at a later run, nothing is lost
 
 
 def already_on(state: Decision) -> str:

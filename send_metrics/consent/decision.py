@@ -76,6 +76,9 @@ class Decision(NamedTuple):
     consent_version: int = 0
     anonymous_id: str = ""
     scope: Scope | None = None
+    # The fingerprint of a wider disclosure asked about after this yes and not granted (an
+    # empty answer, Ctrl-C, end of input): collected under nothing, and not asked again.
+    skipped: str = ""
 
     @property
     def granted(self) -> bool:
@@ -165,8 +168,16 @@ def _read(path: AnyPath) -> Decision:
         raise ConfigError(f"{path} does not hold a valid decision")
     if answer != "granted":
         return Decision("declined", decided_at, version)
+    skipped = raw.get("skipped_disclosure", "")
+    if not isinstance(skipped, str):
+        raise ConfigError(f"{path} does not hold a valid decision")
     return Decision(
-        "granted", decided_at, version, anonymous_id, _read_scope(raw.get("disclosure"), path)
+        "granted",
+        decided_at,
+        version,
+        anonymous_id,
+        _read_scope(raw.get("disclosure"), path),
+        skipped,
     )
 
 
@@ -191,6 +202,8 @@ def write_decision(path: AnyPath, decision: Decision) -> None:
     }
     if decision.anonymous_id:
         data["anonymous_id"] = decision.anonymous_id
+    if decision.skipped:
+        data["skipped_disclosure"] = decision.skipped
     if decision.scope is not None:
         data["disclosure"] = {
             "fingerprint": decision.scope.fingerprint,
@@ -276,7 +289,8 @@ def gap(accepted: Scope | None, current: Scope) -> str:
     if current.consent_version > accepted.consent_version:
         return f"the operator raised the consent version to {current.consent_version}"
     if current.sink != "local" and (current.sink, current.host) != (accepted.sink, accepted.host):
-        return f"events would go to {where(current)}, not {where(accepted)}"
+        before = "only this machine" if accepted.sink == "local" else where(accepted)
+        return f"events would go to {where(current)} instead of {before}"
     more = sorted(set(current.fields) - set(accepted.fields))
     if more:
         return "more fields would be collected: " + ", ".join(more)
@@ -383,10 +397,19 @@ def _scope(settings: Settings) -> Scope:
 
 def needs_asking(decision: Decision, settings: Settings) -> bool:
     """No usable decision, one made under an older consent version, or a yes that does not
-    cover what would now be collected. A no stands until the consent version is raised."""
-    if decision.answer is None or decision.consent_version < settings.consent_version:
+    cover what would now be collected, unless this very disclosure was already asked about
+    and not granted (`Decision.skipped`). A no stands until the consent version is raised."""
+    if decision.answer is None:
         return True
-    return decision.granted and bool(gap(decision.scope, scope(settings)))
+    if decision.granted and _skipped(decision, settings):
+        return False
+    if decision.consent_version < settings.consent_version:
+        return True
+    return decision.granted and not collecting(decision, settings)
+
+
+def _skipped(decision: Decision, settings: Settings) -> bool:
+    return bool(decision.skipped) and decision.skipped == scope(settings).fingerprint
 
 
 def recorded(settings: Settings, problems: list[str]) -> Decision:
@@ -406,7 +429,11 @@ def recorded(settings: Settings, problems: list[str]) -> Decision:
 
 def collecting(decision: Decision, settings: Settings) -> bool:
     """Whether this developer has said yes to a disclosure covering the current one."""
-    return decision.granted and not needs_asking(decision, settings)
+    return (
+        decision.granted
+        and decision.consent_version >= settings.consent_version
+        and not gap(decision.scope, scope(settings))
+    )
 
 
 def decide(settings: Settings, decision: Decision) -> Verdict:
@@ -414,7 +441,7 @@ def decide(settings: Settings, decision: Decision) -> Verdict:
     collects, and then what the yes covers, which its recording and sending check again under
     the lock (`lock.recording`, `lock.sending`); or whether a question is due."""
     asking = needs_asking(decision, settings)
-    collects = decision.granted and not asking
+    collects = collecting(decision, settings)
     return Verdict(settings, decision, scope(settings) if collects else None, asking)
 
 

@@ -5,14 +5,19 @@
 # BIN CACHE DIR $(SHELL) FLAGS... LINE`: the makefile's own (sh-compatible) shell reads the \
 # code below, which notes the line's start and end in the run's trace file, runs `$(SHELL) \
 # FLAGS... LINE` exactly as make would have, and ends as that ended (a line killed by a \
-# signal kills this shell with the same signal, so make sees what it would have seen). A \
+# signal kills this shell with the same signal, so make sees what it would have seen). INT and \
+# QUIT are caught while the line runs (a handler, unlike an ignore, is reset in the line's own \
+# process), so a line that catches Ctrl-C and exits 0 is not cut short; a line ended by them \
+# re-raises them here and stays open in the trace (the run was interrupted). A \
 # $(shell ...) call, which make runs the same way but with its own MAKELEVEL (not one more) and, \
 # outside a recipe, no target, is exec'd untouched. Every word before the makefile's flags is made of characters no shell and no \
 # make splits or reads (others are %XX-encoded, or the make is not traced). The first line of \
 # the outermost make starts the watcher that records the event once make has ended; INT, QUIT \
 # and HUP are ignored while it is forked, so a Ctrl-C at that moment cannot kill it before it \
 # leaves make's session. What this shell itself says about a line killed by a signal goes to \
-# TRACE.<make's pid> (one file per make, made by its first line; the line keeps make's stderr): \
+# TRACE.<make's pid> (one file per make, made by its first line; under -j one per line, \
+# TRACE.<shim pid>; the line keeps make's stderr; files made under umask 077, set back to the \
+# line's own from /proc/$$/status where it shows, else in a subshell): \
 # a status above 128 with such a message is a signal, one without it an exit status. The \
 # first line creates the trace file empty (the one that succeeds starts the watcher) and then \
 # appends its header like any record: under -j another line's start may come first, and a \
@@ -20,15 +25,15 @@
 # Variables here are named _sm_*, set only in this shell, never exported. \
 # Make reads these lines as one comment (each ends with a backslash). \
 [ -z "${BASH_VERSINFO:-}" ] || SHLVL=$((${SHLVL:-1} - 1)); \
-[ "${MAKELEVEL:-0}" != "$1" ] && [ "$2" != - ] || { shift 7; exec "$@"; }; \
-[ ! -e /dev/fd/9 ] && [ -e /dev/fd/2 ] || { shift 7; exec "$@"; }; \
+[ "${MAKELEVEL:-0}" != "$1" ] && [ "$2" != - ] || { shift 8; exec "$@"; }; \
+[ ! -e /dev/fd/9 ] && [ -e /dev/fd/2 ] || { shift 8; exec "$@"; }; \
 _sm_f=${SEND_METRICS_MAKE_RUN:-}; \
 if [ -z "$_sm_f" ]; then \
   _sm_f=$6/$PPID.trace; \
   if [ ! -e "$_sm_f" ]; then \
     [ -d "$6" ] || mkdir -p -m 700 "$6" 2>/dev/null; \
     _sm_g=$4; \
-    if (set -C; : >"$_sm_f") 2>/dev/null; \
+    if (set -C; umask 077; : >"$_sm_f") 2>/dev/null; \
     then (read -r _sm_s </proc/$PPID/stat || _sm_s=; set -- $_sm_s; \
         printf 'H\t%s\t%s\t%s\t%s\n' "$PPID" "${22:-}" "${MAKEFLAGS%% *}" "$_sm_g" \
         >>"$_sm_f") 2>/dev/null; \
@@ -38,17 +43,22 @@ if [ -z "$_sm_f" ]; then \
   fi; \
   SEND_METRICS_MAKE_RUN=$_sm_f; export SEND_METRICS_MAKE_RUN; \
 fi; \
+_sm_m=$_sm_f.$PPID; [ "$8" = - ] || _sm_m=$_sm_f.$$; \
 { read -r _sm_s _sm_x </proc/uptime; } 2>/dev/null || _sm_s=$(date +%s); \
-{ [ -w "$_sm_f.$PPID" ] || : >"$_sm_f.$PPID"; } 2>/dev/null && \
+[ -f "$_sm_f" ] && [ ! -h "$_sm_f" ] && \
+{ [ -w "$_sm_m" ] || { _sm_u=; { read -r _sm_x; read -r _sm_x _sm_u; } </proc/$$/status; \
+  case $_sm_u in 0[0-7][0-7][0-7]) umask 077; : >"$_sm_m"; umask "$_sm_u";; \
+  *) (umask 077; : >"$_sm_m");; esac; [ -w "$_sm_m" ]; }; } 2>/dev/null && \
 { printf 'S\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$$" "$_sm_s" "$PPID" "$1" "$7" "$2" "$3" \
-  >>"$_sm_f"; } 2>/dev/null || { shift 7; exec "$@"; }; \
-shift 7; \
+  >>"$_sm_f"; } 2>/dev/null || { shift 8; exec "$@"; }; \
+shift 8; _sm_i=; trap '_sm_i=2' INT; trap '_sm_i=3' QUIT; \
 if [ -n "${BASH_VERSINFO:-}" ]; then \
-  { "$@" 2>&9 9>&-; _sm_e=$?; } 9>&2 2>"$_sm_f.$PPID"; \
-else { (exec "$@" 2>&9 9>&-); _sm_e=$?; } 9>&2 2>"$_sm_f.$PPID"; fi; \
+  { "$@" 2>&9 9>&-; _sm_e=$?; } 9>&2 2>"$_sm_m"; \
+else { (exec "$@" 2>&9 9>&-); _sm_e=$?; } 9>&2 2>"$_sm_m"; fi; \
 { read -r _sm_s _sm_x </proc/uptime; } 2>/dev/null || _sm_s=$(date +%s); \
-_sm_k=; [ "$_sm_e" -le 128 ] || [ ! -s "$_sm_f.$PPID" ] || _sm_k=$((_sm_e - 128)); \
-{ printf 'E\t%s\t%s\t%s\t%s\n' "$$" "$_sm_s" "$_sm_e" "$_sm_k" >>"$_sm_f"; } 2>/dev/null; \
+_sm_k=; [ "$_sm_e" -le 128 ] || [ ! -s "$_sm_m" ] || _sm_k=$((_sm_e - 128)); \
+if [ -n "$_sm_i" ] && [ "$_sm_e" = $((_sm_i + 128)) ]; then _sm_k=$_sm_i; \
+else { printf 'E\t%s\t%s\t%s\t%s\n' "$$" "$_sm_s" "$_sm_e" "$_sm_k" >>"$_sm_f"; } 2>/dev/null; fi; \
 [ -z "$_sm_k" ] || { trap - "$_sm_k"; kill -"$_sm_k" $$; }; \
 exit "$_sm_e"
 
@@ -155,9 +165,10 @@ _sm.on := $(and \
   $(if $(findstring p,$(firstword -$(MAKEFLAGS))),,run), \
   $(if $(findstring t,$(firstword -$(MAKEFLAGS))),,run), \
   $(call _sm.allows,DO_NOT_TRACK), $(call _sm.allows,SEND_METRICS_DISABLED), \
-  $(or $(value SEND_METRICS_MAKE_RUN), \
+  $(strip $(if $(value SEND_METRICS_MAKE_RUN),$(and $(call _sm.plain,$(value \
+       SEND_METRICS_MAKE_RUN)),$(wildcard $(value SEND_METRICS_MAKE_RUN))), \
        $(and $(if $(value SEND_METRICS_ACTIVE),,outermost),$(call _sm.plain,$(_sm.bin)), \
-             $(_sm.cache),$(_sm.state),$(_sm.granted))), \
+             $(_sm.cache),$(_sm.state),$(_sm.granted)))), \
   $(_sm.shell_ok),$(_sm.flags_ok),$(_sm.self),$(_sm.texts_ok))
 ifneq ($(_sm.on),)
 _sm.shell := $(SHELL)
@@ -165,14 +176,30 @@ _sm.shell_raw := $(value SHELL)
 _sm.flags := $(.SHELLFLAGS)
 _sm.dir := $(call _sm.one,$(CURDIR))
 _sm.head := $(_sm.self) $(or $(MAKELEVEL),0)
-_sm.tail := $(or $(_sm.bin),-) $(if $(_sm.cache),$(_sm.cache)/send_metrics-make,-) $(_sm.dir) \
-  $(_sm.shell)
+_sm.tail := $(or $(_sm.bin),-) $(if $(_sm.cache),$(_sm.cache)/send_metrics-make,-) $(_sm.dir)
 _sm.at = $(if $(filter automatic,$(origin @)),$@)
 _sm.deps = $(if $(filter automatic,$(origin ^)),$^ $|)
+# At most 8 prerequisites (a trailing `,` says there were more): one argument stays far below
+# Linux's 128 KiB limit per argument. They only serve the critical path.
+_sm.prereqs = $(call _sm.list,$(wordlist 1,8,$1))$(if $(word 9,$1),$(_sm.comma))
+# A bash option or startup file set for the line (SHELLOPTS, BASHOPTS, BASH_ENV, maybe only for
+# this target) would apply to the shim's own code too: such a line is not traced.
+_sm.bash_free = $(if $(value SHELLOPTS)$(value BASHOPTS)$(value BASH_ENV),,free)
 _sm.goals = $(call _sm.list,$(or $(value MAKECMDGOALS),$(value .DEFAULT_GOAL)))
 # A target with its own SHELL runs as it would without this file, untraced; one with its own
 # .SHELLFLAGS never reads this definition.
-.SHELLFLAGS = $(if $(call _sm.eq,$(value SHELL),$(_sm.shell_raw)),$(_sm.head) $(call \
-  _sm.one,$(_sm.at)) $(call _sm.list,$(_sm.deps)) $(_sm.goals) $(_sm.tail)$(_sm.space))$(_sm.flags)
+.SHELLFLAGS = $(if $(and $(call _sm.eq,$(value SHELL),$(_sm.shell_raw)),$(_sm.bash_free)), \
+  $(_sm.head) $(call _sm.one,$(_sm.at)) $(call _sm.prereqs,$(_sm.deps)) $(_sm.goals) $(_sm.tail) \
+  $(if $(filter -j%,$(MAKEFLAGS)),j,-) $(_sm.shell)$(_sm.space))$(_sm.flags)
 endif
+endif
+# A makefile's own pattern rule (`%.mk: FORCE`) never remakes this file: a rule only for its name
+# (a pattern with the shortest stem wins, never a default goal; explicit rules still win).
+ifeq ($(notdir $(_sm.last))$(filter %send_metrics.mk,$(value MAKECMDGOALS)),send_metrics.mk)
+s%nd_metrics.mk: ;
+endif
+# Not traced: none of the variables above stays ($(.VARIABLES) lists only the makefile's own;
+# make before 3.82 has no `undefine`).
+ifeq ($(_sm.on)$(filter 3.80% 3.81%,$(MAKE_VERSION)),)
+$(foreach _sm.v,$(filter _sm.%,$(.VARIABLES)),$(eval undefine $(_sm.v)))
 endif

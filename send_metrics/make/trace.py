@@ -7,8 +7,10 @@ The trace is tab-separated text, one record per line, appended by the shell shim
 makelevel dir target prerequisites` when a recipe line starts and `E shim_pid time status
 signal` when it ends (signal: the one that killed the line, else empty). Names and the directory
 are %XX-encoded by the snippet (every character a shell could read, `%`, `,` and white space);
-lists are joined by commas, `-` is an empty list. Each line also has a file `TRACE.<shim_pid>`
-that holds what its shell said about a line killed by a signal; all go with the trace.
+lists are joined by commas, `-` is an empty list; prerequisites are the first 8, followed by a
+`,` when there were more. Each make has a file `TRACE.<make_pid>` (under -j, each line a file
+`TRACE.<shim_pid>`) that holds what its shell said about a line killed by a signal; all go with
+the trace.
 Times are seconds of the boot clock (/proc/uptime, 10 ms steps) on Linux, else epoch seconds.
 """
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
 MAX_TARGETS = 100  # named targets kept in an event; the rest are counted, not named
 _MAX_TRACE = 32 << 20  # bytes of trace read at most
+TRUNCATED = ""  # ends a line's prerequisites when the snippet left some out (no target is "")
 
 
 class Line(NamedTuple):
@@ -139,6 +142,8 @@ def read_trace(path: str) -> Trace:
             elif fields[0] == "S" and len(fields) >= 8:
                 level = int(fields[4]) if fields[4].isdigit() else 0
                 prereqs = tuple(_names(fields[7]))
+                if fields[7].endswith(","):  # the snippet kept only the first few
+                    prereqs += (TRUNCATED,)
                 line = Line(
                     seq,
                     fields[3],
@@ -255,6 +260,8 @@ def critical_path(targets: list[Target]) -> list[Target]:
         before = [t for t in top if t.last_seq < start]
         named = [by_name.get((current.make_pid, p)) for p in current.prereqs]
         prereqs = [t for t in named if t is not None and t.last_seq < start]
+        if TRUNCATED in current.prereqs:  # an unnamed one may have ended last
+            prereqs = before
         current = max(prereqs or before, key=lambda t: t.last_seq, default=None)
     return list(reversed(chain))
 

@@ -343,10 +343,37 @@ def _start(
     try:
         return spawn(argv, env, signals)
     except OSError as exc:
-        path = find_program(argv[0], env)
-        if exc.errno != errno.ENOEXEC or path is None:
+        path = script_for_sh(exc, argv[0], env)
+        if path is None:
             raise
         return spawn(["/bin/sh", path, *argv[1:]], env, signals)
+
+
+def script_for_sh(exc: OSError, name: str, env: Mapping[str, str]) -> str | None:
+    """The file to run with /bin/sh after `exc`, as bash and dash do for an executable without
+    a `#!` line (ENOEXEC); None for any other error, and for a binary file (the shells' test:
+    ELF magic, or a NUL byte in the first line of its first 80 bytes), which stays "Exec
+    format error" (126) rather than being read as a script."""
+    if exc.errno != errno.ENOEXEC:
+        return None
+    path = find_program(name, env)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as program:
+            head = program.read(80)
+    except OSError:
+        return None
+    if head.startswith(b"\x7fELF"):
+        return None
+    lines = 2 if head.startswith(b"#!") else 1
+    for byte in head:
+        if byte == 0:
+            return None
+        lines -= byte == 10
+        if not lines:
+            break
+    return path
 
 
 def caller_environ() -> dict[str, str]:
@@ -441,15 +468,20 @@ def execvpe(argv: list[str], env: Mapping[str, str]) -> NoReturn:
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)) from None
             raise
     first: OSError | None = None
+    folder_first = False  # bash: a directory met first, a later non-executable file is no answer
     for folder in _exec_path(env):
         candidate = os.path.join(folder, argv[0])
         try:
             os.execve(candidate, argv, env)
         except (FileNotFoundError, NotADirectoryError):
             pass
-        except OSError as exc:
-            if not (isinstance(exc, PermissionError) and os.path.isdir(candidate)):
+        except PermissionError as exc:
+            if os.path.isdir(candidate):
+                folder_first = folder_first or first is None
+            elif not folder_first:
                 first = first or exc
+        except OSError as exc:
+            first = first or exc
     raise first or FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
 
 
@@ -474,6 +506,8 @@ def _resolve(name: str, env: Mapping[str, str]) -> str:
         return found
     for folder in _exec_path(env):
         candidate = os.path.join(folder or ".", name)
+        if os.path.isdir(candidate):
+            break  # bash: a directory met first answers "not found"
         if os.path.isfile(candidate):
             return candidate
     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))

@@ -95,6 +95,13 @@ _MAKE_LONG_VALUE = (
 )  # fmt: skip
 
 
+_MAKE_LONG_NUMBER = ("--jobs", "--load-average", "--max-load")  # the long -j and -l
+
+
+def _number(word: str) -> bool:
+    return word.replace(".", "", 1).isdigit()
+
+
 def make_goals(args: list[str]) -> tuple[list[str], str]:
     """The goals of a make command line and its last -C directory ("" for none): never an
     option, an option's value or a VAR=value assignment (those may hold anything)."""
@@ -112,6 +119,8 @@ def make_goals(args: list[str]) -> tuple[list[str], str]:
             if name in _MAKE_LONG_VALUE and not eq:
                 value = following
                 i += 1
+            elif name in _MAKE_LONG_NUMBER and not eq and _number(following):
+                i += 1  # make takes a following number as the value of --jobs, --max-load
             if name == "--directory":
                 directory = os.path.join(directory, value)
         elif arg.startswith("-") and len(arg) > 1:
@@ -123,7 +132,7 @@ def make_goals(args: list[str]) -> tuple[list[str], str]:
                         directory = os.path.join(directory, value)
                     break
                 if letter in _MAKE_OPTIONAL:
-                    if not arg[at:] and letter in "jl" and following.replace(".", "").isdigit():
+                    if not arg[at:] and letter in "jl" and _number(following):
                         i += 1
                     break
         elif "=" not in arg:

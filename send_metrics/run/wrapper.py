@@ -5,7 +5,6 @@ This module is on the hot path: it follows the rule in `run.fastpath`'s docstrin
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 import time
@@ -102,8 +101,8 @@ def _exec_plain(argv: list[str], env: dict[str, str]) -> NoReturn:
         try:
             runner.execvpe(argv, env)
         except OSError as exc:
-            path = runner.find_program(argv[0], env)
-            if exc.errno != errno.ENOEXEC or path is None:
+            path = runner.script_for_sh(exc, argv[0], env)
+            if path is None:
                 raise
             os.execve("/bin/sh", ["/bin/sh", path, *argv[1:]], env)  # no #! line: as a shell
     except OSError as exc:
@@ -250,7 +249,7 @@ def _after(
 
         if consent.is_interactive():
             decision, line = consent.ask_once(settings)
-            say(line)
+            say(consent.wrapped(line))
         else:
             # Nobody to ask here; but under make -j only one job has the terminal, and the
             # developer may have just answered there. Their answer counts for this run too.
