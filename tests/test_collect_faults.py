@@ -219,7 +219,9 @@ def test_the_validator_agrees_with_jsonschema(seed: int, field: str, value: Any)
     if not jsonschema.Draft202012Validator(schema()).is_valid(one):
         assert ours is not None
     elif ours is not None:
-        assert any(
+        # JSON Schema counts 2.0 as the integer 2; we take only the integer literal our sinks send.
+        whole_float = isinstance(value, float) and value.is_integer()
+        assert whole_float or any(
             word in ours for word in ("out of range", "date-time", "UTF-8", "pattern", "not number")
         ), ours
 
