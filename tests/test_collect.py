@@ -344,6 +344,50 @@ def test_erase_reaches_compacted_parts_and_pending_rows(tmp_path: Path) -> None:
         store.close()
 
 
+def _files_holding(folder: Path, *needles: str) -> list[str]:
+    """Every file under `folder` whose bytes contain one of `needles`."""
+    return sorted(
+        str(path.relative_to(folder))
+        for path in folder.rglob("*")
+        if path.is_file() and any(n.encode() in path.read_bytes() for n in needles)
+    )
+
+
+def test_an_erased_developer_leaves_no_byte_in_the_data_folder(tmp_path: Path) -> None:
+    """After `{"erased": N}`, no file of the store (the SQLite database and its log, Parquet
+    parts, replaced parts waiting in the trash) holds the id or a canary only their events
+    carried, whether the events were pending, compacted or merged."""
+    from send_metrics.operator.store import Maintainer
+
+    data = tmp_path / "data"
+    collector = start(data)
+    try:
+        rng = random.Random(21)
+        gone, kept = str(uuid.uuid4()), str(uuid.uuid4())
+        canary = "canary-build-7f3a"
+        maintainer = Maintainer(data)  # compaction as the collector's workers run it
+        try:
+            for round_ in range(MERGE_ROUNDS):
+                batch = [event(rng, gone, days=0.001, command=canary) for _ in range(5)]
+                batch += [event(rng, kept, days=0.001) for _ in range(5)]
+                assert collector.post("/v1/events", json.dumps(batch).encode()).status == 200
+                if round_ < MERGE_ROUNDS - 1:
+                    maintainer.compact(force=True)  # the last round stays pending
+        finally:
+            maintainer.close()
+        assert _files_holding(data, gone, canary)  # the test would see them
+        answer = collector.post("/v1/erase", json.dumps({"anonymous_id": gone}).encode())
+        assert answer.status == 200 and answer.json == {"erased": 5 * MERGE_ROUNDS}
+        assert _files_holding(data, gone, canary) == []
+        assert len(stored(data)) == 5 * MERGE_ROUNDS
+    finally:
+        collector.stop()
+    assert _files_holding(data, gone, canary) == []
+
+
+MERGE_ROUNDS = 10  # more parts of one day than MERGE_AT: a merge leaves replaced files
+
+
 # ---- de-duplication, retention, reading while writing ----
 
 
