@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import subprocess
 import threading
@@ -388,6 +389,42 @@ def test_an_erased_developer_leaves_no_byte_in_the_data_folder(tmp_path: Path) -
 MERGE_ROUNDS = 10  # more parts of one day than MERGE_AT: a merge leaves replaced files
 
 
+def test_the_store_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """The folder the collector makes is 0700 and every file in it 0600: the database, its
+    -wal and -shm, locks, and the Parquet parts its workers write at compaction."""
+    import stat
+
+    from send_metrics.operator.store import COMPACT_ROWS
+
+    data = tmp_path / "data"
+    collector = start(data)
+    try:
+        sent = events(COMPACT_ROWS + 100, seed=31, days=0.5)
+        for at in range(0, len(sent), 2000):
+            body = json.dumps(sent[at : at + 2000]).encode()
+            assert collector.post("/v1/events", body).status == 200
+        deadline = time.monotonic() + 120
+        while not list(data.glob("events/day=*/*.parquet")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        made = sorted(data.rglob("*"))
+        names = {p.name for p in made}
+        assert {"ingest.sqlite3", "ingest.sqlite3-wal", "ingest.sqlite3-shm"} <= names
+        assert any(p.suffix == ".parquet" for p in made)
+        modes = {str(p.relative_to(data)): stat.S_IMODE(p.stat().st_mode) for p in made}
+        assert {name: mode for name, mode in modes.items() if mode not in (0o600, 0o700)} == {}
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        for path in made:
+            assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600)
+    finally:
+        collector.stop()
+    data.chmod(0o755)  # an operator's folder open to others: said at start
+    again = start(data)
+    try:
+        assert "open to other users" in again.output()
+    finally:
+        again.stop()
+
+
 # ---- de-duplication, retention, reading while writing ----
 
 
@@ -490,6 +527,7 @@ def test_startup_says_when_any_sender_is_accepted(tmp_path: Path) -> None:
     collector = start(tmp_path / "data", ())
     try:
         assert "ANY sender" in collector.output()
+        assert "/v1/erase" in collector.output()
         assert (
             collector.post("/", json.dumps(event(random.Random(1))).encode(), key=None).status
             == 200
@@ -560,3 +598,18 @@ def test_collect_with_an_unreachable_clickhouse_says_so_in_one_line() -> None:
     done = sm("collect", "--port", "0", "--clickhouse", "http://127.0.0.1:9/")
     assert done.returncode != 0 and "ClickHouse" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_clickhouse_url_can_come_from_the_environment_and_its_password_is_never_shown() -> (
+    None
+):
+    """SEND_METRICS_CLICKHOUSE_URL keeps the password out of `ps`; collect and report use it
+    and neither prints the password."""
+    url = "http://reader:pw-canary-9c1e@127.0.0.1:9/metrics"
+    env = {**os.environ, "SEND_METRICS_CLICKHOUSE_URL": url}
+    done = sm("collect", "--port", "0", env=env)
+    assert done.returncode != 0 and "ClickHouse at 127.0.0.1" in done.stderr
+    shown = sm("report", env=env)
+    assert shown.returncode != 0 and "ClickHouse at 127.0.0.1" in shown.stderr
+    for run in (done, shown):
+        assert "pw-canary" not in run.stdout + run.stderr and "Traceback" not in run.stderr

@@ -540,8 +540,19 @@ def open_backend(options: Options) -> Backend:
 
 def serve(options: Options, announce: Callable[[str], None]) -> None:
     """Run the collector until SIGINT or SIGTERM; everything acknowledged is stored by then."""
+    import os
+    import stat
+
     import uvicorn
 
+    os.umask(0o077)  # the store's files (SQLite's -wal and -shm too), workers' too: 0600
+    if not options.clickhouse and options.data.is_dir():
+        mode = options.data.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            warn(
+                f"collect: {options.data} is open to other users (mode {stat.filemode(mode)});"
+                f" its files are not: chmod 700 {options.data} hides their names too"
+            )
     pool = worker_pool(DECODERS)
     try:
         backend = open_backend(options)
@@ -573,7 +584,10 @@ def serve(options: Options, announce: Callable[[str], None]) -> None:
     if options.keys:
         announce(f"Accepting requests that present one of {len(options.keys)} keys.")
     else:
-        announce("No --write-key given: accepting events from ANY sender that can reach this port.")
+        announce(
+            "No --write-key given: accepting events from ANY sender that can reach this port,"
+            f" and erasures ({ERASE_PATH}) too."
+        )
     try:
         server.run()
     finally:
