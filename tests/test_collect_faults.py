@@ -346,6 +346,35 @@ def test_headers_trickled_slowly_do_not_hold_the_collector(running) -> None:
     assert [e["message_id"] for e in stored(running.data)] == [one["message_id"]]
 
 
+def test_an_event_dated_more_than_a_day_ahead_is_a_400_naming_the_field(running) -> None:
+    """It would be kept past any --retention-days; a clock a few hours ahead is fine."""
+    rng = random.Random(4)
+    ahead = time.time() + 2 * 86400
+    late = time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime(ahead))
+    answer = running.post("/v1/events", json.dumps(event(rng, start_time=late)).encode())
+    assert answer.status == 400 and "start_time" in answer.json["message"]
+    soon = time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime(time.time() + 3 * 3600))
+    fine = event(rng, start_time=soon)
+    assert running.post("/v1/events", json.dumps(fine).encode()).status == 200
+    assert [e["message_id"] for e in stored(running.data)] == [fine["message_id"]]
+
+
+def test_an_otlp_attribute_key_twice_is_a_400(running) -> None:
+    """Which value would count is anyone's guess: refused, in JSON and in protobuf."""
+    from google.protobuf.json_format import ParseDict
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+    doc = sinks.otlp_request([event(random.Random(5))])
+    record = doc["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
+    record["attributes"].append(dict(record["attributes"][0]))
+    answer = running.post("/v1/logs", json.dumps(doc).encode())
+    assert answer.status == 400 and "twice" in answer.json["message"]
+    proto = ParseDict(doc, logs_service_pb2.ExportLogsServiceRequest()).SerializeToString()
+    answer = running.post("/v1/logs", proto, {"Content-Type": "application/x-protobuf"})
+    assert answer.status == 400
+    assert stored(running.data) == []
+
+
 def test_wrong_keys_are_401_and_never_logged(running) -> None:
     body = segment_batch(events(3, seed=21))
     assert running.post("/v1/batch", body, key=None).status == 401
