@@ -541,6 +541,20 @@ def test_startup_says_when_any_sender_is_accepted(tmp_path: Path) -> None:
         keyed.stop()
 
 
+def test_sigterm_stops_the_collector_cleanly(tmp_path: Path) -> None:
+    """SIGTERM: requests finished, the store and the worker pool closed, exit status 0, and
+    no warning (uvicorn re-raises the signal after its graceful stop; that killed the process
+    before its cleanup and left the pool's semaphores to the resource tracker)."""
+    collector = start(tmp_path / "data")
+    one = event(random.Random(8), days=1)
+    assert collector.post("/v1/events", json.dumps(one).encode()).status == 200
+    collector.stop()
+    assert collector.proc.returncode == 0
+    lines = collector.output().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("send_metrics collect: listening"), lines
+    assert [e["message_id"] for e in stored(tmp_path / "data")] == [one["message_id"]]
+
+
 def test_a_second_collector_on_the_same_folder_is_refused(running) -> None:
     second = sm("collect", "--port", "0", "--data", str(running.data))
     assert second.returncode != 0 and "another collector" in second.stderr

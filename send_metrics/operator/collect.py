@@ -541,6 +541,7 @@ def open_backend(options: Options) -> Backend:
 def serve(options: Options, announce: Callable[[str], None]) -> None:
     """Run the collector until SIGINT or SIGTERM; everything acknowledged is stored by then."""
     import os
+    import signal
     import stat
 
     import uvicorn
@@ -588,9 +589,13 @@ def serve(options: Options, announce: Callable[[str], None]) -> None:
             "No --write-key given: accepting events from ANY sender that can reach this port,"
             f" and erasures ({ERASE_PATH}) too."
         )
+    # uvicorn stops gracefully on SIGTERM, then raises it again: with the default handler the
+    # process would die there, before the cleanup below (the workers' semaphores leaked)
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         server.run()
     finally:
+        signal.signal(signal.SIGTERM, previous)
         with contextlib.suppress(Exception):
             maintenance.close()
             collector.close()
