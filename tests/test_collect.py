@@ -614,9 +614,7 @@ def test_collect_with_an_unreachable_clickhouse_says_so_in_one_line() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_the_clickhouse_url_can_come_from_the_environment_and_its_password_is_never_shown() -> (
-    None
-):
+def test_clickhouse_url_from_the_environment_never_shows_its_password() -> None:
     """SEND_METRICS_CLICKHOUSE_URL keeps the password out of `ps`; collect and report use it
     and neither prints the password."""
     url = "http://reader:pw-canary-9c1e@127.0.0.1:9/metrics"
