@@ -620,7 +620,13 @@ def _width() -> int:
     "SEND_METRICS_WRITE_KEYS (space-separated) keeps them out of `ps`.",
 )
 @click.option("--retention-days", type=click.IntRange(min=1), help="Delete events older than this.")
-@click.option("--clickhouse", metavar="URL", help="Store in ClickHouse instead.")
+@click.option(
+    "--clickhouse",
+    metavar="URL",
+    envvar="SEND_METRICS_CLICKHOUSE_URL",
+    help="Store in ClickHouse instead: http(s)://user:password@host:port/database. "
+    "SEND_METRICS_CLICKHOUSE_URL keeps the password out of `ps`.",
+)
 @click.option(
     "--rate",
     default=20000.0,
@@ -669,7 +675,9 @@ def collect(
 @click.option(
     "--clickhouse",
     metavar="URL",
-    help="Read ClickHouse instead: http(s)://user:password@host:port/database.",
+    envvar="SEND_METRICS_CLICKHOUSE_URL",
+    help="Read ClickHouse instead: http(s)://user:password@host:port/database "
+    "(or SEND_METRICS_CLICKHOUSE_URL, out of `ps`; --data wins over it).",
 )
 @click.option(
     "--table",
@@ -738,7 +746,10 @@ def report(
     if as_json + as_csv + bool(html_file) > 1:
         raise click.UsageError("choose one of --json, --csv and --html")
     if data and clickhouse:
-        raise click.UsageError("give one of --data DIR and --clickhouse URL")
+        source = click.get_current_context().get_parameter_source("clickhouse")
+        if source is not click.core.ParameterSource.ENVIRONMENT:
+            raise click.UsageError("give one of --data DIR and --clickhouse URL")
+        clickhouse = None  # --data given: the URL in the environment is for other runs
     now = datetime.now(UTC)
     try:
         start = parse_since(since, now) if since is not None else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import subprocess
 import threading
@@ -344,6 +345,86 @@ def test_erase_reaches_compacted_parts_and_pending_rows(tmp_path: Path) -> None:
         store.close()
 
 
+def _files_holding(folder: Path, *needles: str) -> list[str]:
+    """Every file under `folder` whose bytes contain one of `needles`."""
+    return sorted(
+        str(path.relative_to(folder))
+        for path in folder.rglob("*")
+        if path.is_file() and any(n.encode() in path.read_bytes() for n in needles)
+    )
+
+
+def test_an_erased_developer_leaves_no_byte_in_the_data_folder(tmp_path: Path) -> None:
+    """After `{"erased": N}`, no file of the store (the SQLite database and its log, Parquet
+    parts, replaced parts waiting in the trash) holds the id or a canary only their events
+    carried, whether the events were pending, compacted or merged."""
+    from send_metrics.operator.store import Maintainer
+
+    data = tmp_path / "data"
+    collector = start(data)
+    try:
+        rng = random.Random(21)
+        gone, kept = str(uuid.uuid4()), str(uuid.uuid4())
+        canary = "canary-build-7f3a"
+        maintainer = Maintainer(data)  # compaction as the collector's workers run it
+        try:
+            for round_ in range(MERGE_ROUNDS):
+                batch = [event(rng, gone, days=0.001, command=canary) for _ in range(5)]
+                batch += [event(rng, kept, days=0.001) for _ in range(5)]
+                assert collector.post("/v1/events", json.dumps(batch).encode()).status == 200
+                if round_ < MERGE_ROUNDS - 1:
+                    maintainer.compact(force=True)  # the last round stays pending
+        finally:
+            maintainer.close()
+        assert _files_holding(data, gone, canary)  # the test would see them
+        answer = collector.post("/v1/erase", json.dumps({"anonymous_id": gone}).encode())
+        assert answer.status == 200 and answer.json == {"erased": 5 * MERGE_ROUNDS}
+        assert _files_holding(data, gone, canary) == []
+        assert len(stored(data)) == 5 * MERGE_ROUNDS
+    finally:
+        collector.stop()
+    assert _files_holding(data, gone, canary) == []
+
+
+MERGE_ROUNDS = 10  # more parts of one day than MERGE_AT: a merge leaves replaced files
+
+
+def test_the_store_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """The folder the collector makes is 0700 and every file in it 0600: the database, its
+    -wal and -shm, locks, and the Parquet parts its workers write at compaction."""
+    import stat
+
+    from send_metrics.operator.store import COMPACT_ROWS
+
+    data = tmp_path / "data"
+    collector = start(data)
+    try:
+        sent = events(COMPACT_ROWS + 100, seed=31, days=0.5)
+        for at in range(0, len(sent), 2000):
+            body = json.dumps(sent[at : at + 2000]).encode()
+            assert collector.post("/v1/events", body).status == 200
+        deadline = time.monotonic() + 120
+        while not list(data.glob("events/day=*/*.parquet")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        made = sorted(data.rglob("*"))
+        names = {p.name for p in made}
+        assert {"ingest.sqlite3", "ingest.sqlite3-wal", "ingest.sqlite3-shm"} <= names
+        assert any(p.suffix == ".parquet" for p in made)
+        modes = {str(p.relative_to(data)): stat.S_IMODE(p.stat().st_mode) for p in made}
+        assert {name: mode for name, mode in modes.items() if mode not in (0o600, 0o700)} == {}
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        for path in made:
+            assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600)
+    finally:
+        collector.stop()
+    data.chmod(0o755)  # an operator's folder open to others: said at start
+    again = start(data)
+    try:
+        assert "open to other users" in again.output()
+    finally:
+        again.stop()
+
+
 # ---- de-duplication, retention, reading while writing ----
 
 
@@ -446,6 +527,7 @@ def test_startup_says_when_any_sender_is_accepted(tmp_path: Path) -> None:
     collector = start(tmp_path / "data", ())
     try:
         assert "ANY sender" in collector.output()
+        assert "/v1/erase" in collector.output()
         assert (
             collector.post("/", json.dumps(event(random.Random(1))).encode(), key=None).status
             == 200
@@ -457,6 +539,20 @@ def test_startup_says_when_any_sender_is_accepted(tmp_path: Path) -> None:
         assert "ANY sender" not in keyed.output()
     finally:
         keyed.stop()
+
+
+def test_sigterm_stops_the_collector_cleanly(tmp_path: Path) -> None:
+    """SIGTERM: requests finished, the store and the worker pool closed, exit status 0, and
+    no warning (uvicorn re-raises the signal after its graceful stop; that killed the process
+    before its cleanup and left the pool's semaphores to the resource tracker)."""
+    collector = start(tmp_path / "data")
+    one = event(random.Random(8), days=1)
+    assert collector.post("/v1/events", json.dumps(one).encode()).status == 200
+    collector.stop()
+    assert collector.proc.returncode == 0
+    lines = collector.output().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("send_metrics collect: listening"), lines
+    assert [e["message_id"] for e in stored(tmp_path / "data")] == [one["message_id"]]
 
 
 def test_a_second_collector_on_the_same_folder_is_refused(running) -> None:
@@ -516,3 +612,16 @@ def test_collect_with_an_unreachable_clickhouse_says_so_in_one_line() -> None:
     done = sm("collect", "--port", "0", "--clickhouse", "http://127.0.0.1:9/")
     assert done.returncode != 0 and "ClickHouse" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_clickhouse_url_from_the_environment_never_shows_its_password() -> None:
+    """SEND_METRICS_CLICKHOUSE_URL keeps the password out of `ps`; collect and report use it
+    and neither prints the password."""
+    url = "http://reader:pw-canary-9c1e@127.0.0.1:9/metrics"
+    env = {**os.environ, "SEND_METRICS_CLICKHOUSE_URL": url}
+    done = sm("collect", "--port", "0", env=env)
+    assert done.returncode != 0 and "ClickHouse at 127.0.0.1" in done.stderr
+    shown = sm("report", env=env)
+    assert shown.returncode != 0 and "ClickHouse at 127.0.0.1" in shown.stderr
+    for run in (done, shown):
+        assert "pw-canary" not in run.stdout + run.stderr and "Traceback" not in run.stderr

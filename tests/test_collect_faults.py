@@ -6,6 +6,7 @@ duplicate, never an acknowledged event lost, never a request's content in the lo
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import os
@@ -299,6 +300,81 @@ def test_bodies_sent_too_slowly_do_not_hold_the_collector(running) -> None:
     finally:
         for sock in stalled:
             sock.close()
+
+
+def test_headers_trickled_slowly_do_not_hold_the_collector(running) -> None:
+    """300 keyless connections each trickling a header line every 2 s (more than the
+    collector's 256 connections): they are closed once their headers are late, and a sender
+    gets its events stored while the attack goes on."""
+    trickling: list[socket.socket] = []
+    for _ in range(300):
+        sock = socket.create_connection(("127.0.0.1", running.port))
+        sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\n")
+        trickling.append(sock)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.wait(2):
+            for sock in trickling:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"X-a: b\r\n")
+
+    thread = threading.Thread(target=trickle)
+    thread.start()
+    one = event(random.Random(3), days=1)
+    statuses = []
+    try:
+        for _ in range(20):  # a sender retrying on 503, as every client of ours does
+            try:
+                answer = running.post("/v1/events", json.dumps(one).encode(), timeout=10)
+                statuses.append(answer.status)
+            except OSError as exc:
+                statuses.append(type(exc).__name__)
+            if statuses[-1] == 200:
+                break
+            time.sleep(3)
+        assert statuses[-1] == 200, statuses
+        closed = 0
+        for sock in trickling:
+            sock.settimeout(5)
+            with contextlib.suppress(OSError):
+                closed += sock.recv(1) == b""
+        assert closed == len(trickling)
+    finally:
+        stop.set()
+        thread.join()
+        for sock in trickling:
+            sock.close()
+    assert [e["message_id"] for e in stored(running.data)] == [one["message_id"]]
+
+
+def test_an_event_dated_more_than_a_day_ahead_is_a_400_naming_the_field(running) -> None:
+    """It would be kept past any --retention-days; a clock a few hours ahead is fine."""
+    rng = random.Random(4)
+    ahead = time.time() + 2 * 86400
+    late = time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime(ahead))
+    answer = running.post("/v1/events", json.dumps(event(rng, start_time=late)).encode())
+    assert answer.status == 400 and "start_time" in answer.json["message"]
+    soon = time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime(time.time() + 3 * 3600))
+    fine = event(rng, start_time=soon)
+    assert running.post("/v1/events", json.dumps(fine).encode()).status == 200
+    assert [e["message_id"] for e in stored(running.data)] == [fine["message_id"]]
+
+
+def test_an_otlp_attribute_key_twice_is_a_400(running) -> None:
+    """Which value would count is anyone's guess: refused, in JSON and in protobuf."""
+    from google.protobuf.json_format import ParseDict
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+    doc = sinks.otlp_request([event(random.Random(5))])
+    record = doc["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
+    record["attributes"].append(dict(record["attributes"][0]))
+    answer = running.post("/v1/logs", json.dumps(doc).encode())
+    assert answer.status == 400 and "twice" in answer.json["message"]
+    proto = ParseDict(doc, logs_service_pb2.ExportLogsServiceRequest()).SerializeToString()
+    answer = running.post("/v1/logs", proto, {"Content-Type": "application/x-protobuf"})
+    assert answer.status == 400
+    assert stored(running.data) == []
 
 
 def test_wrong_keys_are_401_and_never_logged(running) -> None:

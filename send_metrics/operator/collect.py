@@ -44,6 +44,8 @@ DEFAULT_PORT = 4318  # the OTLP/HTTP port: an otlp sink's default endpoint finds
 MAX_BODY = 8 << 20  # bytes of a request body, as sent and once decompressed
 BUFFER_BUDGET = 64 << 20  # bytes of bodies being read at once, across all requests
 BODY_SECONDS = 30.0  # a body must arrive within this
+HEADER_SECONDS = 10.0  # a request's headers must arrive within this (from connecting, or the
+# previous answer on a kept-alive connection): a trickle of header lines holds no connection
 WORKERS = 4  # requests decoded and waiting for storage at once (bounds parsed events in memory)
 DECODERS = 2  # worker processes that decode bodies and run maintenance (the GIL is per process)
 GROUP_EVENTS = 10_000  # events the writer stores in one transaction at most
@@ -479,6 +481,50 @@ class Collector:
         self.writer.close()
 
 
+def header_deadline_protocol() -> type[Any]:
+    """uvicorn's HTTP protocol with a deadline on request headers: a connection whose next
+    request's headers are not complete HEADER_SECONDS after it opened (or after the previous
+    answer) is closed. uvicorn bounds neither, so keyless connections trickling header lines
+    would hold every connection slot (limit_concurrency) for ever."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class HeaderDeadline(HttpToolsProtocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(HEADER_SECONDS, self._late)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _late(self) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self.timeout_keep_alive_task is not None:  # idle now, not a pipelined request
+                self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderDeadline
+
+
 def _json(status: int, doc: Any, headers: dict[str, str] | None = None) -> Any:
     from starlette.responses import Response
 
@@ -497,8 +543,20 @@ def open_backend(options: Options) -> Backend:
 
 def serve(options: Options, announce: Callable[[str], None]) -> None:
     """Run the collector until SIGINT or SIGTERM; everything acknowledged is stored by then."""
+    import os
+    import signal
+    import stat
+
     import uvicorn
 
+    os.umask(0o077)  # the store's files (SQLite's -wal and -shm too), workers' too: 0600
+    if not options.clickhouse and options.data.is_dir():
+        mode = options.data.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            warn(
+                f"collect: {options.data} is open to other users (mode {stat.filemode(mode)});"
+                f" its files are not: chmod 700 {options.data} hides their names too"
+            )
     pool = worker_pool(DECODERS)
     try:
         backend = open_backend(options)
@@ -516,6 +574,7 @@ def serve(options: Options, announce: Callable[[str], None]) -> None:
         log_level="warning",
         access_log=False,  # a request line is no one's business but the operator's proxy's
         lifespan="off",
+        http=header_deadline_protocol(),
         limit_concurrency=256,  # connections beyond: 503 at once
         timeout_keep_alive=5,
         server_header=False,
@@ -529,10 +588,17 @@ def serve(options: Options, announce: Callable[[str], None]) -> None:
     if options.keys:
         announce(f"Accepting requests that present one of {len(options.keys)} keys.")
     else:
-        announce("No --write-key given: accepting events from ANY sender that can reach this port.")
+        announce(
+            "No --write-key given: accepting events from ANY sender that can reach this port,"
+            f" and erasures ({ERASE_PATH}) too."
+        )
+    # uvicorn stops gracefully on SIGTERM, then raises it again: with the default handler the
+    # process would die there, before the cleanup below (the workers' semaphores leaked)
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         server.run()
     finally:
+        signal.signal(signal.SIGTERM, previous)
         with contextlib.suppress(Exception):
             maintenance.close()
             collector.close()

@@ -14,7 +14,7 @@ import math
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -320,12 +320,18 @@ _WHOLE = frozenset(
 )
 
 
+FUTURE_SLACK = timedelta(days=1)  # clocks ahead by less than this are taken as they are
+
+
 def _storable(event: Event) -> str | None:
     """The limits of the store beyond the schema: times with an offset, integers in range."""
     for name in TIME_FIELDS:
         value = event.get(name)
         if value is not None and parse_time(value) is None:
             return f"{name}: not a date-time with a UTC offset after 1970"
+    start = parse_time(event["start_time"]) if event.get("start_time") is not None else None
+    if start is not None and start > datetime.now(UTC) + FUTURE_SLACK:
+        return "start_time: more than a day in the future"  # it would outlive retention
     for name, value in event.items():
         if type(value) is float and name in _WHOLE:  # the schema took it as an integer
             event[name] = value = int(value)
@@ -444,6 +450,8 @@ def _json_pairs(pairs: Any) -> dict[str, Any]:
     for pair in pairs:
         if type(pair) is not dict or type(pair.get("key")) is not str:
             raise BadRequest("an attribute has no key")
+        if pair["key"] in found:
+            raise BadRequest("an attribute key appears twice in one list")
         found[pair["key"]] = _json_any(pair.get("value", {}))
     return found
 
@@ -498,7 +506,12 @@ def _proto_any(value: Any) -> Any:
 
 
 def _proto_pairs(pairs: Iterable[Any]) -> dict[str, Any]:
-    return {pair.key: _proto_any(pair.value) for pair in pairs}
+    found: dict[str, Any] = {}
+    for pair in pairs:
+        if pair.key in found:
+            raise BadRequest("an attribute key appears twice in one list")
+        found[pair.key] = _proto_any(pair.value)
+    return found
 
 
 def from_otlp_protobuf(body: bytes) -> list[Event]:

@@ -222,6 +222,7 @@ def _connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
     else:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = FULL")  # the WAL is fsynced at every commit
+        db.execute("PRAGMA secure_delete = ON")  # deleted rows are overwritten, not left free
     return db
 
 
@@ -501,6 +502,7 @@ class Maintainer:
                 if len(rows) < COMPACT_BATCH:
                     break
             self._merge()
+            self._scrub()  # the moved rows' copies in the log
             return moved
 
     def _write_part(self, rows: list[tuple[Any, ...]], last_seq: int) -> None:
@@ -626,6 +628,8 @@ class Maintainer:
                     "DELETE FROM pending WHERE anonymous_id = ?", (anonymous_id,)
                 )
                 erased += done.rowcount
+            self._empty_trash(0.0)  # the replaced files, and older merged ones, held the events
+            self._scrub()
             return erased
 
     def expire(self, older_than_days: int) -> int:
@@ -644,20 +648,33 @@ class Maintainer:
                     [(p, now) for part in old for p in (part[2], part[3])],
                 )
                 self._maint_db.execute("DELETE FROM seen WHERE day < ?", (cutoff,))
+            if gone:
+                self._empty_trash(0.0)
+                self._scrub()
             return gone
 
     def empty_trash(self, grace: float = GRACE_S) -> int:
         """Delete replaced files once no report can still be reading them."""
         with self._maint_lock:
-            due = self._maint_db.execute(
-                "SELECT path FROM trash WHERE dropped <= ?", (time.time() - grace,)
-            ).fetchall()
-            for (path,) in due:
-                with contextlib.suppress(FileNotFoundError):
-                    (self.folder / path).unlink()
-            with _transaction(self._maint_db):
-                self._maint_db.executemany("DELETE FROM trash WHERE path = ?", due)
-            return len(due)
+            return self._empty_trash(grace)
+
+    def _empty_trash(self, grace: float) -> int:
+        due = self._maint_db.execute(
+            "SELECT path FROM trash WHERE dropped <= ?", (time.time() - grace,)
+        ).fetchall()
+        for (path,) in due:
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / path).unlink()
+        with _transaction(self._maint_db):
+            self._maint_db.executemany("DELETE FROM trash WHERE path = ?", due)
+        return len(due)
+
+    def _scrub(self) -> None:
+        """Copy the write-ahead log into the database and truncate it to nothing: deleted rows
+        (overwritten there by secure_delete) leave no copy in the log either. A reader holding
+        an old snapshot makes this wait (busy_timeout), then it is done at the next call."""
+        with contextlib.suppress(sqlite3.Error):
+            self._maint_db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def remove_orphans(self) -> None:
         """Files a crash left between writing a part and listing it: never listed, so never
