@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from html import escape
 
 from send_metrics.operator.report import CommandWeek, Counts, Report
-from send_metrics.operator.report_text import TOP_TARGETS, iso_week, summary_line
+from send_metrics.operator.report_text import OTHER, TOP_TARGETS, iso_week, summary_line
 from send_metrics.report_html import PALETTE, Scale, document, duration_ticks
 from send_metrics.stats_text import human
 
@@ -173,16 +173,16 @@ def _sections(report: Report) -> list[str]:
         f"{_bars(failure_rows, 'failed')}</section>"
     )
     targets = sorted(
-        (t for t in report.targets if not t.counts.suppressed),
+        (t for t in report.targets if not t.suppressed),
         key=lambda t: (-(t.p50_ms or 0), t.name),
     )[:TOP_TARGETS]
-    hidden = sum(t.counts.suppressed for t in report.targets)
+    hidden = sum(t.suppressed for t in report.targets)
     target_rows = [
         (
             t.name,
             t.p50_ms,
-            f"p50 {human(t.p50_ms or 0)}, p90 {human(t.p90_ms or 0)}, critical in "
-            f"{(t.critical or 0) / (t.counts.runs or 1) * 100:.0f}% of {t.counts.runs} runs",
+            f"p50 {human(t.p50_ms or 0)}, p90 {human(t.p90_ms or 0)}, critical in about "
+            f"{(t.critical_share or 0) * 100:.0f}% of its runs",
             f'data-target="{escape(t.name)}"',
         )
         for t in targets
@@ -237,12 +237,9 @@ def _tables(report: Report) -> str:
     shares = []
     for dimension in dict.fromkeys(s.dimension for s in report.shares):
         parts = [
-            f"{escape(s.value or '(unset)')}: "
-            + (
-                '<span class="suppressed">suppressed</span>'
-                if s.suppressed
-                else f"{s.developers} developers, {s.runs} runs"
-            )
+            f'<span class="suppressed">{OTHER}</span>'
+            if s.value is None
+            else f"{escape(s.value or '(unset)')}: {s.developers} developers"
             for s in report.shares
             if s.dimension == dimension
         ]
