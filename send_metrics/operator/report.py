@@ -195,9 +195,10 @@ def build(read: Reader, opts: Options) -> Report:
     developers, runs, failures = (read(sql.total) or [(0, 0, 0)])[0]
     week_rows = [(_date(w), _int(d), _int(r), _int(f)) for w, d, r, f in read(sql.weeks)]
     # A week is hidden by its own count only, the same in every window; the period's total is
-    # shown only as the sum of shown weeks, so it adds nothing a difference could use.
+    # shown only as the sum of shown weeks (each of k developers or more, so it is too), and
+    # adds nothing a difference of two windows could use.
     hidden_weeks = {w for w, d, _, _ in week_rows if primary(d, k)}
-    total_hidden = primary(_int(developers), k) or bool(hidden_weeks)
+    total_hidden = bool(hidden_weeks)
     total = _counts(developers, runs, failures, total_hidden)
     weeks = [Week(w, _counts(d, r, f, w in hidden_weeks)) for w, d, r, f in week_rows]
 
