@@ -619,6 +619,11 @@ def test_hostile_names_reach_no_terminal_and_no_spreadsheet_formula(tmp_path: Pa
     control = [ch for ch in screen if ch != "\n" and (ord(ch) < 32 or 127 <= ord(ch) < 160)]
     assert not control
     assert "evil\\x1b]0;PWNED\\x07\\x1b[2J\\x1b[31mRED\\x9b" in screen
+    from send_metrics.operator import report_html
+
+    page = report_html.page(made)
+    assert not [ch for ch in page if ch not in "\n\t" and (ord(ch) < 32 or 127 <= ord(ch) < 160)]
+    assert "evil\\x1b]0;PWNED\\x07" in page
     rows = list(csv.reader(io.StringIO(report_text.as_csv(made), newline="")))
     cells = [cell for row in rows[1:] for cell in row]
     assert not [c for c in cells if c.startswith(("=", "+", "@", "\t", "\r"))]

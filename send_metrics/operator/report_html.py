@@ -13,7 +13,13 @@ from datetime import UTC, date, datetime
 from html import escape
 
 from send_metrics.operator.report import CommandWeek, Counts, Report
-from send_metrics.operator.report_text import OTHER, TOP_TARGETS, iso_week, summary_line
+from send_metrics.operator.report_text import (
+    OTHER,
+    TOP_TARGETS,
+    iso_week,
+    printable,
+    summary_line,
+)
 from send_metrics.report_html import PALETTE, Scale, document, duration_ticks
 from send_metrics.stats_text import human
 
@@ -287,4 +293,6 @@ def page(report: Report, title: str = "Team report") -> str:
         f'<h1>{escape(title)}</h1><p class="sub">{summary}</p>'
         f'<p class="note">{escape(note)}</p>{content}'
     )
-    return document(title, _CSS, body, _SCRIPT)
+    # Names are escaped for HTML; their control characters are made visible too, so that
+    # `--html -` on a terminal runs no escape sequence.
+    return printable(document(title, _CSS, body, _SCRIPT), keep="\n\t")

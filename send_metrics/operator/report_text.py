@@ -41,10 +41,12 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
-def printable(name: str) -> str:
+def printable(name: str, keep: str = "") -> str:
     """A sender's name for a terminal: C0, DEL and C1 controls (escape sequences, bells)
-    written as visible `\\xNN` text."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", name)
+    written as visible `\\xNN` text; `keep`: controls left as they are (a page's newlines)."""
+    return _CONTROL.sub(
+        lambda m: m.group() if m.group() in keep else f"\\x{ord(m.group()):02x}", name
+    )
 
 
 def csv_safe(value: Any) -> Any:
