@@ -685,7 +685,11 @@ def collect(
     show_default=True,
     help="With --clickhouse: our table, or the OpenTelemetry exporter's (otel_logs).",
 )
-@click.option("--since", metavar="DATE|4w", help="Start of the period (default: --weeks back).")
+@click.option(
+    "--since",
+    metavar="DATE|4w",
+    help="Start of the period, rounded down to the Monday of its ISO week (default: --weeks back).",
+)
 @click.option("--weeks", default=12, show_default=True, type=click.IntRange(1, 520))
 @click.option(
     "--idle-weeks",

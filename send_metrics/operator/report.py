@@ -2,7 +2,14 @@
 
 The numbers come from the SQL in `report_sql` (one text per number), read through a `Reader`:
 the embedded store's DuckDB connection, or ClickHouse (`clickhouse.py`). Everything the report
-publishes passes through `suppression`: a hidden cell keeps its name and loses every number.
+publishes passes through `suppression`: a hidden cell loses every number.
+
+Only week cells and cells inside a week carry counts that add up; a number over the whole
+period is published only when every week it sums is, and `--since` starts at a Monday, so the
+difference of two reports' windows is always a sum of published week cells. Targets publish no
+counts at all (percentiles and a rounded critical-path share), idle commands only their name
+and last week, breakdowns only developer counts, and a hidden breakdown value's name goes into
+one "other" row.
 """
 
 from __future__ import annotations
@@ -74,35 +81,43 @@ class CommandWeek(NamedTuple):
     regression: bool
 
 
+CRITICAL_STEP = 0.1  # a target's critical-path share is published to the nearest 10 %
+
+
 class Target(NamedTuple):
-    """A make target over the period, across everyone's traced runs."""
+    """A make target over the period, across everyone's traced runs: no count (it would add up
+    with the command cells its runs are in), only its percentiles and the share of its runs on
+    the critical path, rounded to `CRITICAL_STEP`; all None when fewer than k developers ran it."""
 
     name: str
-    counts: Counts
-    critical: int | None
     p50_ms: float | None
     p90_ms: float | None
-
-
-class Idle(NamedTuple):
-    """A command run in the period but by nobody since `Options.idle_since`."""
-
-    command: str
-    last_week: date
-    developers: int | None
-
-
-class Share(NamedTuple):
-    """One value of a breakdown (OS, arch, CI or local, tool and app versions)."""
-
-    dimension: str
-    value: str
-    developers: int | None
-    runs: int | None
+    critical_share: float | None
 
     @property
     def suppressed(self) -> bool:
-        return self.runs is None
+        return self.p50_ms is None
+
+
+class Idle(NamedTuple):
+    """A command run in the period but by nobody since `Options.idle_since`: its name and the
+    week it last ran, no count."""
+
+    command: str
+    last_week: date
+
+
+class Share(NamedTuple):
+    """One value of a breakdown (OS, arch, CI or local, tool and app versions) and its distinct
+    developers; `value` None: the values hidden in this breakdown, together, nameless."""
+
+    dimension: str
+    value: str | None
+    developers: int | None
+
+    @property
+    def suppressed(self) -> bool:
+        return self.developers is None
 
 
 class Report(NamedTuple):
@@ -122,9 +137,8 @@ class Report(NamedTuple):
         return (
             sum(w.counts.suppressed for w in self.weeks)
             + sum(c.counts.suppressed for c in self.commands)
-            + sum(t.counts.suppressed for t in self.targets)
+            + sum(t.suppressed for t in self.targets)
             + sum(s.suppressed for s in self.shares)
-            + sum(i.developers is None for i in self.idle)
         )
 
 
@@ -142,10 +156,11 @@ def options(
     idle_weeks: int = DEFAULT_IDLE_WEEKS,
     **rest: Any,
 ) -> Options:
-    """The period: from `since`, or from the Monday `weeks` ISO weeks back (this one counted),
+    """The period: from the Monday of `since`'s ISO week (whole weeks only, so that two windows
+    differ by whole week cells), or from the Monday `weeks` ISO weeks back (this one counted),
     up to `now`; commands are idle when nobody ran them in the last `idle_weeks` weeks."""
     this_week = monday(now)
-    start = since if since is not None else this_week - timedelta(weeks=weeks - 1)
+    start = monday(since) if since is not None else this_week - timedelta(weeks=weeks - 1)
     idle_since = this_week - timedelta(weeks=idle_weeks - 1)
     return Options(start, now, idle_since, **rest)
 
@@ -173,16 +188,18 @@ def _counts(developers: Any, runs: Any, failures: Any, hidden: bool) -> Counts:
 
 
 def build(read: Reader, opts: Options) -> Report:
-    """Run every query, then suppress: the period, its weeks, each week's commands, each
-    breakdown (groups with a total), the targets and idle commands (cells alone)."""
+    """Run every query, then suppress: weeks alone, the period only when all its weeks are
+    shown, each week's commands and each breakdown (groups with a total), targets alone."""
     k = opts.min_developers
     sql = report_sql.queries(_naive(opts.since), _naive(opts.until), _naive(opts.idle_since))
     developers, runs, failures = (read(sql.total) or [(0, 0, 0)])[0]
-    total_hidden = primary(_int(developers), k)
-    total = _counts(developers, runs, failures, total_hidden)
-
     week_rows = [(_date(w), _int(d), _int(r), _int(f)) for w, d, r, f in read(sql.weeks)]
-    hidden_weeks = protect([Member(w, d, r) for w, d, r, _ in week_rows], k, total_hidden)
+    # A week is hidden by its own count only, the same in every window; the period's total is
+    # shown only as the sum of shown weeks (each of k developers or more, so it is too), and
+    # adds nothing a difference of two windows could use.
+    hidden_weeks = {w for w, d, _, _ in week_rows if primary(d, k)}
+    total_hidden = bool(hidden_weeks)
+    total = _counts(developers, runs, failures, total_hidden)
     weeks = [Week(w, _counts(d, r, f, w in hidden_weeks)) for w, d, r, f in week_rows]
 
     cells = [
@@ -202,30 +219,27 @@ def build(read: Reader, opts: Options) -> Report:
         change, flagged = _regression(p50, r, published.get((w - timedelta(weeks=1), c)), opts)
         commands.append(CommandWeek(w, c, _counts(d, r, f, False), p50, p90, change, flagged))
 
-    targets = []
-    for name, d, r, f, crit, p50, p90 in read(sql.targets):
-        small = primary(_int(d), k)
-        targets.append(
-            Target(
-                str(name),
-                _counts(d, r, f, small),
-                None if small else _int(crit),
-                None if small else _ms(p50),
-                None if small else _ms(p90),
-            )
-        )
-    idle = [
-        Idle(str(c), _date(w), None if primary(_int(d), k) else _int(d))
-        for c, w, d in read(sql.idle)
+    targets = [
+        Target(str(name), None, None, None)
+        if primary(_int(d), k)
+        else Target(str(name), _ms(p50), _ms(p90), _share(_int(crit), _int(r)))
+        for name, d, r, _, crit, p50, p90 in read(sql.targets)
     ]
+    idle = [Idle(str(c), _date(w)) for c, w, _ in read(sql.idle)]
     shares = []
     for name, text in sql.dimensions.items():
         rows = [("" if v is None else str(v), _int(d), _int(r)) for v, d, r in read(text)]
         gone = protect([Member(v, d, r) for v, d, r in rows], k, total_hidden)
-        shares += [
-            Share(name, v, None, None) if v in gone else Share(name, v, d, r) for v, d, r in rows
-        ]
+        shares += [Share(name, v, d) for v, d, _ in rows if v not in gone]
+        if gone:
+            shares.append(Share(name, None, None))
     return Report(opts, total, weeks, commands, targets, idle, shares)
+
+
+def _share(critical: int, runs: int) -> float:
+    """The share of a target's runs on the critical path, to the nearest `CRITICAL_STEP`."""
+    steps = round(critical / runs / CRITICAL_STEP) if runs else 0
+    return round(steps * CRITICAL_STEP, 2)
 
 
 def _regression(

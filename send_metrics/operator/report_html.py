@@ -15,7 +15,13 @@ from html import escape
 from send_metrics.local.report_html import PALETTE, Scale, document, duration_ticks
 from send_metrics.local.stats_text import human
 from send_metrics.operator.report import CommandWeek, Counts, Report
-from send_metrics.operator.report_text import TOP_TARGETS, iso_week, summary_line
+from send_metrics.operator.report_text import (
+    OTHER,
+    TOP_TARGETS,
+    iso_week,
+    printable,
+    summary_line,
+)
 
 _W, _H = 320, 170  # one small chart's drawing box: about its size on screen, phone or desktop
 _LEFT, _RIGHT, _TOP, _BOTTOM = 52, 10, 12, 26
@@ -173,16 +179,16 @@ def _sections(report: Report) -> list[str]:
         f"{_bars(failure_rows, 'failed')}</section>"
     )
     targets = sorted(
-        (t for t in report.targets if not t.counts.suppressed),
+        (t for t in report.targets if not t.suppressed),
         key=lambda t: (-(t.p50_ms or 0), t.name),
     )[:TOP_TARGETS]
-    hidden = sum(t.counts.suppressed for t in report.targets)
+    hidden = sum(t.suppressed for t in report.targets)
     target_rows = [
         (
             t.name,
             t.p50_ms,
-            f"p50 {human(t.p50_ms or 0)}, p90 {human(t.p90_ms or 0)}, critical in "
-            f"{(t.critical or 0) / (t.counts.runs or 1) * 100:.0f}% of {t.counts.runs} runs",
+            f"p50 {human(t.p50_ms or 0)}, p90 {human(t.p90_ms or 0)}, critical in about "
+            f"{(t.critical_share or 0) * 100:.0f}% of its runs",
             f'data-target="{escape(t.name)}"',
         )
         for t in targets
@@ -237,12 +243,9 @@ def _tables(report: Report) -> str:
     shares = []
     for dimension in dict.fromkeys(s.dimension for s in report.shares):
         parts = [
-            f"{escape(s.value or '(unset)')}: "
-            + (
-                '<span class="suppressed">suppressed</span>'
-                if s.suppressed
-                else f"{s.developers} developers, {s.runs} runs"
-            )
+            f'<span class="suppressed">{OTHER}</span>'
+            if s.value is None
+            else f"{escape(s.value or '(unset)')}: {s.developers} developers"
             for s in report.shares
             if s.dimension == dimension
         ]
@@ -290,4 +293,6 @@ def page(report: Report, title: str = "Team report") -> str:
         f'<h1>{escape(title)}</h1><p class="sub">{summary}</p>'
         f'<p class="note">{escape(note)}</p>{content}'
     )
-    return document(title, _CSS, body, _SCRIPT)
+    # Names are escaped for HTML; their control characters are made visible too, so that
+    # `--html -` on a terminal runs no escape sequence.
+    return printable(document(title, _CSS, body, _SCRIPT), keep="\n\t")

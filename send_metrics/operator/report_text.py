@@ -1,12 +1,15 @@
 """What `report` prints: the terminal summary, `--json` and `--csv`, from `report.Report`.
 A suppressed number is never printed: the terminal shows `SUPPRESSED_MARK`, JSON a null with
-`"suppressed": true`, CSV the word `suppressed`."""
+`"suppressed": true`, CSV the word `suppressed`. Names come from senders: the terminal gets
+them with control characters made visible, the CSV with formula starts neutralised; JSON keeps
+them exact."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 import textwrap
 from collections.abc import Sequence
 from datetime import date
@@ -15,7 +18,7 @@ from typing import Any
 from send_metrics.local.stats_text import human
 from send_metrics.operator.report import Counts, Report
 
-REPORT_FORMAT = 1  # raised when a `--json` key or `--csv` column changes meaning or goes away
+REPORT_FORMAT = 2  # raised when a `--json` key or `--csv` column changes meaning or goes away
 SUPPRESSED = "suppressed"
 SUPPRESSED_MARK = "supp"
 CSV_COLUMNS = (
@@ -28,11 +31,30 @@ CSV_COLUMNS = (
     "failure_rate",
     "p50_ms",
     "p90_ms",
-    "critical",
+    "critical_share",
     "change",
     "regression",
 )
 TOP_TARGETS = 10
+OTHER = "other (suppressed)"  # the hidden values of a breakdown, together, nameless
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def printable(name: str, keep: str = "") -> str:
+    """A sender's name for a terminal: C0, DEL and C1 controls (escape sequences, bells)
+    written as visible `\\xNN` text; `keep`: controls left as they are (a page's newlines)."""
+    return _CONTROL.sub(
+        lambda m: m.group() if m.group() in keep else f"\\x{ord(m.group()):02x}", name
+    )
+
+
+def csv_safe(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text starting with = + - @ tab or CR gets a `'`
+    in front (OWASP's advice against formula injection); numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA):
+        return "'" + value
+    return value
 
 
 def iso_week(monday: date) -> str:
@@ -43,6 +65,10 @@ def iso_week(monday: date) -> str:
 
 def _pct(value: float | None) -> str:
     return SUPPRESSED_MARK if value is None else f"{value * 100:.1f}%"
+
+
+def _pct0(value: float | None) -> str:
+    return SUPPRESSED_MARK if value is None else f"{value * 100:.0f}%"
 
 
 def _n(value: int | None) -> str:
@@ -70,11 +96,13 @@ def summary_line(report: Report, app: str = "") -> str:
     who = f"{app}: " if app else ""
     if total.runs == 0:
         return f"{who}{span}: no runs recorded."
-    if total.suppressed:
+    if total.suppressed and all(w.counts.suppressed for w in report.weeks):
         return (
             f"{who}{span}: fewer than {opts.min_developers} developers in all; every number "
             "is suppressed."
         )
+    if total.suppressed:
+        return f"{who}{span}: totals suppressed (they would add up a suppressed week)."
     return (
         f"{who}{span}: {total.developers} developers, {total.runs} runs, "
         f"{_pct(total.failure_rate)} failed."
@@ -109,7 +137,7 @@ def text(report: Report, app: str = "", width: int = 80) -> list[str]:
     latest = report.weeks[-1].week
     rows = [
         (
-            c.command,
+            printable(c.command),
             _n(c.counts.developers),
             _n(c.counts.runs),
             _pct(c.counts.failure_rate),
@@ -131,26 +159,19 @@ def text(report: Report, app: str = "", width: int = 80) -> list[str]:
     ]
     for c in flagged:
         lines.append(
-            f"  {iso_week(c.week)}  {c.command}  p50 {_ms(c.p50_ms)} ({c.change or 0:+.0%})"
+            f"  {iso_week(c.week)}  {printable(c.command)}  "
+            f"p50 {_ms(c.p50_ms)} ({c.change or 0:+.0%})"
         )
     shown = sorted(
-        (t for t in report.targets if not t.counts.suppressed),
-        key=lambda t: (-(t.p50_ms or 0), t.name),
+        (t for t in report.targets if not t.suppressed), key=lambda t: (-(t.p50_ms or 0), t.name)
     )
     hidden = len(report.targets) - len(shown)
     if report.targets:
         lines += ["", "Slowest make targets (by p50, over the period):"]
         lines += _table(
-            ("target", "developers", "runs", "p50", "p90", "critical path"),
+            ("target", "p50", "p90", "critical path"),
             [
-                (
-                    t.name,
-                    _n(t.counts.developers),
-                    _n(t.counts.runs),
-                    _ms(t.p50_ms),
-                    _ms(t.p90_ms),
-                    f"{(t.critical or 0) / (t.counts.runs or 1) * 100:.0f}%",
-                )
+                (printable(t.name), _ms(t.p50_ms), _ms(t.p90_ms), _pct0(t.critical_share))
                 for t in shown[:TOP_TARGETS]
             ],
         )
@@ -159,17 +180,13 @@ def text(report: Report, app: str = "", width: int = 80) -> list[str]:
     idle_weeks = (report.options.until - report.options.idle_since).days // 7 + 1
     lines += ["", f"Not run by anyone in the last {idle_weeks} week(s): "]
     lines[-1] += (
-        ", ".join(f"{i.command} (last {iso_week(i.last_week)})" for i in report.idle) or "none."
+        ", ".join(f"{printable(i.command)} (last {iso_week(i.last_week)})" for i in report.idle)
+        or "none."
     )
-    lines += ["", "Who runs it (developers, share of runs):"]
+    lines += ["", "Who runs it (developers):"]
     for dimension in dict.fromkeys(s.dimension for s in report.shares):
         parts = [
-            f"{s.value or '(unset)'} "
-            + (
-                SUPPRESSED_MARK
-                if s.suppressed
-                else f"{s.developers} ({(s.runs or 0) / (report.total.runs or 1) * 100:.0f}%)"
-            )
+            OTHER if s.value is None else f"{printable(s.value) or '(unset)'} {s.developers}"
             for s in report.shares
             if s.dimension == dimension
         ]
@@ -222,30 +239,17 @@ def as_dict(report: Report) -> dict[str, Any]:
         "targets": [
             {
                 "name": t.name,
-                **_counts(t.counts),
-                "critical": t.critical,
                 "p50_ms": _round(t.p50_ms),
                 "p90_ms": _round(t.p90_ms),
+                "critical_share": t.critical_share,
+                "suppressed": t.suppressed,
             }
             for t in report.targets
         ],
-        "idle": [
-            {
-                "command": i.command,
-                "last_week": iso_week(i.last_week),
-                "developers": i.developers,
-                "suppressed": i.developers is None,
-            }
-            for i in report.idle
-        ],
+        "idle": [{"command": i.command, "last_week": iso_week(i.last_week)} for i in report.idle],
         "breakdowns": {
             dimension: [
-                {
-                    "value": s.value,
-                    "developers": s.developers,
-                    "runs": s.runs,
-                    "suppressed": s.suppressed,
-                }
+                {"value": s.value, "developers": s.developers, "suppressed": s.suppressed}
                 for s in report.shares
                 if s.dimension == dimension
             ]
@@ -273,7 +277,7 @@ def as_csv(report: Report) -> str:
             [
                 SUPPRESSED
                 if hidden and column not in ("section", "week", "name") and column in item
-                else ("" if values.get(column) is None else values.get(column))
+                else ("" if values.get(column) is None else csv_safe(values.get(column)))
                 for column in CSV_COLUMNS
             ]
         )
@@ -284,11 +288,11 @@ def as_csv(report: Report) -> str:
     for c in doc["commands"]:
         row("command", c, c["week"], c["command"])
     for t in doc["targets"]:
-        row("target", t, name=t["name"])
+        row("target", {k: v for k, v in t.items() if k != "name"}, name=t["name"])
     for i in doc["idle"]:
-        row("idle", {"developers": i["developers"], "suppressed": i["suppressed"]},
-            i["last_week"], i["command"])  # fmt: skip
+        row("idle", {}, i["last_week"], i["command"])
     for dimension, values in doc["breakdowns"].items():
         for s in values:
-            row(dimension, {k: v for k, v in s.items() if k != "value"}, name=s["value"])
+            name = OTHER if s["value"] is None else s["value"]
+            row(dimension, {k: v for k, v in s.items() if k != "value"}, name=name)
     return out.getvalue()
