@@ -327,28 +327,6 @@ def as_string(value: dict[str, Any]) -> str:
     return "" if raw is None else str(raw)
 
 
-def structured(value: Any) -> dict[str, Any]:
-    """An AnyValue for a JSON value with objects as key-value lists: the encoding of
-    make_targets that issue 21 gives the otlp sink (it sent Python repr text before)."""
-    if isinstance(value, dict):
-        return {
-            "kvlistValue": {
-                "values": [
-                    {"key": k, "value": structured(v)} for k, v in value.items() if v is not None
-                ]
-            }
-        }
-    if isinstance(value, list):
-        return {"arrayValue": {"values": [structured(v) for v in value]}}
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, int):
-        return {"intValue": str(value)}
-    if isinstance(value, float):
-        return {"doubleValue": value}
-    return {"stringValue": str(value)}
-
-
 def otel_logs_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows the exporter writes for our otlp sink's request carrying `events`: the sink's
     own request (`sinks.otlp_request`), flattened as the exporter does."""
@@ -356,7 +334,8 @@ def otel_logs_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     request = otlp_request(events)
     out = []
-    for resource_logs, source in zip(request["resourceLogs"], events, strict=True):
+    assert len(request["resourceLogs"]) == len(events)  # one resource per event
+    for resource_logs in request["resourceLogs"]:
         resource = {
             a["key"]: as_string(a["value"]) for a in resource_logs["resource"]["attributes"]
         }
@@ -364,13 +343,7 @@ def otel_logs_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for record in scope_logs["logRecords"]:
                 attributes = {}
                 for a in record["attributes"]:
-                    value = a["value"]
-                    key = a["key"]
-                    if key in ("send_metrics.make_targets", "send_metrics.make_file_targets"):
-                        items = value.get("arrayValue", {}).get("values", [])
-                        if value.get("stringValue") or any("stringValue" in v for v in items):
-                            value = structured(source[key.removeprefix("send_metrics.")])
-                    attributes[key] = as_string(value)
+                    attributes[a["key"]] = as_string(a["value"])
                 nanos = int(record["timeUnixNano"])
                 out.append(
                     {
